@@ -15,7 +15,27 @@ export type RuntimeErrorCode =
   | 'CONFIG_ERR_INVALID'
   | 'RUNTIME_ERR_CLOSED'
   | 'RUNTIME_ERR_ALREADY_STARTED'
-  | 'RUNTIME_ERR_AGENT_LOAD';
+  | 'RUNTIME_ERR_AGENT_LOAD'
+  // runMain
+  | 'RUNTIME_ERR_START_FAILED'
+  | 'RUNTIME_ERR_DRAIN_TIMEOUT'
+  | 'RUNTIME_ERR_CLOSE_FAILED'
+  | 'RUNTIME_ERR_UNCAUGHT'
+  | 'RUNTIME_ERR_DESTROY_TIMEOUT'
+  // StreamServer
+  | 'RUNTIME_ERR_NOT_STARTED'
+  | 'RUNTIME_ERR_LISTEN'
+  | 'RUNTIME_ERR_DRAINING'
+  | 'RUNTIME_ERR_TOO_MANY_SESSIONS'
+  | 'RUNTIME_ERR_BAD_HANDSHAKE'
+  | 'RUNTIME_ERR_BAD_REQUEST'
+  | 'RUNTIME_ERR_METHOD_NOT_ALLOWED'
+  | 'RUNTIME_ERR_NOT_FOUND'
+  | 'RUNTIME_ERR_HANDLER'
+  | 'RUNTIME_ERR_HEARTBEAT_TIMEOUT'
+  | 'RUNTIME_ERR_SLOW_READER'
+  | 'RUNTIME_ERR_MESSAGE_TOO_LARGE'
+  | 'RUNTIME_ERR_WS_PROTOCOL';
 
 /** All configuration problems found in one pass, reported together before any port is bound. */
 export class ConfigError extends CallgateError {
@@ -30,6 +50,13 @@ export class ConfigError extends CallgateError {
 export class ClosedError extends CallgateError {
   constructor(what: string) {
     super('RUNTIME_ERR_CLOSED', `${what} was closed and cannot be started again`);
+  }
+}
+
+/** `address()` or another live-only accessor was used before `start()` (or after close). */
+export class NotStartedError extends CallgateError {
+  constructor(what: string) {
+    super('RUNTIME_ERR_NOT_STARTED', `${what} is not listening`);
   }
 }
 
