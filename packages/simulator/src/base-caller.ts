@@ -1,0 +1,513 @@
+import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { Pacer, concatPcm, frameSamples, resample } from '@callgate/audio';
+import { WebSocket, type RawData } from 'ws';
+import { SimulatorError, connectError } from './errors.js';
+import { Playback } from './playback.js';
+import { computeTwilioSignature, urlWithoutQuery } from './signature.js';
+import { REPLY_RMS_THRESHOLD, computeReplies, windowRms } from './summary.js';
+import type { CallSummary, Provider, Segment, SimEvent } from './types.js';
+
+export const FRAME_MS = 20;
+/** Protocol errors kept per call; a worker that sends garbage 50 times a second must not grow memory. */
+const MAX_PROTOCOL_ERRORS = 100;
+/** How long a caller that hung up waits for the server's close frame before dropping the socket. */
+const CLOSE_WAIT_MS = 2000;
+
+export interface CallerOptions {
+  /** The stream URL to upgrade to. */
+  url: string;
+  callSid?: string;
+  accountSid?: string;
+  customParameters?: Record<string, string>;
+  /** Signs the upgrade with `X-Twilio-Signature` over `signatureUrl`. */
+  authToken?: string;
+  /** URL to sign; default `url` without its query string. */
+  signatureUrl?: string;
+  headers?: Record<string, string>;
+  connectTimeoutMs?: number;
+  /** Caller utterances for reply latency; default: one per `say()`. */
+  segments?: Segment[];
+  /** Before `connect()` resolves: reject with SIM_ERR_ABORTED. Afterwards: `hangup()`. */
+  signal?: AbortSignal;
+  onEvent?: (e: SimEvent) => void;
+}
+
+/** Counters a provider-specific caller updates; the summary reads them. */
+export interface CallCounters {
+  framesSent: number;
+  framesReceived: number;
+  mediaMessagesReceived: number;
+  marksReceived: number;
+  marksEchoed: number;
+  marksEchoedOnClear: number;
+  clears: number;
+  dtmfSent: number;
+}
+
+/**
+ * What both simulated phones share: the upgrade, one 20 ms clock that sends the caller's frame
+ * and plays the worker's audio each tick (so both sides sit on the caller's timeline), DTMF and
+ * hang-up scheduling, and the end-of-call summary. `TwilioCaller` and `SansPbxCaller` supply the
+ * wire format. Emits every `SimEvent` under its `type` ('open', 'media', 'mark', ...).
+ */
+export abstract class BaseCaller extends EventEmitter {
+  abstract readonly provider: Provider;
+  /** Line sample rate: what goes on the wire and what the speaker plays. */
+  readonly sampleRate: number;
+  readonly samplesPerFrame: number;
+  readonly url: string;
+  readonly callSid: string;
+  readonly accountSid: string;
+  readonly customParameters: Record<string, string>;
+  protected readonly counters: CallCounters = {
+    framesSent: 0,
+    framesReceived: 0,
+    mediaMessagesReceived: 0,
+    marksReceived: 0,
+    marksEchoed: 0,
+    marksEchoedOnClear: 0,
+    clears: 0,
+    dtmfSent: 0,
+  };
+  protected readonly playback: Playback;
+
+  readonly #options: CallerOptions;
+  readonly #pacer: Pacer;
+  #ws: WebSocket | undefined;
+  #state: 'idle' | 'connecting' | 'open' | 'closing' | 'closed' = 'idle';
+  #out: Int16Array[] = [];
+  #outOffset = 0;
+  #outSamples = 0;
+  readonly #segments: Segment[];
+  readonly #explicitSegments: boolean;
+  #dtmf: Array<{ atMs: number; digit: string }> = [];
+  #hangupAtMs = Infinity;
+  #played: Int16Array[] = [];
+  #wasSilent = true;
+  #repliedTo = -1;
+  #protocolErrors: Array<{ code: string; message: string }> = [];
+  #samplesReceived = 0;
+  #startedAt = 0;
+  #durationMs = 0;
+  #closeCode: number | null = null;
+  #closeReason = '';
+  #closedBy: 'caller' | 'server' = 'server';
+  #closeTimer: NodeJS.Timeout | undefined;
+  #abortConnect: (() => void) | undefined;
+  #resolveEnded!: () => void;
+  /** Resolves once the socket is closed (by either side); never rejects. */
+  readonly ended: Promise<void>;
+
+  constructor(options: CallerOptions, sampleRate: number) {
+    super();
+    this.#options = options;
+    this.url = options.url;
+    this.sampleRate = sampleRate;
+    this.samplesPerFrame = frameSamples(sampleRate, FRAME_MS);
+    this.callSid = options.callSid ?? callSidFromUrl(options.url) ?? randomSid('CA');
+    this.accountSid = options.accountSid ?? randomSid('AC');
+    this.customParameters = { ...options.customParameters };
+    this.#segments = options.segments ? options.segments.map((s) => ({ ...s })) : [];
+    this.#explicitSegments = options.segments !== undefined;
+    this.playback = new Playback({
+      samplesPerFrame: this.samplesPerFrame,
+      onMark: (name, cleared) => this.onMarkReached(name, cleared),
+    });
+    this.#pacer = new Pacer({ intervalMs: FRAME_MS, onTick: ({ tick }) => this.#onTick(tick) });
+    this.ended = new Promise((resolve) => (this.#resolveEnded = resolve));
+  }
+
+  /** The stream id this caller announces (`MZ…` for Twilio). */
+  abstract readonly streamSid: string;
+  protected abstract openingMessages(): string[];
+  protected abstract mediaMessage(frame: Int16Array, chunk: number, timestampMs: number): string;
+  protected abstract dtmfMessage(digit: string): string;
+  protected abstract stopMessage(): string;
+  /** Parses and acts on one text message from the worker. */
+  protected abstract handleMessage(text: string): void;
+  /** A mark was reached by playback or dropped by `clear`; Twilio echoes it. */
+  protected abstract onMarkReached(name: string, cleared: boolean): void;
+
+  /** Time on the caller's timeline: ms of 20 ms ticks since the call started. */
+  get elapsedMs(): number {
+    return this.counters.framesSent * FRAME_MS;
+  }
+
+  get isOpen(): boolean {
+    return this.#state === 'open';
+  }
+
+  /**
+   * Opens the WebSocket, sends the opening messages and starts the 20 ms clock. Rejects with
+   * SIM_ERR_CONNECT (refused, unreachable), SIM_ERR_HANDSHAKE (not 101; `status` set),
+   * SIM_ERR_TIMEOUT or SIM_ERR_ABORTED.
+   */
+  connect(): Promise<void> {
+    if (this.#state !== 'idle') {
+      return Promise.reject(
+        new SimulatorError('SIM_ERR_INVALID_OPTIONS', 'connect() may be called only once'),
+      );
+    }
+    this.#state = 'connecting';
+    const o = this.#options;
+    const timeoutMs = o.connectTimeoutMs ?? 5000;
+    const headers: Record<string, string> = { ...o.headers };
+    if (o.authToken !== undefined) {
+      headers['X-Twilio-Signature'] = computeTwilioSignature(
+        o.authToken,
+        o.signatureUrl ?? urlWithoutQuery(this.url),
+      );
+    }
+    return new Promise<void>((resolve, reject) => {
+      let settled = false;
+      let ws: WebSocket | undefined;
+      let timer: NodeJS.Timeout | undefined = undefined;
+      const fail = (err: SimulatorError): void => {
+        if (settled) return;
+        settled = true;
+        this.#abortConnect = undefined;
+        clearTimeout(timer);
+        o.signal?.removeEventListener('abort', onAbort);
+        this.#state = 'closed';
+        this.#closeReason = err.message;
+        this.#resolveEnded();
+        ws?.terminate();
+        reject(err);
+      };
+      const onAbort = (): void =>
+        fail(new SimulatorError('SIM_ERR_ABORTED', `call to ${this.url} aborted before it opened`));
+      this.#abortConnect = onAbort;
+      if (o.signal?.aborted === true) {
+        onAbort();
+        return;
+      }
+      try {
+        ws = new WebSocket(this.url, {
+          perMessageDeflate: false,
+          headers,
+          handshakeTimeout: timeoutMs,
+        });
+      } catch (err) {
+        // An invalid URL throws synchronously (ws: "Invalid URL", unsupported protocol).
+        fail(
+          new SimulatorError('SIM_ERR_INVALID_OPTIONS', `bad stream URL ${this.url}`, {
+            cause: err,
+          }),
+        );
+        return;
+      }
+      const socket = ws;
+      this.#ws = socket;
+      const timeoutError = (cause?: unknown): SimulatorError =>
+        new SimulatorError(
+          'SIM_ERR_TIMEOUT',
+          `no WebSocket handshake from ${this.url} within ${timeoutMs} ms`,
+          cause === undefined ? {} : { cause },
+        );
+      timer = setTimeout(() => fail(timeoutError()), timeoutMs);
+      o.signal?.addEventListener('abort', onAbort, { once: true });
+      socket.on('unexpected-response', (_req, res) => {
+        const status = res.statusCode ?? 0;
+        res.resume();
+        fail(
+          new SimulatorError(
+            'SIM_ERR_HANDSHAKE',
+            `${this.url} answered the upgrade with HTTP ${status} instead of 101`,
+            { status },
+          ),
+        );
+      });
+      socket.on('error', (err) => {
+        // After the open, ws follows every error with 'close' (code 1006), which ends the call.
+        if (settled) return;
+        fail(
+          /handshake has timed out/i.test(err.message)
+            ? timeoutError(err)
+            : connectError(this.url, err),
+        );
+      });
+      socket.on('open', () => {
+        if (settled) return;
+        settled = true;
+        this.#abortConnect = undefined;
+        clearTimeout(timer);
+        o.signal?.removeEventListener('abort', onAbort);
+        if (o.signal) {
+          const signal = o.signal;
+          const hangUpOnAbort = (): void => void this.hangup();
+          signal.addEventListener('abort', hangUpOnAbort, { once: true });
+          void this.ended.then(() => signal.removeEventListener('abort', hangUpOnAbort));
+        }
+        this.#onOpen(socket);
+        resolve();
+      });
+    });
+  }
+
+  #onOpen(ws: WebSocket): void {
+    this.#state = 'open';
+    ws.on('message', (data: RawData, isBinary: boolean) => {
+      if (this.#state !== 'open' && this.#state !== 'closing') return;
+      if (isBinary) {
+        this.protocolError('PROTO_ERR_BINARY', 'binary message from the worker (Twilio 31950)');
+        return;
+      }
+      this.handleMessage(rawToString(data));
+    });
+    ws.on('close', (code: number, reason: Buffer) => this.#onClose(code, reason.toString()));
+    this.#startedAt = performance.now();
+    for (const text of this.openingMessages()) this.send(text);
+    this.emitSim({
+      type: 'open',
+      provider: this.provider,
+      callSid: this.callSid,
+      streamSid: this.streamSid,
+      url: this.url,
+    });
+    this.#pacer.start();
+  }
+
+  /**
+   * Queues caller audio (mono PCM16 at the line rate) behind audio already queued; it goes out one
+   * 20 ms frame per tick. Without explicit segments, each call is one utterance for the summary.
+   */
+  say(pcm: Int16Array, sampleRate = this.sampleRate): void {
+    const line =
+      sampleRate === this.sampleRate ? pcm.slice() : resample(pcm, sampleRate, this.sampleRate);
+    if (line.length === 0) return;
+    const startSample = this.counters.framesSent * this.samplesPerFrame + this.#outSamples;
+    this.#out.push(line);
+    this.#outSamples += line.length;
+    if (!this.#explicitSegments) {
+      const toMs = (n: number): number => (n * 1000) / this.sampleRate;
+      this.#segments.push({ startMs: toMs(startSample), endMs: toMs(startSample + line.length) });
+    }
+  }
+
+  /** Alias of `say()`. */
+  sendAudio(pcm: Int16Array, sampleRate = this.sampleRate): void {
+    this.say(pcm, sampleRate);
+  }
+
+  /** Caller audio still waiting to be sent, in ms. */
+  get queuedAudioMs(): number {
+    return (this.#outSamples * 1000) / this.sampleRate;
+  }
+
+  /**
+   * Sends a DTMF message now, or with `atMs` on the first tick at or after that time on the
+   * caller's timeline (may be scheduled before `connect()`).
+   */
+  sendDtmf(digit: string, atMs?: number): void {
+    if (atMs !== undefined) {
+      this.#dtmf.push({ atMs, digit });
+      this.#dtmf.sort((a, b) => a.atMs - b.atMs);
+      return;
+    }
+    if (this.#state === 'open' && this.send(this.dtmfMessage(digit))) this.counters.dtmfSent++;
+  }
+
+  /** Hangs up when the caller timeline reaches `atMs`. */
+  hangupAt(atMs: number): void {
+    this.#hangupAtMs = atMs;
+  }
+
+  /**
+   * Hangs up: sends `stop`, closes with 1000 and resolves once the socket is closed (the server's
+   * close frame, or CLOSE_WAIT_MS later by dropping it). Idempotent.
+   */
+  hangup(): Promise<void> {
+    if (this.#state === 'idle') {
+      this.#state = 'closed';
+      this.#closedBy = 'caller';
+      this.#resolveEnded();
+    } else if (this.#state === 'connecting') {
+      this.#abortConnect?.();
+    } else if (this.#state === 'open') {
+      this.#state = 'closing';
+      this.#closedBy = 'caller';
+      this.#pacer.stop();
+      this.#durationMs = performance.now() - this.#startedAt;
+      this.send(this.stopMessage());
+      this.#ws?.close(1000, 'caller hung up');
+      this.#closeTimer = setTimeout(() => this.#ws?.terminate(), CLOSE_WAIT_MS);
+    }
+    return this.ended;
+  }
+
+  /** Drops the socket without `stop` (a lost line). Idempotent. */
+  destroy(): void {
+    if (this.#state === 'open' || this.#state === 'closing') {
+      if (this.#state === 'open') this.#closedBy = 'caller';
+      this.#ws?.terminate();
+    }
+  }
+
+  #onClose(code: number, reason: string): void {
+    if (this.#state === 'closed') return;
+    if (this.#state === 'open') {
+      this.#closedBy = 'server';
+      this.#durationMs = performance.now() - this.#startedAt;
+    }
+    this.#state = 'closed';
+    this.#pacer.stop();
+    clearTimeout(this.#closeTimer);
+    this.#closeCode = code;
+    this.#closeReason = reason;
+    this.emitSim({ type: 'close', code, reason, closedBy: this.#closedBy });
+    this.#resolveEnded();
+  }
+
+  #onTick(tick: number): void {
+    if (this.#state !== 'open') return;
+    const nowMs = tick * FRAME_MS;
+    if (nowMs >= this.#hangupAtMs) {
+      void this.hangup();
+      return;
+    }
+    while (this.#dtmf.length > 0 && (this.#dtmf[0]?.atMs ?? Infinity) <= nowMs) {
+      const next = this.#dtmf.shift();
+      if (next) this.sendDtmf(next.digit);
+    }
+    this.counters.framesSent++;
+    this.send(this.mediaMessage(this.#nextOutFrame(), this.counters.framesSent, nowMs));
+    this.#play(nowMs);
+  }
+
+  #nextOutFrame(): Int16Array {
+    const frame = new Int16Array(this.samplesPerFrame);
+    let filled = 0;
+    while (filled < frame.length && this.#out.length > 0) {
+      const head = this.#out[0]!;
+      const take = Math.min(frame.length - filled, head.length - this.#outOffset);
+      frame.set(head.subarray(this.#outOffset, this.#outOffset + take), filled);
+      filled += take;
+      this.#outOffset += take;
+      this.#outSamples -= take;
+      if (this.#outOffset === head.length) {
+        this.#out.shift();
+        this.#outOffset = 0;
+      }
+    }
+    return frame;
+  }
+
+  #play(nowMs: number): void {
+    const frame = this.playback.playFrame();
+    this.#played.push(frame);
+    const loud = windowRms(frame, 0, frame.length) > REPLY_RMS_THRESHOLD;
+    if (loud && this.#wasSilent) this.#emitReplyStart(nowMs);
+    this.#wasSilent = !loud;
+  }
+
+  #emitReplyStart(atMs: number): void {
+    let utteranceIndex: number | null = null;
+    for (let i = this.#segments.length - 1; i >= 0; i--) {
+      if ((this.#segments[i]?.endMs ?? Infinity) <= atMs) {
+        utteranceIndex = i;
+        break;
+      }
+    }
+    let latencyMs: number | null = null;
+    if (utteranceIndex !== null && utteranceIndex > this.#repliedTo) {
+      this.#repliedTo = utteranceIndex;
+      latencyMs = atMs - (this.#segments[utteranceIndex]?.endMs ?? atMs);
+    } else {
+      utteranceIndex = null;
+    }
+    this.emitSim({ type: 'reply-start', atMs, utteranceIndex, latencyMs });
+  }
+
+  /** Sends one text message if the socket is open; false (nothing sent) otherwise. */
+  protected send(text: string): boolean {
+    const ws = this.#ws;
+    if (ws?.readyState !== WebSocket.OPEN) return false;
+    ws.send(text);
+    return true;
+  }
+
+  /** Records a message from the worker that Twilio would reject (31950/31951) and emits it. */
+  protected protocolError(code: string, message: string): void {
+    if (this.#protocolErrors.length < MAX_PROTOCOL_ERRORS) {
+      this.#protocolErrors.push({ code, message });
+    }
+    this.emitSim({ type: 'protocol-error', code, message });
+  }
+
+  /** Buffers worker audio (line rate) for playback. */
+  protected receiveAudio(pcm: Int16Array): void {
+    this.counters.mediaMessagesReceived++;
+    this.#samplesReceived += pcm.length;
+    this.counters.framesReceived = Math.round(this.#samplesReceived / this.samplesPerFrame);
+    this.playback.enqueueAudio(pcm);
+    this.emitSim({
+      type: 'media',
+      atMs: this.elapsedMs,
+      samples: pcm.length,
+      mediaMessagesReceived: this.counters.mediaMessagesReceived,
+      samplesPlayed: this.playback.samplesPlayed,
+    });
+  }
+
+  protected emitSim(e: SimEvent): void {
+    this.emit(e.type, e);
+    try {
+      this.#options.onEvent?.(e);
+    } catch {
+      // A test's event callback must not break the simulated phone; its own assertions report.
+    }
+  }
+
+  /** The call's summary; complete once `ended` has resolved. */
+  summary(): CallSummary {
+    const played = concatPcm(this.#played);
+    const replyAudio = this.sampleRate === 8000 ? played : resample(played, this.sampleRate, 8000);
+    const c = this.counters;
+    return {
+      callSid: this.callSid,
+      streamSid: this.streamSid,
+      provider: this.provider,
+      durationMs: Math.round(
+        this.#state === 'open' ? performance.now() - this.#startedAt : this.#durationMs,
+      ),
+      framesSent: c.framesSent,
+      framesReceived: c.framesReceived,
+      mediaMessagesReceived: c.mediaMessagesReceived,
+      marksReceived: c.marksReceived,
+      marksEchoed: c.marksEchoed,
+      marksEchoedOnClear: c.marksEchoedOnClear,
+      clears: c.clears,
+      dtmfSent: c.dtmfSent,
+      replies: computeReplies(replyAudio, 8000, this.#segments),
+      protocolErrors: this.#protocolErrors.slice(),
+      closeCode: this.#closeCode,
+      closeReason: this.#closeReason,
+      closedBy: this.#closedBy,
+      replyAudio: replyAudio.subarray(0, Math.round((played.length * 8000) / this.sampleRate)),
+      replyAudioSampleRate: 8000,
+      customParameters: { ...this.customParameters },
+    };
+  }
+}
+
+function rawToString(data: RawData): string {
+  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
+  if (data instanceof ArrayBuffer) return Buffer.from(data).toString('utf8');
+  return data.toString('utf8');
+}
+
+/** A Twilio-style id: two letters and 32 lowercase hex digits (34 chars). */
+export function randomSid(prefix: string): string {
+  return prefix + randomBytes(16).toString('hex');
+}
+
+/** `/media-stream/CA…` carries the CallSid; use it so the webhook, stream and summary agree. */
+export function callSidFromUrl(url: string): string | undefined {
+  try {
+    const last = new URL(url).pathname.split('/').pop() ?? '';
+    return /^CA[0-9a-fA-F]{32}$/.test(last) ? last : undefined;
+  } catch {
+    return undefined;
+  }
+}

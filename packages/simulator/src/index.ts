@@ -1,0 +1,27 @@
+export * from './errors.js';
+export * from './types.js';
+export { computeTwilioSignature, urlWithoutQuery } from './signature.js';
+export {
+  fetchTwiml,
+  parseTwiml,
+  deriveTwimlUrl,
+  resolveStreamUrl,
+  decodeEntities,
+  type FetchTwimlOptions,
+  type ParsedTwiml,
+  type TwimlResult,
+} from './twiml.js';
+export { Playback, type PlaybackOptions } from './playback.js';
+export {
+  detectSegments,
+  computeReplies,
+  firstSoundAfter,
+  formatSummary,
+  DIGITAL_SILENCE_MAX,
+  MIN_UTTERANCE_GAP_MS,
+  REPLY_RMS_THRESHOLD,
+} from './summary.js';
+export { BaseCaller, FRAME_MS, type CallerOptions } from './base-caller.js';
+export { TwilioCaller, type TwilioCallerOptions } from './twilio-caller.js';
+export { SansPbxCaller, type SansPbxCallerOptions } from './sanspbx-caller.js';
+export { simulateCall } from './simulate.js';
