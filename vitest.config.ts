@@ -10,7 +10,7 @@ export default defineConfig({
         ssr: { resolve: { conditions: ['@callgate/source'] } },
         test: {
           name: 'unit',
-          include: ['{packages,proxy,workers}/**/test/**/*.test.ts'],
+          include: ['{packages,proxy,workers}/**/test/**/*.test.ts', 'test/deploy/**/*.test.ts'],
           exclude: ['**/node_modules/**', '**/dist/**'],
           testTimeout: 20_000,
           hookTimeout: 20_000,

@@ -155,7 +155,8 @@ export async function onceWithin<T extends unknown[]>(
   try {
     return (await once(emitter, event, { signal: ac.signal })) as T;
   } catch (err) {
-    if (ac.signal.aborted) throw new Error(`no '${event}' event within ${timeoutMs} ms`);
+    if (ac.signal.aborted)
+      throw new Error(`no '${event}' event within ${timeoutMs} ms`, { cause: err });
     throw err;
   } finally {
     clearTimeout(timer);

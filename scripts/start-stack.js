@@ -1,0 +1,82 @@
+#!/usr/bin/env node
+// `npm start`: the whole stack on loopback with the built-in agent — one proxy on PORT (8080),
+// MEDIA_WORKERS media workers (2) and one test-agent worker — as separate processes, like production.
+// Every variable a process reads can be set in the environment and reaches it unchanged; this script
+// only fills in the internal ports, the backend lists and per-run secrets the workers must share.
+import { randomBytes } from 'node:crypto';
+import concurrently from 'concurrently';
+
+const env = process.env;
+const int = (name, fallback) => {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0) {
+    console.error(`callgate: ${name} must be a whole number, got "${raw}"`);
+    process.exit(2);
+  }
+  return n;
+};
+
+const mediaWorkers = int('MEDIA_WORKERS', 2);
+const mediaBasePort = int('MEDIA_BASE_PORT', 8101);
+const testAgentPort = int('TEST_AGENT_PORT', 8201);
+if (mediaWorkers < 1) {
+  console.error('callgate: MEDIA_WORKERS must be at least 1');
+  process.exit(2);
+}
+
+// Workers that share a secret can verify each other's tokens: the worker that serves the TwiML is
+// rarely the one that receives the stream. A fresh secret per run is right for local use.
+const callTokenSecret = env.CALL_TOKEN_SECRET || randomBytes(32).toString('hex');
+const testAgentSecret = env.TEST_AGENT_SECRET || randomBytes(32).toString('hex');
+
+const mediaPorts = Array.from({ length: mediaWorkers }, (_, i) => mediaBasePort + i);
+const commands = [
+  {
+    name: 'proxy',
+    command: 'node proxy/dist/main.js',
+    env: {
+      MEDIA_BACKENDS: env.MEDIA_BACKENDS || mediaPorts.map((p) => `127.0.0.1:${p}`).join(','),
+      TEST_AGENT_BACKENDS: env.TEST_AGENT_BACKENDS || `127.0.0.1:${testAgentPort}`,
+    },
+  },
+  ...mediaPorts.map((port, i) => ({
+    name: `media-${i + 1}`,
+    command: 'node workers/media/dist/main.js',
+    env: {
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      WORKER_ID: `media-${i + 1}`,
+      CALL_TOKEN_SECRET: callTokenSecret,
+    },
+  })),
+  {
+    name: 'test-agent',
+    command: 'node workers/test-agent/dist/main.js',
+    env: {
+      HOST: '127.0.0.1',
+      PORT: String(testAgentPort),
+      WORKER_ID: 'test-agent-1',
+      TEST_AGENT_SECRET: testAgentSecret,
+    },
+  },
+];
+
+const publicPort = env.PORT || '8080';
+console.log(
+  `callgate: proxy on http://localhost:${publicPort} (admin http://127.0.0.1:${env.ADMIN_PORT || '9090'}/metrics)\n` +
+    `  media workers: ${mediaPorts.map((p) => `127.0.0.1:${p}`).join(', ')}; test agent: 127.0.0.1:${testAgentPort}\n` +
+    `  try: open http://localhost:${publicPort}/test-agent/  or  npm run sim -- --url ws://localhost:${publicPort}/media-stream/CAtest`,
+);
+
+const { result } = concurrently(commands, {
+  prefix: 'name',
+  // One process gone means the stack is broken: stop the others (they drain on SIGTERM).
+  killOthersOn: ['failure', 'success'],
+  killSignal: 'SIGTERM',
+});
+result.then(
+  () => process.exit(0),
+  () => process.exit(1),
+);
