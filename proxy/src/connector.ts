@@ -1,0 +1,104 @@
+import { connect, type Socket } from 'node:net';
+import { errorCode, type Logger } from '@callgate/runtime';
+import type { Backend, Lease } from './backend.js';
+import type { ProxyMetrics } from './metrics.js';
+import type { Pool } from './pool.js';
+
+export interface ConnectorOptions {
+  /** Per attempt: a backend that does not accept TCP in time is skipped. */
+  timeoutMs: number;
+  logger: Logger;
+  metrics: ProxyMetrics;
+}
+
+export interface ConnectRequest {
+  sessionId?: string | undefined;
+  /** Aborted when the client leaves; the pending connect is destroyed. */
+  signal: AbortSignal;
+  /** For log lines. */
+  requestId: string;
+}
+
+export type ConnectResult =
+  | { ok: true; lease: Lease; socket: Socket }
+  | { ok: false; reason: 'no-backend' | 'aborted'; tried: number };
+
+/**
+ * Opens the TCP connection to a backend before any byte of the request is sent, so that a refusal
+ * can be retried on the next backend without the caller noticing: http-proxy itself ends the
+ * client socket on the first connect error. A backend that refuses or times out is marked down
+ * (passive health) and excluded for this request.
+ */
+export class Connector {
+  readonly #options: ConnectorOptions;
+
+  constructor(options: ConnectorOptions) {
+    this.#options = options;
+  }
+
+  async connect(pool: Pool, request: ConnectRequest): Promise<ConnectResult> {
+    const tried = new Set<Backend>();
+    for (;;) {
+      if (request.signal.aborted) return { ok: false, reason: 'aborted', tried: tried.size };
+      const backend = pool.pick({ sessionId: request.sessionId, exclude: tried });
+      if (!backend) return { ok: false, reason: 'no-backend', tried: tried.size };
+      tried.add(backend);
+      // Counted while connecting, so a burst of new calls spreads over the pool.
+      const lease = backend.acquire();
+      try {
+        const socket = await connectSocket(backend, this.#options.timeoutMs, request.signal);
+        return { ok: true, lease, socket };
+      } catch (err) {
+        lease.release();
+        if (request.signal.aborted) return { ok: false, reason: 'aborted', tried: tried.size };
+        const cause = errorCode(err);
+        this.#options.metrics.error('PROXY_ERR_BACKEND_UNREACHABLE');
+        this.#options.logger.warn('backend unreachable, trying the next one', {
+          code: 'PROXY_ERR_BACKEND_UNREACHABLE',
+          pool: pool.name,
+          backend: backend.id,
+          cause,
+          requestId: request.requestId,
+        });
+        backend.markDown(`connect failed: ${cause}`);
+      }
+    }
+  }
+}
+
+/** Resolves with a connected socket; on failure, timeout or abort the socket is destroyed. */
+function connectSocket(backend: Backend, timeoutMs: number, signal: AbortSignal): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: backend.host, port: backend.port, noDelay: true });
+    const fail = (err: Error): void => {
+      cleanup();
+      socket.destroy();
+      reject(err);
+    };
+    const onError = (err: Error): void => fail(err);
+    const onAbort = (): void =>
+      fail(Object.assign(new Error('client left'), { code: 'ABORT_ERR' }));
+    const timer = setTimeout(
+      () =>
+        fail(Object.assign(new Error(`no connect within ${timeoutMs} ms`), { code: 'ETIMEDOUT' })),
+      timeoutMs,
+    );
+    const cleanup = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+      socket.removeListener('connect', onConnect);
+      socket.removeListener('error', onError);
+    };
+    const onConnect = (): void => {
+      cleanup();
+      // The new owner adds its own handler in the same tick; until then, never an unhandled error.
+      socket.on('error', ignoreError);
+      resolve(socket);
+    };
+    socket.on('error', onError);
+    socket.once('connect', onConnect);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+function ignoreError(): void {}

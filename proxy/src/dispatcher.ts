@@ -1,0 +1,312 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import type { Logger } from '@callgate/runtime';
+import { answerProbe } from './admin.js';
+import type { PoolName } from './config.js';
+import type { Connector } from './connector.js';
+import { outcomeOf, type ProxyErrorCode } from './errors.js';
+import { checkHost, checkWebSocketHandshake } from './handshake.js';
+import { HttpForward } from './http-forward.js';
+import type { ProxyMetrics } from './metrics.js';
+import type { Pool } from './pool.js';
+import { endSocket, rawErrorResponse, sendError, statusOf } from './responses.js';
+import type { RouteName, RouteTable } from './route-table.js';
+import type { SignatureCheck } from './signature.js';
+import type { HttpProxyAdapter } from './http-proxy-adapter.js';
+import { Tunnel, type TunnelHooks } from './tunnel.js';
+import type { TunnelTracker } from './tunnel-tracker.js';
+
+export interface DispatcherOptions {
+  routes: RouteTable;
+  pools: ReadonlyMap<PoolName, Pool>;
+  tracker: TunnelTracker;
+  connector: Connector;
+  adapter: HttpProxyAdapter;
+  /** Undefined when `TWILIO_SIGNATURE_MODE=off`. */
+  signature: SignatureCheck | undefined;
+  /** Its scheme gives X-Forwarded-Proto; without it, the listener's own (plain) scheme. */
+  publicUrl: URL | undefined;
+  maxTunnels: number;
+  upstreamHandshakeTimeoutMs: number;
+  isDraining(): boolean;
+  metrics: ProxyMetrics;
+  logger: Logger;
+}
+
+/**
+ * The decisions between the listener and the backends, in order: handshake gate, canonical route,
+ * Twilio signature, capacity, then a backend (connect-first with retry) and the tunnel or the
+ * forwarded request. Every decision is one log line with the route, backend, outcome and duration,
+ * and every refusal is answered here, once, with the status of its code.
+ */
+export class Dispatcher {
+  readonly #options: DispatcherOptions;
+  readonly #hooks: TunnelHooks;
+  readonly #wsProto: string;
+  readonly #httpProto: string;
+
+  constructor(options: DispatcherOptions) {
+    this.#options = options;
+    const secure =
+      options.publicUrl?.protocol === 'https:' || options.publicUrl?.protocol === 'wss:';
+    this.#wsProto = secure ? 'wss' : 'ws';
+    this.#httpProto = secure ? 'https' : 'http';
+    this.#hooks = {
+      assigned: (tunnel) => options.tracker.assigned(tunnel),
+      decided: (tunnel, code, status) => this.#tunnelDecided(tunnel, code, status),
+      closed: (tunnel) => this.#tunnelClosed(tunnel),
+    };
+  }
+
+  upgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
+    const { metrics, logger, routes, tracker } = this.#options;
+    const requestId = randomUUID();
+    const startedAt = performance.now();
+    const reject = (route: RouteName, code: ProxyErrorCode, reason: string): void => {
+      metrics.upgrades.inc({ route, outcome: outcomeOf(code) });
+      metrics.error(code);
+      logger.warn('upgrade', {
+        requestId,
+        route,
+        outcome: outcomeOf(code),
+        code,
+        reason,
+        status: statusOf(code),
+        client: socket.remoteAddress,
+        durationMs: elapsed(startedAt),
+      });
+      endSocket(socket, rawErrorResponse(code, requestId));
+    };
+
+    if (this.#options.isDraining()) {
+      reject('none', 'PROXY_ERR_DRAINING', 'the proxy is draining');
+      return;
+    }
+    const gate = checkWebSocketHandshake({
+      method: req.method,
+      httpVersion: req.httpVersion,
+      headers: req.headers,
+      rawHeaders: req.rawHeaders,
+      headLength: head.length,
+    });
+    if (!gate.ok) {
+      reject('none', gate.code, gate.reason);
+      return;
+    }
+    const match = routes.match(req.method ?? '', req.url ?? '', true);
+    if (match.kind === 'reject') {
+      reject('none', match.code, match.reason);
+      return;
+    }
+    if (match.kind !== 'pool') {
+      reject('none', 'PROXY_ERR_NO_ROUTE', 'not a WebSocket route');
+      return;
+    }
+    if (
+      match.route === 'media-stream' &&
+      !this.#signatureAccepted(req, match.pathname, requestId)
+    ) {
+      reject(match.route, 'PROXY_ERR_BAD_SIGNATURE', 'X-Twilio-Signature missing or invalid');
+      return;
+    }
+    if (tracker.size >= this.#options.maxTunnels) {
+      reject(match.route, 'PROXY_ERR_TOO_MANY_TUNNELS', `${tracker.size} tunnels open`);
+      return;
+    }
+    const tunnel = new Tunnel({
+      id: requestId,
+      pool: this.#pool(match.pool),
+      route: match.route,
+      pathname: match.pathname,
+      forwardUrl: match.forwardUrl,
+      sessionId: match.sessionId,
+      req,
+      client: socket,
+      head,
+      forwarded: {
+        clientAddress: socket.remoteAddress ?? '',
+        proto: this.#wsProto,
+        host: req.headers.host,
+      },
+      handshakeTimeoutMs: this.#options.upstreamHandshakeTimeoutMs,
+      connector: this.#options.connector,
+      adapter: this.#options.adapter,
+      hooks: this.#hooks,
+      logger,
+    });
+    tracker.add(tunnel);
+    tunnel.start();
+  }
+
+  request(req: IncomingMessage, res: ServerResponse): void {
+    const { metrics, logger, routes } = this.#options;
+    const requestId = randomUUID();
+    const startedAt = performance.now();
+    const method = req.method ?? '';
+    const match = routes.match(method, req.url ?? '', false);
+    const draining = this.#options.isDraining();
+
+    if (match.kind === 'local') {
+      metrics.httpRequests.inc({ route: match.route, outcome: 'ok' });
+      answerProbe(res, match.route, !draining, draining);
+      return;
+    }
+    const reject = (route: RouteName, code: ProxyErrorCode, reason: string): void => {
+      metrics.httpRequests.inc({ route, outcome: outcomeOf(code) });
+      metrics.error(code);
+      logger.warn('request', {
+        requestId,
+        route,
+        method,
+        outcome: outcomeOf(code),
+        code,
+        reason,
+        status: statusOf(code),
+        client: req.socket.remoteAddress,
+        durationMs: elapsed(startedAt),
+      });
+      sendError(res, code, requestId);
+    };
+    if (match.kind === 'reject') {
+      reject('none', match.code, match.reason);
+      return;
+    }
+    const host = checkHost(req);
+    if (!host.ok) {
+      reject(match.route, host.code, host.reason);
+      return;
+    }
+    if (match.kind === 'redirect') {
+      metrics.httpRequests.inc({ route: match.route, outcome: 'ok' });
+      res.writeHead(308, { location: match.location, 'content-length': '0' });
+      res.end();
+      return;
+    }
+    const forward = new HttpForward({
+      id: requestId,
+      pool: this.#pool(match.pool),
+      route: match.route,
+      forwardUrl: match.forwardUrl,
+      sessionId: match.sessionId,
+      req,
+      res,
+      forwarded: {
+        clientAddress: req.socket.remoteAddress ?? '',
+        proto: this.#httpProto,
+        host: req.headers.host,
+      },
+      responseTimeoutMs: this.#options.upstreamHandshakeTimeoutMs,
+      connector: this.#options.connector,
+      adapter: this.#options.adapter,
+      logger,
+      isDraining: this.#options.isDraining,
+      done: (f, code, status) => {
+        const outcome = code === undefined ? 'ok' : outcomeOf(code);
+        metrics.httpRequests.inc({ route: f.route, outcome });
+        if (code !== undefined) metrics.error(code);
+        const fields = {
+          requestId: f.id,
+          route: f.route,
+          method,
+          path: match.pathname,
+          pool: f.pool,
+          backend: f.backend?.id,
+          outcome,
+          code,
+          status,
+          durationMs: elapsed(f.startedAt),
+        };
+        if (code === undefined) logger.info('request', fields);
+        else logger.warn('request', fields);
+      },
+    });
+    forward.start();
+  }
+
+  /** True when the upgrade may go on: valid, or invalid in `log` mode (logged and counted). */
+  #signatureAccepted(req: IncomingMessage, pathname: string, requestId: string): boolean {
+    const { signature, metrics, logger } = this.#options;
+    if (!signature) return true;
+    const verdict = signature.verify(pathname, req.headers['x-twilio-signature']);
+    metrics.signatureChecks.inc({ verdict });
+    if (verdict === 'valid') return true;
+    if (signature.mode === 'enforce') return false;
+    metrics.error('PROXY_ERR_BAD_SIGNATURE');
+    logger.warn('twilio signature check failed, forwarding (TWILIO_SIGNATURE_MODE=log)', {
+      code: 'PROXY_ERR_BAD_SIGNATURE',
+      requestId,
+      verdict,
+      signedUrl: signature.signedUrl(pathname),
+    });
+    return true;
+  }
+
+  #tunnelDecided(
+    tunnel: Tunnel,
+    code: ProxyErrorCode | undefined,
+    status: number | undefined,
+  ): void {
+    const { metrics, logger } = this.#options;
+    const outcome = code === undefined ? 'ok' : outcomeOf(code);
+    metrics.upgrades.inc({ route: tunnel.route, outcome });
+    if (code !== undefined) metrics.error(code);
+    const durationMs = elapsed(tunnel.startedAt);
+    // The worker answered (101 or not): that is the handshake time; failures say nothing about it.
+    if (code === undefined || code === 'PROXY_ERR_UPSTREAM_REJECTED') {
+      metrics.handshakeDuration.observe({ pool: tunnel.pool }, durationMs / 1000);
+    }
+    const fields = {
+      requestId: tunnel.id,
+      tunnelId: tunnel.id,
+      route: tunnel.route,
+      path: tunnel.path,
+      pool: tunnel.pool,
+      backend: tunnel.backend?.id,
+      outcome,
+      code,
+      status,
+      client: tunnel.client.remoteAddress,
+      durationMs,
+    };
+    if (code === undefined) logger.info('upgrade', fields);
+    else logger.warn('upgrade', fields);
+  }
+
+  #tunnelClosed(tunnel: Tunnel): void {
+    const { metrics, logger, tracker } = this.#options;
+    tracker.delete(tunnel);
+    const durationMs = tunnel.openDurationMs;
+    if (durationMs === undefined) return;
+    const closedBy = tunnel.closedBy ?? 'client';
+    metrics.tunnelDuration.observe({ pool: tunnel.pool, closed_by: closedBy }, durationMs / 1000);
+    // Codes from before the 101 were counted with the upgrade decision.
+    const code = tunnel.code;
+    if (code !== undefined) metrics.error(code);
+    const fields = {
+      tunnelId: tunnel.id,
+      route: tunnel.route,
+      path: tunnel.path,
+      pool: tunnel.pool,
+      backend: tunnel.backend?.id,
+      closedBy,
+      code,
+      bytesFromClient: tunnel.bytesFromClient,
+      bytesFromBackend: tunnel.bytesFromBackend,
+      durationMs: Math.round(durationMs),
+    };
+    if (code === undefined) logger.info('tunnel closed', fields);
+    else logger.warn('tunnel closed', fields);
+  }
+
+  #pool(name: PoolName): Pool {
+    const pool = this.#options.pools.get(name);
+    if (!pool) throw new Error(`no pool "${name}"`);
+    return pool;
+  }
+}
+
+function elapsed(since: number): number {
+  return Math.round((performance.now() - since) * 10) / 10;
+}

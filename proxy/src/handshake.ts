@@ -1,0 +1,109 @@
+import type { IncomingHttpHeaders } from 'node:http';
+
+export interface HandshakeRequest {
+  method: string | undefined;
+  httpVersion: string;
+  headers: IncomingHttpHeaders;
+  /** Alternating names and values, as received: duplicates are only visible here. */
+  rawHeaders: readonly string[];
+  /** Bytes the client sent after the request head (`head` of the `upgrade` event). */
+  headLength: number;
+}
+
+export type GateResult =
+  | { ok: true }
+  | { ok: false; code: 'PROXY_ERR_BAD_HANDSHAKE' | 'PROXY_ERR_BAD_HOST'; reason: string };
+
+const OK: GateResult = { ok: true };
+// RFC 6455 §4.1: the base64 of 16 random bytes.
+const WS_KEY = /^[A-Za-z0-9+/]{22}==$/;
+// reg-name (letters, digits, `-`, `.`, `_`; a trailing dot is a valid FQDN) or an IPv6 literal.
+const HOST = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9_][A-Za-z0-9._-]*))(?::(\d{1,5}))?$/;
+
+/**
+ * The strict WebSocket handshake gate (http-proxy-pitfalls.md §1.6 guard 5), run before a pool is
+ * touched: HTTP/1.1 GET, exactly one `Upgrade: websocket`, `Connection` naming `upgrade`, version
+ * 13, a well-formed key, no body (no Content-Length, no Transfer-Encoding, nothing sent before the
+ * 101) and a well-formed Host. Anything else is answered 400 and never reaches a backend: this is
+ * where `Upgrade: h2c` and smuggled bodies stop (§6.3).
+ */
+export function checkWebSocketHandshake(req: HandshakeRequest): GateResult {
+  const bad = (reason: string): GateResult => ({
+    ok: false,
+    code: 'PROXY_ERR_BAD_HANDSHAKE',
+    reason,
+  });
+  if (req.httpVersion !== '1.1') return bad(`HTTP/${req.httpVersion} cannot upgrade`);
+  if (req.method !== 'GET') return bad(`method ${req.method ?? '(none)'} cannot upgrade`);
+  const counts = headerCounts(req.rawHeaders);
+  const upgrade = req.headers.upgrade;
+  if (counts.get('upgrade') !== 1 || upgrade?.trim().toLowerCase() !== 'websocket') {
+    return bad('Upgrade must be exactly "websocket"');
+  }
+  if (!tokens(req.headers.connection).includes('upgrade')) return bad('Connection lacks "upgrade"');
+  const version = req.headers['sec-websocket-version'];
+  if (counts.get('sec-websocket-version') !== 1 || version?.trim() !== '13') {
+    return bad('Sec-WebSocket-Version must be 13');
+  }
+  const key = req.headers['sec-websocket-key'];
+  if (counts.get('sec-websocket-key') !== 1 || !WS_KEY.test(key?.trim() ?? '')) {
+    return bad('Sec-WebSocket-Key missing or malformed');
+  }
+  if (counts.has('content-length') || counts.has('transfer-encoding')) {
+    return bad('an upgrade request carries no body');
+  }
+  if (req.headLength !== 0) return bad('bytes sent before the 101');
+  return checkHost(req);
+}
+
+/**
+ * RFC 9112 §3.2: exactly one Host, `reg-name` or `[IPv6]` with an optional port 1–65535. The
+ * value is never parsed into a URL or used to route; it is only checked so that a hostile value
+ * (`[`, `a b`, `x:99999`) gets a 400 instead of reaching a worker.
+ */
+export function checkHost(req: Pick<HandshakeRequest, 'headers' | 'rawHeaders'>): GateResult {
+  const bad = (reason: string): GateResult => ({ ok: false, code: 'PROXY_ERR_BAD_HOST', reason });
+  const counts = headerCounts(req.rawHeaders);
+  const host = req.headers.host;
+  if (counts.get('host') !== 1 || host === undefined) return bad('exactly one Host header needed');
+  if (host.length > 255) return bad('Host too long');
+  const m = HOST.exec(host);
+  if (!m) return bad('Host is not host[:port]');
+  if (m[1] !== undefined && !isIpv6Literal(m[1])) return bad('Host has a malformed IPv6 literal');
+  if (m[3] !== undefined) {
+    const port = Number(m[3]);
+    if (port < 1 || port > 65535) return bad('Host port out of range');
+  }
+  return OK;
+}
+
+/** Lowercased header name → how many times it was sent. */
+function headerCounts(rawHeaders: readonly string[]): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!.toLowerCase();
+    counts.set(name, (counts.get(name) ?? 0) + 1);
+  }
+  return counts;
+}
+
+/** A comma-separated header as lowercase tokens. */
+export function tokens(value: string | string[] | undefined): string[] {
+  if (value === undefined) return [];
+  const text = Array.isArray(value) ? value.join(',') : value;
+  return text
+    .split(',')
+    .map((t) => t.trim().toLowerCase())
+    .filter((t) => t.length > 0);
+}
+
+function isIpv6Literal(text: string): boolean {
+  // Shape only; `::` at most once, 2–8 groups of up to 4 hex digits (an IPv4 tail counts as two).
+  if ((text.match(/::/g) ?? []).length > 1) return false;
+  const v4Tail = /(\d{1,3}\.){3}\d{1,3}$/.test(text);
+  const groups = text.split(':');
+  const hexGroups = v4Tail ? groups.slice(0, -1) : groups;
+  if (!hexGroups.every((g) => /^[0-9A-Fa-f]{0,4}$/.test(g))) return false;
+  const count = hexGroups.filter((g) => g !== '').length + (v4Tail ? 2 : 0);
+  return text.includes('::') ? count < 8 : count === 8;
+}

@@ -1,0 +1,24 @@
+export { Edge, type EdgeConfig, type EdgeOptions, type BackendSnapshot } from './edge.js';
+export {
+  loadProxyConfig,
+  PROXY_DEFAULTS,
+  POOL_NAMES,
+  type PoolName,
+  type ProxyConfig,
+  type BackendEntry,
+  type SignatureMode,
+} from './config.js';
+export {
+  ERROR_STATUS,
+  ERROR_CODES,
+  ProxyError,
+  hasRetryAfter,
+  outcomeOf,
+  type ProxyErrorCode,
+} from './errors.js';
+export { RouteTable, canonicalizeUrl, type RouteMatch, type RouteName } from './route-table.js';
+export { checkWebSocketHandshake, checkHost, type GateResult } from './handshake.js';
+export { leastTunnels, rendezvous, type Candidate } from './balancer.js';
+export { SignatureCheck, type SignatureVerdict } from './signature.js';
+export { dnsResolver, type Resolver } from './membership.js';
+export type { BackendState } from './backend.js';

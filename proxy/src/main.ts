@@ -1,0 +1,39 @@
+import {
+  ConfigError,
+  collectDefaultMetrics,
+  createLogger,
+  createRegistry,
+  errorCode,
+  runMain,
+} from '@callgate/runtime';
+import { loadProxyConfig, type ProxyConfig } from './config.js';
+import { Edge } from './edge.js';
+
+// The only file that touches `process`: configuration in, signals and exit codes via runMain.
+let config: Readonly<ProxyConfig>;
+try {
+  config = loadProxyConfig(process.env);
+} catch (err) {
+  // Nothing is bound yet: one line that lists every problem, then a plain exit.
+  createLogger({ fields: { service: 'proxy' } }).error('invalid configuration', {
+    code: errorCode(err, 'CONFIG_ERR_INVALID'),
+    problems: err instanceof ConfigError ? err.problems : undefined,
+    err,
+  });
+  process.exit(1);
+}
+
+const logger = createLogger({ level: config.logLevel, fields: { service: 'proxy' } });
+const registry = createRegistry();
+collectDefaultMetrics({ register: registry });
+const edge = new Edge({ config, logger, registry });
+
+await runMain({
+  name: 'proxy',
+  service: edge,
+  logger,
+  drainTimeoutMs: config.drainTimeoutMs,
+  // A drain that had to cut live tunnels is a failure an operator should see.
+  forcedExitCode: 1,
+  describe: () => ({ port: edge.address().port, adminPort: edge.adminAddress().port }),
+});

@@ -1,0 +1,98 @@
+import { Counter, Gauge, Histogram, type Registry } from '@callgate/runtime';
+import type { BackendState } from './backend.js';
+import type { ProxyErrorCode } from './errors.js';
+
+export const BACKEND_STATES: readonly BackendState[] = ['up', 'draining', 'down'];
+
+/** Everything the proxy exports, registered on the service's own registry (never the global one). */
+export class ProxyMetrics {
+  readonly upgrades: Counter<'route' | 'outcome'>;
+  readonly httpRequests: Counter<'route' | 'outcome'>;
+  readonly tunnelsOpen: Gauge<'pool' | 'backend'>;
+  readonly tunnelDuration: Histogram<'pool' | 'closed_by'>;
+  readonly handshakeDuration: Histogram<'pool'>;
+  readonly tunnelBytes: Counter<'pool' | 'direction'>;
+  readonly backendState: Gauge<'pool' | 'backend' | 'state'>;
+  readonly signatureChecks: Counter<'verdict'>;
+  readonly errors: Counter<'code'>;
+  readonly draining: Gauge;
+
+  constructor(registry: Registry) {
+    const registers = [registry];
+    this.upgrades = new Counter({
+      name: 'proxy_upgrades_total',
+      help: 'WebSocket upgrade requests by route and outcome (ok, or the error code in snake case).',
+      labelNames: ['route', 'outcome'],
+      registers,
+    });
+    this.httpRequests = new Counter({
+      name: 'proxy_http_requests_total',
+      help: 'Plain HTTP requests by route and outcome.',
+      labelNames: ['route', 'outcome'],
+      registers,
+    });
+    this.tunnelsOpen = new Gauge({
+      name: 'proxy_tunnels_open',
+      help: 'Tunnels currently assigned to a backend (handshaking or open).',
+      labelNames: ['pool', 'backend'],
+      registers,
+    });
+    this.tunnelDuration = new Histogram({
+      name: 'proxy_tunnel_duration_seconds',
+      help: 'Lifetime of opened tunnels, from the 101 to the close, by who closed first.',
+      labelNames: ['pool', 'closed_by'],
+      buckets: [1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200],
+      registers,
+    });
+    this.handshakeDuration = new Histogram({
+      name: 'proxy_handshake_duration_seconds',
+      help: 'From the accepted upgrade to the worker answer (connect attempts included).',
+      labelNames: ['pool'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    });
+    this.tunnelBytes = new Counter({
+      name: 'proxy_tunnel_bytes_total',
+      help: 'Bytes carried by tunnels after the 101.',
+      labelNames: ['pool', 'direction'],
+      registers,
+    });
+    this.backendState = new Gauge({
+      name: 'proxy_backend_state',
+      help: 'Backend state: 1 for the current state of each backend, 0 for the others.',
+      labelNames: ['pool', 'backend', 'state'],
+      registers,
+    });
+    this.signatureChecks = new Counter({
+      name: 'proxy_signature_checks_total',
+      help: 'X-Twilio-Signature checks on media-stream upgrades by verdict.',
+      labelNames: ['verdict'],
+      registers,
+    });
+    this.errors = new Counter({
+      name: 'proxy_errors_total',
+      help: 'Errors by code (see proxy/README.md).',
+      labelNames: ['code'],
+      registers,
+    });
+    this.draining = new Gauge({
+      name: 'proxy_draining',
+      help: '1 once the proxy is draining (SIGTERM), else 0.',
+      registers,
+    });
+  }
+
+  error(code: ProxyErrorCode): void {
+    this.errors.inc({ code });
+  }
+
+  setBackendState(pool: string, backend: string, state: BackendState): void {
+    for (const s of BACKEND_STATES)
+      this.backendState.set({ pool, backend, state: s }, s === state ? 1 : 0);
+  }
+
+  removeBackend(pool: string, backend: string): void {
+    for (const state of BACKEND_STATES) this.backendState.remove({ pool, backend, state });
+    this.tunnelsOpen.remove({ pool, backend });
+  }
+}

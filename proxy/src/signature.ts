@@ -1,0 +1,47 @@
+// Only the webhook helpers: `import twilio from 'twilio'` loads the whole REST client. twilio@6 has
+// no `exports` map, so this path is public.
+import { validateRequest } from 'twilio/lib/webhooks/webhooks.js';
+import type { SignatureMode } from './config.js';
+
+export type SignatureVerdict = 'valid' | 'missing' | 'invalid';
+
+export interface SignatureCheckOptions {
+  authToken: string;
+  /** The public origin; its host (and port, if any) is what Twilio dialled. */
+  publicUrl: URL;
+  mode: Exclude<SignatureMode, 'off'>;
+}
+
+/**
+ * Validates `X-Twilio-Signature` on a media-stream upgrade at the edge (twilio-media-streams.md §2).
+ * Twilio signs the URL it dialled: `wss://<public host><path>`, without the query string (Twilio
+ * drops it) and with no parameters, since an upgrade has no body. The URL is built from the
+ * configured public origin, never from `Host` or `X-Forwarded-*`, which the client controls.
+ */
+export class SignatureCheck {
+  readonly mode: Exclude<SignatureMode, 'off'>;
+  readonly #authToken: string;
+  readonly #origin: string;
+
+  constructor(options: SignatureCheckOptions) {
+    this.mode = options.mode;
+    this.#authToken = options.authToken;
+    // A plain-http origin (a local run without TLS) is dialled as ws://; production is wss://.
+    const secure = options.publicUrl.protocol === 'https:' || options.publicUrl.protocol === 'wss:';
+    this.#origin = `${secure ? 'wss' : 'ws'}://${options.publicUrl.host}`;
+  }
+
+  /** The URL Twilio signs for a stream on `pathname`. */
+  signedUrl(pathname: string): string {
+    return this.#origin + pathname;
+  }
+
+  /** `header` is the raw `X-Twilio-Signature` value (a repeated header arrives comma-joined). */
+  verify(pathname: string, header: string | string[] | undefined): SignatureVerdict {
+    if (typeof header !== 'string' || header.length === 0) return 'missing';
+    // twilio.validateRequest compares in constant time and also tries the URL with a default port.
+    return validateRequest(this.#authToken, header, this.signedUrl(pathname), {})
+      ? 'valid'
+      : 'invalid';
+  }
+}

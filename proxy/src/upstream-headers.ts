@@ -1,0 +1,72 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import { tokens } from './handshake.js';
+
+export interface ForwardedInfo {
+  /** The peer address of the client socket: the only X-Forwarded-For a worker sees. */
+  clientAddress: string;
+  /** `ws`/`wss` for upgrades, `http`/`https` otherwise. */
+  proto: string;
+  /** The client's (already validated) Host, if any. */
+  host: string | undefined;
+  requestId: string;
+  /** Set for upgrades, so worker logs can be joined with the proxy's tunnel lines. */
+  tunnelId?: string;
+}
+
+// RFC 9110 §7.6.1 hop-by-hop fields, plus the legacy ones nginx and HAProxy also drop.
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authorization',
+  'proxy-authenticate',
+  'te',
+  'trailer',
+  'upgrade',
+]);
+// Fields a client must not be able to pre-set: the proxy writes them itself.
+const PROXY_OWNED = new Set(['forwarded', 'x-real-ip', 'x-request-id', 'x-tunnel-id']);
+// Fields `Connection` may not nominate away: the request would change meaning, not just lose a hop.
+const END_TO_END = new Set([
+  'host',
+  'content-length',
+  'transfer-encoding',
+  'sec-websocket-key',
+  'sec-websocket-version',
+  'sec-websocket-protocol',
+  'sec-websocket-extensions',
+]);
+
+/**
+ * The exact header set sent to a worker (http-proxy-pitfalls.md §1.6 guard 10, §6.4, §6.5):
+ * hop-by-hop fields and every field named in `Connection` removed, client `X-Forwarded-*`,
+ * `Forwarded` and `X-Real-IP` removed, then `X-Forwarded-For/-Proto/-Host`, `X-Request-Id` (and
+ * `X-Tunnel-Id`) written fresh: overwritten, never appended. Upgrades get `Connection: Upgrade`
+ * and `Upgrade: websocket` back; plain requests keep their body framing.
+ */
+export function upstreamHeaders(
+  headers: IncomingHttpHeaders,
+  info: ForwardedInfo,
+  isUpgrade: boolean,
+): IncomingHttpHeaders {
+  const nominated = new Set(tokens(headers.connection).filter((name) => !END_TO_END.has(name)));
+  const out: IncomingHttpHeaders = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined) continue;
+    if (HOP_BY_HOP.has(name) || PROXY_OWNED.has(name) || nominated.has(name)) continue;
+    if (name.startsWith('x-forwarded-') || name.startsWith('proxy-')) continue;
+    // An upgrade has no body (the gate made sure); framing fields would only confuse the worker.
+    if (isUpgrade && (name === 'content-length' || name === 'transfer-encoding')) continue;
+    out[name] = value;
+  }
+  out['x-forwarded-for'] = info.clientAddress;
+  out['x-forwarded-proto'] = info.proto;
+  if (info.host !== undefined) out['x-forwarded-host'] = info.host;
+  out['x-request-id'] = info.requestId;
+  if (info.tunnelId !== undefined) out['x-tunnel-id'] = info.tunnelId;
+  if (isUpgrade) {
+    out.connection = 'Upgrade';
+    out.upgrade = 'websocket';
+  }
+  return out;
+}

@@ -1,0 +1,3 @@
+export * from './edge.js';
+export * from './scripted-backend.js';
+export * from './sockets.js';
