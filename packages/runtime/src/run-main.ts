@@ -12,7 +12,10 @@ export interface MainProcess {
   on(event: 'unhandledRejection', listener: (reason: unknown) => void): unknown;
   exit(code?: number): void;
   exitCode?: number | string | undefined;
-  readonly stdout: { write(chunk: string, callback?: (err?: Error | null) => void): unknown };
+  readonly stdout: {
+    write(chunk: string, callback?: (err?: Error | null) => void): unknown;
+    on?(event: 'error', listener: (err: Error) => void): unknown;
+  };
 }
 
 export interface RunMainOptions {
@@ -82,6 +85,10 @@ class MainRunner {
     proc.on('SIGINT', () => this.#onSignal('SIGINT'));
     proc.on('uncaughtException', (err) => this.#onUncaught('uncaught exception', err));
     proc.on('unhandledRejection', (reason) => this.#onUncaught('unhandled rejection', reason));
+    // A closed stdout (the log collector went away) emits EPIPE on every later write. Unhandled,
+    // each one is an uncaught exception whose log line fails again: a busy loop that starves the
+    // signal handlers. Losing log lines is better than losing calls, so swallow it.
+    proc.stdout.on?.('error', () => {});
 
     let fields: Record<string, unknown>;
     try {
@@ -187,12 +194,13 @@ class MainRunner {
   }
 
   #onUncaught(msg: string, err: unknown): void {
+    // Only the first one is reported: later ones are usually its echoes.
+    if (this.#phase === 'destroying' || this.#phase === 'exiting') return;
     this.#safeLog('error', msg, {
       code: 'RUNTIME_ERR_UNCAUGHT',
       err,
       stack: err instanceof Error ? err.stack : undefined,
     });
-    if (this.#phase === 'exiting') return;
     this.#phase = 'destroying';
     void this.#destroyWithin(UNCAUGHT_DESTROY_TIMEOUT_MS).then(() => this.#exit(1));
   }
