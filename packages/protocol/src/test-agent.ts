@@ -41,7 +41,7 @@ export const TEST_AGENT_CLOSE = {
   /** The browser reads too slowly (backpressure) or the worker is overloaded. */
   TRY_AGAIN_LATER: 1013,
   /** The session reached its maximum duration (`maxDurationSeconds` in `hello`). */
-  MAX_DURATION: 4001,
+  MAX_DURATION: 4008,
 } as const;
 export type TestAgentCloseCode = (typeof TEST_AGENT_CLOSE)[keyof typeof TEST_AGENT_CLOSE];
 
@@ -62,9 +62,7 @@ export interface TestAgentClientHangupMessage {
   type: 'hangup';
 }
 export type TestAgentClientMessage =
-  | TestAgentDtmfMessage
-  | TestAgentMarkMessage
-  | TestAgentClientHangupMessage;
+  TestAgentDtmfMessage | TestAgentMarkMessage | TestAgentClientHangupMessage;
 
 // ── worker → browser ────────────────────────────────────────────────────────────────────────
 
@@ -150,7 +148,8 @@ function parseObject(text: string): Fields {
 /** Rejects any field outside `allowed`, so a typo is an error instead of being ignored. */
 function onlyFields(obj: Fields, allowed: readonly string[]): void {
   for (const key of Object.keys(obj)) {
-    if (!allowed.includes(key)) throw invalid(`"${String(obj.type)}" has unexpected field "${key}"`);
+    if (!allowed.includes(key))
+      throw invalid(`"${String(obj.type)}" has unexpected field "${key}"`);
   }
 }
 
@@ -160,7 +159,8 @@ function str(obj: Fields, field: string, maxChars: number, pattern?: RegExp): st
     throw invalid(`"${String(obj.type)}" needs field "${field}" as a non-empty string`);
   }
   if (v.length > maxChars) throw invalid(`field "${field}" is longer than ${maxChars} characters`);
-  if (pattern && !pattern.test(v)) throw invalid(`field "${field}" has characters outside ${pattern.source}`);
+  if (pattern && !pattern.test(v))
+    throw invalid(`field "${field}" has characters outside ${pattern.source}`);
   return v;
 }
 
@@ -233,7 +233,8 @@ export function serializeTestAgentServerMessage(msg: TestAgentServerMessage): st
     case 'clear':
       return '{"type":"clear"}';
     case 'event':
-      if (msg.event === 'dtmf') return JSON.stringify({ type: 'event', event: 'dtmf', digit: msg.digit });
+      if (msg.event === 'dtmf')
+        return JSON.stringify({ type: 'event', event: 'dtmf', digit: msg.digit });
       return JSON.stringify({
         type: 'event',
         event: 'say',
@@ -254,15 +255,26 @@ export function parseTestAgentServerMessage(text: string): TestAgentServerMessag
   switch (obj.type) {
     case 'hello': {
       onlyFields(obj, [
-        'type', 'protocol', 'sessionId', 'agent', 'sampleRate', 'channels', 'encoding', 'frameMs',
+        'type',
+        'protocol',
+        'sessionId',
+        'agent',
+        'sampleRate',
+        'channels',
+        'encoding',
+        'frameMs',
         'maxDurationSeconds',
       ]);
       if (obj.protocol !== TEST_AGENT_PROTOCOL_VERSION) {
-        throw invalid(`"hello" has protocol ${String(obj.protocol)}, expected ${TEST_AGENT_PROTOCOL_VERSION}`);
+        throw invalid(
+          `"hello" has protocol ${String(obj.protocol)}, expected ${TEST_AGENT_PROTOCOL_VERSION}`,
+        );
       }
       const sampleRate = obj.sampleRate;
       if (!(TEST_AGENT_SAMPLE_RATES as readonly unknown[]).includes(sampleRate)) {
-        throw invalid(`"hello" field "sampleRate" must be one of ${TEST_AGENT_SAMPLE_RATES.join(', ')}`);
+        throw invalid(
+          `"hello" field "sampleRate" must be one of ${TEST_AGENT_SAMPLE_RATES.join(', ')}`,
+        );
       }
       if (obj.channels !== 1) throw invalid('"hello" field "channels" must be 1');
       if (obj.encoding !== 'pcm16le') throw invalid('"hello" field "encoding" must be "pcm16le"');
@@ -330,4 +342,3 @@ export function validateTestAgentAudio(byteLength: number): void {
     throw invalid(`binary audio message has ${byteLength} bytes; PCM16 needs an even count`);
   }
 }
-

@@ -1,0 +1,70 @@
+import { hostname } from 'node:os';
+import {
+  collectDefaultMetrics,
+  createLogger,
+  createRegistry,
+  errorCode,
+  runMain,
+} from '@callgate/runtime';
+import { loadTestAgentConfig } from './config.js';
+import { TestAgentWorker } from './test-agent-worker.js';
+
+// The only file of the worker that touches `process`: config, build, run.
+let config: ReturnType<typeof loadTestAgentConfig>;
+try {
+  config = loadTestAgentConfig(process.env, { workerId: `${hostname()}-${process.pid}` });
+} catch (err) {
+  createLogger({ fields: { service: 'test-agent' } }).error('invalid configuration', {
+    code: errorCode(err, 'CONFIG_ERR_INVALID'),
+    err,
+  });
+  process.exit(1);
+}
+
+const logger = createLogger({
+  level: config.logLevel,
+  fields: { workerId: config.workerId },
+});
+if (config.isSecretEphemeral) {
+  logger.warn(
+    'TEST_AGENT_SECRET is not set: using a random secret for this process only. Tokens issued ' +
+      'by one worker will not open sessions on another, and die with a restart; set it in production.',
+    { code: 'TEST_AGENT_ERR_NO_SECRET' },
+  );
+}
+const registry = createRegistry();
+collectDefaultMetrics({ register: registry });
+const worker = new TestAgentWorker({
+  host: config.host,
+  port: config.port,
+  logger,
+  registry,
+  secret: config.secret,
+  apiKey: config.apiKey,
+  agentOptions:
+    config.agentModule === undefined ? { name: config.agent } : { modulePath: config.agentModule },
+  sampleRate: config.sampleRate,
+  maxSessions: config.maxSessions,
+  sessionMaxDurationSeconds: config.sessionMaxDurationSeconds,
+  sessionTokenTtlSeconds: config.sessionTokenTtlSeconds,
+  sessionCreateRatePerMinute: config.sessionCreateRatePerMinute,
+  maxBadMessages: config.maxBadMessages,
+  heartbeatIntervalMs: config.heartbeatIntervalMs,
+  maxBufferedBytes: config.maxBufferedBytes,
+});
+
+await runMain({
+  name: 'test-agent-worker',
+  service: worker,
+  logger,
+  drainTimeoutMs: config.drainTimeoutMs,
+  // Sessions cut at the deadline are closed with 1012 on purpose: not a failure of the worker.
+  forcedExitCode: 0,
+  describe: () => ({
+    port: worker.address().port,
+    host: config.host,
+    agent: worker.agentName,
+    sampleRate: worker.sampleRate,
+    apiKeyRequired: config.apiKey !== undefined,
+  }),
+});

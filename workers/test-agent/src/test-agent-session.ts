@@ -1,0 +1,328 @@
+import { Call, type Agent, type CallTransport, type PacerFactory } from '@callgate/agent';
+import { detectDtmf, pcm16FromBytes, pcm16ToBytes } from '@callgate/audio';
+import {
+  TEST_AGENT_CLOSE,
+  TEST_AGENT_FRAME_MS,
+  TEST_AGENT_PROTOCOL_VERSION,
+  parseTestAgentClientMessage,
+  serializeTestAgentServerMessage,
+  validateTestAgentAudio,
+  type TestAgentSampleRate,
+  type TestAgentServerMessage,
+} from '@callgate/protocol';
+import { errorCode, type Logger, type StreamSession } from '@callgate/runtime';
+import type { WebSocket } from 'ws';
+import { TestAgentError } from './errors.js';
+import type { TestAgentMetrics } from './metrics.js';
+
+/** The parts of StreamServer a session uses: sending with backpressure and error counting. */
+export interface SessionServer {
+  send(ws: WebSocket, data: string | Buffer, options?: { binary?: boolean }): boolean;
+  countError(code: string): void;
+}
+
+export interface TestAgentSessionOptions {
+  sessionId: string;
+  ws: WebSocket;
+  server: SessionServer;
+  agent: Agent;
+  sampleRate: TestAgentSampleRate;
+  maxDurationSeconds: number;
+  /** Malformed messages tolerated; one more closes the session with 1008. */
+  maxBadMessages: number;
+  logger: Logger;
+  metrics: TestAgentMetrics;
+  /** How long a close handshake may take before the socket is terminated. Default 3000. */
+  closeTimeoutMs?: number;
+  /** Outbound pacer for the Call; tests may tick by hand. */
+  createPacer?: PacerFactory;
+}
+
+type SessionState = 'open' | 'closing' | 'closed';
+
+interface OpenUtterance {
+  samples: number;
+  tone: string | undefined;
+}
+
+const TONE_CHECK_SECONDS = 0.5;
+// Close reasons travel in the close frame: at most 123 bytes.
+const REASONS: Record<string, string> = {
+  'caller-hangup': 'caller hung up',
+  'max-duration': 'session reached its maximum duration',
+  'agent-error': 'agent failed',
+  'too-many-bad-messages': 'too many malformed messages',
+};
+
+/**
+ * One browser tab talking to the agent: binary PCM16 frames and JSON control messages on one
+ * WebSocket (docs/test-agent-protocol.md), turned into the same `Call` the media worker runs.
+ * It is the Call's transport at the session rate. Ends when either side hangs up, the socket
+ * closes, the maximum duration passes, or the browser sends too many malformed messages.
+ */
+export class TestAgentSession implements StreamSession, CallTransport {
+  readonly id: string;
+  readonly sampleRate: TestAgentSampleRate;
+  /** Resolves once the socket has closed and the call has ended. */
+  readonly closed: Promise<void>;
+  readonly #ws: WebSocket;
+  readonly #server: SessionServer;
+  readonly #call: Call;
+  readonly #log: Logger;
+  readonly #metrics: TestAgentMetrics;
+  readonly #maxDurationSeconds: number;
+  readonly #maxBadMessages: number;
+  readonly #closeTimeoutMs: number;
+  readonly #agentName: string;
+  readonly #utterances = new Map<string, OpenUtterance>();
+  #state: SessionState = 'open';
+  #badMessages = 0;
+  #endReason: string | undefined;
+  #openedAt = 0;
+  #maxDurationTimer: NodeJS.Timeout | undefined;
+  #terminateTimer: NodeJS.Timeout | undefined;
+
+  constructor(options: TestAgentSessionOptions) {
+    this.id = options.sessionId;
+    this.sampleRate = options.sampleRate;
+    this.#ws = options.ws;
+    this.#server = options.server;
+    this.#log = options.logger.child({ sessionId: options.sessionId });
+    this.#metrics = options.metrics;
+    this.#maxDurationSeconds = options.maxDurationSeconds;
+    this.#maxBadMessages = options.maxBadMessages;
+    this.#closeTimeoutMs = options.closeTimeoutMs ?? 3000;
+    this.#agentName = options.agent.name;
+    const callOptions: ConstructorParameters<typeof Call>[0] = {
+      info: { callId: options.sessionId, transport: 'test-agent', customParameters: {} },
+      agent: options.agent,
+      transport: this,
+      logger: this.#log,
+    };
+    if (options.createPacer) callOptions.createPacer = options.createPacer;
+    this.#call = new Call(callOptions);
+    this.#call.on('say', (id, pcm, final) => this.#callOnSay(id, pcm, final));
+    this.#call.on('dtmf', (digit) => this.#sendControl({ type: 'event', event: 'dtmf', digit }));
+    this.#call.on('played', () => this.#metrics.marksAcked.inc({ result: 'played' }));
+    // The Call logs each problem once; here it is only counted.
+    this.#call.on('problem', (err) => this.#server.countError(err.code));
+    this.closed = new Promise<void>((resolve) => {
+      this.#ws.once('close', (code: number) => {
+        this.#onSocketClose(code);
+        resolve();
+      });
+    });
+  }
+
+  /** Sends `hello`, starts the agent and arms the maximum-duration timer. */
+  start(): void {
+    this.#openedAt = performance.now();
+    this.#ws.on('message', (data: Buffer, isBinary: boolean) => this.#onMessage(data, isBinary));
+    this.#sendControl({
+      type: 'hello',
+      protocol: TEST_AGENT_PROTOCOL_VERSION,
+      sessionId: this.id,
+      agent: this.#agentName,
+      sampleRate: this.sampleRate,
+      channels: 1,
+      encoding: 'pcm16le',
+      frameMs: TEST_AGENT_FRAME_MS,
+      maxDurationSeconds: this.#maxDurationSeconds,
+    });
+    this.#maxDurationTimer = setTimeout(
+      () => this.#onMaxDuration(),
+      this.#maxDurationSeconds * 1000,
+    );
+    this.#log.info('session started', { agent: this.#agentName, sampleRate: this.sampleRate });
+    void this.#call.start();
+  }
+
+  /** Ends the call and closes the socket with `code`; idempotent. StreamServer uses it on destroy. */
+  close(code: number, reason: string): void {
+    const endReason =
+      code === TEST_AGENT_CLOSE.SERVICE_RESTART ? 'service-restart' : 'server-close';
+    this.#end(endReason, code, reason);
+  }
+
+  // ── CallTransport ─────────────────────────────────────────────────────────────────────────
+
+  sendAudio(frame: Int16Array): void {
+    const bytes = pcm16ToBytes(frame);
+    if (this.#server.send(this.#ws, bytes, { binary: true })) {
+      this.#metrics.framesOut.inc();
+      this.#metrics.bytesOut.inc(bytes.byteLength);
+    }
+  }
+
+  sendMark(name: string): void {
+    this.#sendControl({ type: 'mark', name });
+    this.#metrics.marksSent.inc();
+  }
+
+  sendClear(): void {
+    this.#sendControl({ type: 'clear' });
+    this.#metrics.clears.inc();
+  }
+
+  hangup(reason: string): void {
+    const code =
+      reason === 'agent-error' ? TEST_AGENT_CLOSE.INTERNAL_ERROR : TEST_AGENT_CLOSE.NORMAL;
+    this.#end(reason, code, REASONS[reason] ?? 'agent hung up');
+  }
+
+  // ── inbound ───────────────────────────────────────────────────────────────────────────────
+
+  #onMessage(data: Buffer, isBinary: boolean): void {
+    if (this.#state !== 'open') return;
+    this.#metrics.bytesIn.inc(data.byteLength);
+    try {
+      if (isBinary) {
+        validateTestAgentAudio(data.byteLength);
+        this.#metrics.audioMessagesIn.inc();
+        this.#call.receiveAudio(pcm16FromBytes(data));
+        return;
+      }
+      const msg = parseTestAgentClientMessage(data.toString('utf8'));
+      switch (msg.type) {
+        case 'dtmf':
+          this.#metrics.dtmf.inc();
+          this.#call.receiveDtmf(msg.digit);
+          return;
+        case 'mark':
+          this.#call.receiveMark(msg.name);
+          return;
+        case 'hangup':
+          this.#end('caller-hangup', TEST_AGENT_CLOSE.NORMAL, REASONS['caller-hangup']!);
+          return;
+      }
+    } catch (err) {
+      this.#badMessage(err);
+    }
+  }
+
+  #badMessage(err: unknown): void {
+    const code = errorCode(err, 'PROTO_ERR_INVALID_MESSAGE');
+    const message = err instanceof Error ? err.message : String(err);
+    this.#badMessages++;
+    this.#server.countError(code);
+    this.#log.info('malformed message', { code, err, badMessages: this.#badMessages });
+    this.#sendControl({ type: 'error', code, message });
+    if (this.#badMessages > this.#maxBadMessages) {
+      const error = new TestAgentError(
+        'TEST_AGENT_ERR_TOO_MANY_BAD_MESSAGES',
+        `${this.#badMessages} malformed messages (limit ${this.#maxBadMessages})`,
+      );
+      this.#log.warn('too many malformed messages, closing', { code: error.code });
+      this.#server.countError(error.code);
+      this.#sendControl({ type: 'error', code: error.code, message: error.message });
+      this.#end(
+        'too-many-bad-messages',
+        TEST_AGENT_CLOSE.POLICY_VIOLATION,
+        REASONS['too-many-bad-messages']!,
+      );
+    }
+  }
+
+  // ── outbound events ───────────────────────────────────────────────────────────────────────
+
+  /** One `say` event per utterance, after its final piece, so a streaming agent is one turn. */
+  #callOnSay(utteranceId: string, pcm: Int16Array, final: boolean): void {
+    let open = this.#utterances.get(utteranceId);
+    if (!open) {
+      // Only the start of the first piece is checked: a tone reply is one short piece, and
+      // scanning every piece of a long streamed utterance would be work for nothing.
+      const rate = this.#call.agentSampleRate;
+      const head = pcm.subarray(0, Math.round(rate * TONE_CHECK_SECONDS));
+      open = { samples: 0, tone: detectDtmf(head, rate) };
+      this.#utterances.set(utteranceId, open);
+    }
+    open.samples += pcm.length;
+    if (!final) return;
+    this.#utterances.delete(utteranceId);
+    const durationMs = Math.round((open.samples * 1000) / this.#call.agentSampleRate);
+    this.#sendControl(
+      open.tone === undefined
+        ? { type: 'event', event: 'say', utteranceId, durationMs }
+        : { type: 'event', event: 'say', utteranceId, durationMs, tone: open.tone },
+    );
+  }
+
+  #sendControl(msg: TestAgentServerMessage): void {
+    const text = serializeTestAgentServerMessage(msg);
+    if (this.#server.send(this.#ws, text)) this.#metrics.bytesOut.inc(Buffer.byteLength(text));
+  }
+
+  // ── ending ────────────────────────────────────────────────────────────────────────────────
+
+  #onMaxDuration(): void {
+    this.#maxDurationTimer = undefined;
+    const error = new TestAgentError(
+      'TEST_AGENT_ERR_MAX_DURATION',
+      `session reached its maximum duration of ${this.#maxDurationSeconds} s`,
+    );
+    this.#log.info('maximum duration reached, closing', { code: error.code });
+    this.#server.countError(error.code);
+    this.#end('max-duration', TEST_AGENT_CLOSE.MAX_DURATION, REASONS['max-duration']!);
+  }
+
+  /** Our side ends the session: the call ends, `hangup` tells the page why, then the close. */
+  #end(reason: string, code: number, closeReason: string): void {
+    if (this.#state !== 'open') return;
+    this.#state = 'closing';
+    this.#endReason = reason;
+    this.#clearMaxDuration();
+    this.#call.end(reason);
+    this.#sendControl({ type: 'hangup', reason });
+    this.#terminateTimer = setTimeout(() => this.#ws.terminate(), this.#closeTimeoutMs);
+    try {
+      this.#ws.close(code, closeReason);
+    } catch (err) {
+      // ws throws for a code it does not allow; that is our bug, but the socket must still go.
+      this.#log.error('close failed, terminating', { code: 'TEST_AGENT_ERR_AGENT', err });
+      this.#ws.terminate();
+    }
+  }
+
+  #onSocketClose(code: number): void {
+    this.#state = 'closed';
+    this.#clearMaxDuration();
+    if (this.#terminateTimer) clearTimeout(this.#terminateTimer);
+    this.#terminateTimer = undefined;
+    // Closes we did not start: the browser went away, or StreamServer shed a slow reader.
+    const reason =
+      this.#endReason ??
+      (code === TEST_AGENT_CLOSE.TRY_AGAIN_LATER
+        ? 'slow-reader'
+        : code === TEST_AGENT_CLOSE.MESSAGE_TOO_BIG
+          ? 'message-too-big'
+          : 'caller-disconnected');
+    this.#endReason = reason;
+    this.#call.end(reason);
+    const stats = this.#call.stats;
+    const seconds = (performance.now() - this.#openedAt) / 1000;
+    this.#metrics.sessionsFinished.inc({ reason });
+    this.#metrics.sessionDuration.observe(seconds);
+    this.#metrics.lateFrames.inc(stats.lateFrames);
+    if (stats.marksCleared > 0)
+      this.#metrics.marksAcked.inc({ result: 'cleared' }, stats.marksCleared);
+    this.#log.info('session ended', {
+      reason,
+      closeCode: code,
+      durationSeconds: Math.round(seconds * 10) / 10,
+      framesIn: stats.framesIn,
+      framesOut: stats.framesOut,
+      lateFrames: stats.lateFrames,
+      utterances: stats.utterances,
+      marksSent: stats.marksSent,
+      marksPlayed: stats.marksPlayed,
+      clears: stats.clears,
+      dtmfIn: stats.dtmfIn,
+      agentErrors: stats.agentErrors,
+    });
+  }
+
+  #clearMaxDuration(): void {
+    if (this.#maxDurationTimer) clearTimeout(this.#maxDurationTimer);
+    this.#maxDurationTimer = undefined;
+  }
+}

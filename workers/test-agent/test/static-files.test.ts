@@ -1,0 +1,161 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createParrotAgent } from '@callgate/agent';
+import { createRegistry, silentLogger } from '@callgate/runtime';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { StaticFiles } from '../src/static-files.js';
+import { TestAgentWorker } from '../src/test-agent-worker.js';
+
+async function startWorker(publicDir?: string): Promise<TestAgentWorker> {
+  const worker = new TestAgentWorker({
+    host: '127.0.0.1',
+    port: 0,
+    logger: silentLogger,
+    registry: createRegistry(),
+    secret: 'a-test-secret-of-32-characters!!',
+    agent: createParrotAgent(),
+    ...(publicDir === undefined ? {} : { publicDir }),
+  });
+  onTestFinished(() => worker.destroy());
+  await worker.start();
+  return worker;
+}
+
+interface RawResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+/** A request with the path exactly as given: fetch() would normalize `..` and `%2e` away. */
+function rawGet(
+  worker: TestAgentWorker,
+  path: string,
+  headers: Record<string, string> = {},
+  method = 'GET',
+): Promise<RawResponse> {
+  const { port } = worker.address();
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, method, headers, agent: false });
+    req.on('error', reject);
+    req.on('response', (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+    });
+    req.end();
+  });
+}
+
+describe('static files', () => {
+  it('serves the page at /test-agent/ with a strict content security policy', async () => {
+    const worker = await startWorker();
+    const res = await rawGet(worker, '/test-agent/');
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toBe('text/html; charset=utf-8');
+    expect(res.headers['cache-control']).toBe('no-cache');
+    expect(res.headers['x-content-type-options']).toBe('nosniff');
+    expect(res.headers['content-security-policy']).toContain("script-src 'self'");
+    expect(res.headers['content-security-policy']).toContain("frame-ancestors 'none'");
+    expect(res.body).toContain('<script type="module" src="app.js"></script>');
+  });
+
+  it.each([
+    ['index.html', 'text/html; charset=utf-8'],
+    ['app.js', 'text/javascript; charset=utf-8'],
+    ['capture-worklet.js', 'text/javascript; charset=utf-8'],
+    ['playback-worklet.js', 'text/javascript; charset=utf-8'],
+    ['resampler.js', 'text/javascript; charset=utf-8'],
+    ['style.css', 'text/css; charset=utf-8'],
+  ])('serves %s as %s', async (name, type) => {
+    const worker = await startWorker();
+    const res = await rawGet(worker, `/test-agent/${name}`);
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toBe(type);
+    expect(Number(res.headers['content-length'])).toBe(Buffer.byteLength(res.body));
+    expect(res.headers.etag).toMatch(/^"[A-Za-z0-9_-]{22}"$/);
+  });
+
+  it('answers a matching If-None-Match with 304 and HEAD without a body', async () => {
+    const worker = await startWorker();
+    const first = await rawGet(worker, '/test-agent/app.js');
+    const again = await rawGet(worker, '/test-agent/app.js', {
+      'if-none-match': String(first.headers.etag),
+    });
+    expect(again.status).toBe(304);
+    expect(again.body).toBe('');
+    const head = await rawGet(worker, '/test-agent/app.js', {}, 'HEAD');
+    expect(head.status).toBe(200);
+    expect(head.body).toBe('');
+    expect(head.headers['content-length']).toBe(first.headers['content-length']);
+  });
+
+  it('redirects /test-agent to /test-agent/ so relative asset paths resolve', async () => {
+    const worker = await startWorker();
+    const res = await rawGet(worker, '/test-agent');
+    expect(res.status).toBe(308);
+    expect(res.headers.location).toBe('/test-agent/');
+  });
+
+  it.each([
+    '/test-agent/../package.json',
+    '/test-agent/%2e%2e/package.json',
+    '/test-agent/..%2fpackage.json',
+    '/test-agent/..%2Fsrc%2Fmain.ts',
+    '/test-agent/%2e%2e%2f%2e%2e%2fpackage.json',
+    '/test-agent/....//package.json',
+    '/test-agent/..\\package.json',
+    '/test-agent//etc/passwd',
+    '/test-agent/app.js%00.html',
+    '/test-agent/app.js/',
+    '/test-agent/APP.JS',
+    '/test-agent/.env',
+    '/test-agent/sub/app.js',
+    '/test-agent/missing.js',
+  ])('answers 404 to %s', async (path) => {
+    const worker = await startWorker();
+    const res = await rawGet(worker, path);
+    expect(res.status).toBe(404);
+    expect(res.body).not.toContain('"name"');
+    expect(res.body).not.toContain('import ');
+  });
+
+  it('ignores the query string: it is never part of the file name', async () => {
+    const worker = await startWorker();
+    const res = await rawGet(worker, '/test-agent/index.html?x=../../package.json');
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toBe('text/html; charset=utf-8');
+  });
+
+  it('answers other methods on assets with 405', async () => {
+    const worker = await startWorker();
+    const res = await rawGet(worker, '/test-agent/app.js', {}, 'POST');
+    expect(res.status).toBe(405);
+    expect(res.headers.allow).toBe('GET, HEAD');
+  });
+
+  it('serves only plain files of known types from the folder', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'test-agent-public-'));
+    onTestFinished(() => rm(dir, { recursive: true, force: true }));
+    await writeFile(join(dir, 'index.html'), '<!doctype html>');
+    await writeFile(join(dir, 'app.js'), 'export {};');
+    await writeFile(join(dir, '.secret.js'), 'x');
+    await writeFile(join(dir, 'notes.txt'), 'x');
+    await writeFile(join(dir, 'Upper.js'), 'x');
+    const files = new StaticFiles({ dir });
+    await files.load();
+    expect(files.names).toEqual(['app.js', 'index.html']);
+  });
+
+  it('fails to start with TEST_AGENT_ERR_STATIC when the folder has no index.html', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'test-agent-public-'));
+    onTestFinished(() => rm(dir, { recursive: true, force: true }));
+    await expect(startWorker(dir)).rejects.toMatchObject({ code: 'TEST_AGENT_ERR_STATIC' });
+    await expect(startWorker(join(dir, 'missing'))).rejects.toMatchObject({
+      code: 'TEST_AGENT_ERR_STATIC',
+    });
+  });
+});
