@@ -28,7 +28,9 @@ function durationMs(text: string): number {
 }
 
 describe('docker-compose.yml', () => {
-  const compose = parse(read('docker-compose.yml'), { merge: true }) as { services: Record<string, ComposeService> };
+  const compose = parse(read('docker-compose.yml'), { merge: true }) as {
+    services: Record<string, ComposeService>;
+  };
   const { proxy, media, 'test-agent': testAgent } = compose.services;
 
   it('runs the three processes from the built image', () => {
@@ -160,5 +162,12 @@ describe('README', () => {
   it('shows the two commands', () => {
     expect(readme).toContain('npm install && npm start');
     expect(readme).toContain('npm test');
+  });
+});
+
+describe('README agent example', () => {
+  it('is the example file, word for word, so the README never shows an agent that does not run', () => {
+    const example = read('examples/agents/hello-agent.js').trimEnd();
+    expect(read('README.md')).toContain(example);
   });
 });

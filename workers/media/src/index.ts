@@ -1,0 +1,36 @@
+export { MediaWorker } from './media-worker.js';
+export type { MediaWorkerConfig, MediaWorkerOptions } from './media-worker.js';
+export { MediaSession } from './media-session.js';
+export type { SessionConfig, SessionHost } from './media-session.js';
+export { MediaCall } from './media-call.js';
+export type { CallOutcome, MediaCallOptions, SessionCounters } from './media-call.js';
+export { loadMediaConfig, SANSPBX_RATES } from './config.js';
+export type { MediaConfig, MediaConfigDefaults, SansPbxRate } from './config.js';
+export { signCallToken, verifyCallToken } from './call-token.js';
+export type {
+  CallTokenFailure,
+  CallTokenResult,
+  SignCallTokenOptions,
+  VerifyCallTokenOptions,
+} from './call-token.js';
+export {
+  buildStreamTwiml,
+  publicOrigins,
+  CALL_SID_RE,
+  STATUS_PATH,
+  STREAM_PATH,
+  TWIML_PATH,
+} from './twiml.js';
+export type { PublicOrigins, StreamTwimlOptions } from './twiml.js';
+export { TwilioWebhooks } from './webhook.js';
+export type { WebhookConfig, WebhookHost } from './webhook.js';
+export { CallRecorder, recordingBaseName } from './recorder.js';
+export type { CallRecorderOptions } from './recorder.js';
+export { TwilioTransport } from './twilio-transport.js';
+export type { TransportPort } from './twilio-transport.js';
+export { SansPbxTransport } from './sanspbx-transport.js';
+export type { SansPbxIdentity, SansPbxTransportOptions } from './sanspbx-transport.js';
+export { createMediaMetrics } from './metrics.js';
+export type { MediaMetrics, Provider } from './metrics.js';
+export { CloseCode, MediaError } from './errors.js';
+export type { MediaErrorCode } from './errors.js';

@@ -1,0 +1,242 @@
+import { Call, type Agent, type CallStats, type CallTransport } from '@callgate/agent';
+import type { Logger } from '@callgate/runtime';
+import type { MediaMetrics, Provider } from './metrics.js';
+import { CallRecorder } from './recorder.js';
+
+/** How a call ended; the `outcome` label of `media_calls_finished_total`. */
+export type CallOutcome =
+  | 'stop' // the provider sent `stop` (caller hung up)
+  | 'hangup' // the agent hung up
+  | 'disconnected' // the socket closed without `stop`
+  | 'replaced' // a newer stream for the same call took over
+  | 'service-restart' // closed with 1012 at the drain deadline
+  | 'shed' // closed with 1013: the peer did not read fast enough
+  | 'agent-error' // the agent failed to start or threw too often
+  | 'protocol-error' // bad input the session cannot go on with
+  | 'error'; // a worker bug (transport threw, handler threw)
+
+export interface MediaCallOptions {
+  provider: Provider;
+  sessionId: string;
+  callSid: string;
+  streamSid: string;
+  /** What the agent sees in `info.customParameters` (the call token already removed). */
+  customParameters: Record<string, string>;
+  transport: CallTransport;
+  agent: Agent;
+  metrics: MediaMetrics;
+  /** Already carries `callSid` and `streamSid`. */
+  log: Logger;
+  workerId: string;
+  recordingsDir: string | undefined;
+  countError(code: string): void;
+  /** The Call ended by itself (a transport throw, the agent failing); the session closes. */
+  onEnd(reason: string): void;
+}
+
+/** Per-socket counters the session keeps and the summary reports. */
+export interface SessionCounters {
+  bytesIn: number;
+  bytesOut: number;
+  badMessages: number;
+}
+
+// A hole in the caller's timestamps shorter than half a frame is jitter in Twilio's clock.
+const GAP_TOLERANCE_MS = 10;
+// Gaps are filled with silence for the agent (its VAD counts time in frames), up to this much.
+const MAX_GAP_FILL_MS = 1000;
+// Caller audio (gap fill included) may run this far ahead of the wall clock since start: bursts
+// after a network stall only catch up, so more is a peer sending faster than real time.
+const MAX_AUDIO_AHEAD_MS = 5000;
+
+/**
+ * The call on a media session, from an accepted `start` (or SansPBX `answer`) to its end: the
+ * agent's `Call`, the recording, the gap accounting of caller audio, and the worker's counters,
+ * which move while the call runs (synced from `Call.stats`), not only when it ends.
+ */
+export class MediaCall {
+  readonly call: Call;
+  readonly #o: MediaCallOptions;
+  readonly #recorder: CallRecorder | undefined;
+  readonly #startedAt = new Date();
+  readonly #startedMs = performance.now();
+  readonly #rate: number;
+  #reported: CallStats;
+  #expectedTs: number | undefined;
+  #gaps = 0;
+  #gapMs = 0;
+  #mediaMessagesIn = 0;
+  #audioMsIn = 0;
+  #finished = false;
+
+  constructor(options: MediaCallOptions) {
+    this.#o = options;
+    const { provider, callSid, streamSid, transport, log } = options;
+    this.#rate = transport.sampleRate;
+    if (options.recordingsDir !== undefined) {
+      this.#recorder = CallRecorder.start({
+        dir: options.recordingsDir,
+        callSid,
+        streamSid,
+        sampleRate: transport.sampleRate,
+        onError: (err) => {
+          log.error('recording failed, the call goes on without it', {
+            code: 'MEDIA_ERR_RECORDING',
+            err,
+          });
+          options.countError('MEDIA_ERR_RECORDING');
+        },
+      });
+      options.metrics.recordingsActive.inc();
+    }
+    const call = new Call({
+      info: {
+        callId: callSid,
+        streamId: streamSid,
+        transport: provider,
+        customParameters: options.customParameters,
+      },
+      agent: options.agent,
+      transport,
+      logger: log,
+    });
+    this.call = call;
+    this.#reported = call.stats;
+    call.on('frame-out', (frame) => {
+      this.#recorder?.writeAgent(frame);
+      this.#syncStats();
+    });
+    call.on('clear', () => this.#syncStats());
+    call.on('agent-error', () => this.#syncStats());
+    // The Call logged each of these where it decided; here they are only counted.
+    call.on('problem', (err) => options.countError(err.code));
+    call.on('end', (reason) => options.onEnd(reason));
+    options.metrics.callsActive.inc({ provider });
+  }
+
+  get recordingPath(): string | undefined {
+    return this.#recorder?.wavPath;
+  }
+
+  /** Starts the agent (never rejects: a failing agent hangs the call up). */
+  start(): void {
+    void this.call.start();
+  }
+
+  /**
+   * Caller audio at the line rate. With Twilio's `media.timestamp`, holes are counted and filled
+   * with silence for the agent. Returns false, dropping the audio, when the peer sends faster
+   * than real time.
+   */
+  receiveAudio(pcm: Int16Array, timestampMs?: number): boolean {
+    const ms = (pcm.length * 1000) / this.#rate;
+    if (ms > this.#aheadBudgetMs()) return false;
+    this.#audioMsIn += ms;
+    this.#mediaMessagesIn++;
+    const { metrics, provider } = this.#o;
+    metrics.framesIn.inc({ provider });
+    if (timestampMs !== undefined) {
+      const expected = this.#expectedTs;
+      if (expected !== undefined && timestampMs > expected + GAP_TOLERANCE_MS) {
+        const missing = timestampMs - expected;
+        this.#gaps++;
+        this.#gapMs += missing;
+        metrics.inboundGaps.inc({ provider });
+        metrics.inboundGapMs.inc({ provider }, missing);
+        // Bounded twice: per gap, and by real time, so forged timestamps cannot make work.
+        const fill = Math.min(missing, MAX_GAP_FILL_MS, Math.max(0, this.#aheadBudgetMs()));
+        if (fill > 0) {
+          this.#audioMsIn += fill;
+          this.call.receiveAudio(new Int16Array(Math.round((fill * this.#rate) / 1000)));
+        }
+      }
+      this.#expectedTs = Math.max(expected ?? 0, timestampMs + ms);
+    }
+    this.#recorder?.writeCaller(pcm, timestampMs);
+    this.call.receiveAudio(pcm);
+    return true;
+  }
+
+  receiveDtmf(digit: string): void {
+    this.call.receiveDtmf(digit);
+  }
+
+  receiveMark(name: string): void {
+    this.call.receiveMark(name);
+    this.#syncStats();
+  }
+
+  /**
+   * After the socket closed: ends the Call (idempotent), updates the counters, logs `call ended`
+   * and writes the recording's summary. Resolves once the recording is on disk; never rejects.
+   */
+  async finish(outcome: CallOutcome, closeCode: number, counters: SessionCounters): Promise<void> {
+    if (this.#finished) return;
+    this.#finished = true;
+    const { call } = this;
+    call.end(outcome);
+    this.#syncStats();
+    const { metrics, provider, log } = this.#o;
+    const durationMs = Math.round(performance.now() - this.#startedMs);
+    metrics.callsActive.dec({ provider });
+    metrics.callsFinished.inc({ provider, outcome });
+    metrics.callDuration.observe({ provider }, durationMs / 1000);
+    const stats = {
+      ...call.stats,
+      mediaMessagesIn: this.#mediaMessagesIn,
+      inboundGaps: this.#gaps,
+      inboundGapMs: this.#gapMs,
+      ...counters,
+    };
+    log.info('call ended', {
+      outcome,
+      endReason: call.endReason,
+      closeCode,
+      durationMs,
+      stats,
+    });
+    const recorder = this.#recorder;
+    if (!recorder) return;
+    await recorder.close({
+      callSid: this.#o.callSid,
+      streamSid: this.#o.streamSid,
+      provider,
+      workerId: this.#o.workerId,
+      sessionId: this.#o.sessionId,
+      agent: this.#o.agent.name,
+      startedAt: this.#startedAt.toISOString(),
+      endedAt: new Date().toISOString(),
+      durationMs,
+      outcome,
+      endReason: call.endReason,
+      closeCode,
+      stats,
+    });
+    metrics.recordingsActive.dec();
+  }
+
+  /** How much more caller audio than real time allows may still come in, in ms. */
+  #aheadBudgetMs(): number {
+    return performance.now() - this.#startedMs + MAX_AUDIO_AHEAD_MS - this.#audioMsIn;
+  }
+
+  /** Adds what the Call counted since last time to the worker's counters. */
+  #syncStats(): void {
+    const now = this.call.stats;
+    const before = this.#reported;
+    const { metrics: m, provider } = this.#o;
+    const add = (counter: { inc(labels: { provider: string }, n: number): void }, n: number) => {
+      if (n > 0) counter.inc({ provider }, n);
+    };
+    add(m.framesOut, now.framesOut - before.framesOut);
+    add(m.lateFrames, now.lateFrames - before.lateFrames);
+    add(m.marksSent, now.marksSent - before.marksSent);
+    add(m.clears, now.clears - before.clears);
+    add(m.agentErrors, now.agentErrors - before.agentErrors);
+    const played = now.marksPlayed - before.marksPlayed;
+    const cleared = now.marksCleared - before.marksCleared;
+    if (played > 0) m.marksEchoed.inc({ provider, result: 'played' }, played);
+    if (cleared > 0) m.marksEchoed.inc({ provider, result: 'cleared' }, cleared);
+    this.#reported = now;
+  }
+}

@@ -1,0 +1,200 @@
+import { mkdir } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import type { WebSocket } from 'ws';
+import type { Agent } from '@callgate/agent';
+import {
+  Lifecycle,
+  StreamServer,
+  createRegistry,
+  type DrainableService,
+  type Logger,
+  type Registry,
+  type UpgradeVerdict,
+} from '@callgate/runtime';
+import type { MediaConfig } from './config.js';
+import { MediaError } from './errors.js';
+import { MediaSession, type SessionHost } from './media-session.js';
+import { createMediaMetrics, type MediaMetrics } from './metrics.js';
+import { CALL_SID_RE, STREAM_PATH } from './twiml.js';
+import { TwilioWebhooks } from './webhook.js';
+
+export type MediaWorkerConfig = Pick<
+  MediaConfig,
+  | 'host'
+  | 'port'
+  | 'workerId'
+  | 'publicUrl'
+  | 'callTokenSecret'
+  | 'callTokenTtlSeconds'
+  | 'twilioAuthToken'
+  | 'recordingsDir'
+  | 'maxCalls'
+  | 'sansPbxEnabled'
+  | 'sansPbxSampleRate'
+  | 'heartbeatIntervalMs'
+  | 'maxBufferedBytes'
+  | 'startTimeoutMs'
+  | 'maxBadMessages'
+  | 'maxWebhookBytes'
+>;
+
+export interface MediaWorkerOptions {
+  config: MediaWorkerConfig;
+  logger: Logger;
+  /** The agent, or how to load it; loaded once in `start()`, so a bad module fails the start. */
+  agent: Agent | (() => Promise<Agent>);
+  /** Default: a fresh registry (never prom-client's global one). */
+  registry?: Registry;
+}
+
+/** What `routeUpgrade` decided for a socket: the CallSid in the path, if any. */
+interface UpgradeContext {
+  pathCallSid: string | undefined;
+}
+
+/**
+ * The media worker: a StreamServer ('media') that accepts upgrades on `/media-stream` (SansPBX)
+ * and `/media-stream/<CallSid>` (Twilio), one `MediaSession` per socket, and the Twilio webhooks.
+ * It keeps one live session per CallSid: a newer stream for a call replaces the older one.
+ *
+ * Lifecycle (Service): `start()` loads the agent, prepares RECORDINGS_DIR and listens;
+ * `beginDrain()` makes /readyz and new upgrades 503 while calls go on; `close()` resolves when
+ * every call has ended (recordings written); `destroy()` closes live calls with 1012.
+ */
+export class MediaWorker implements DrainableService {
+  readonly registry: Registry;
+  readonly metrics: MediaMetrics;
+  readonly #config: MediaWorkerConfig;
+  readonly #log: Logger;
+  readonly #server: StreamServer<UpgradeContext>;
+  readonly #webhooks: TwilioWebhooks;
+  readonly #loadAgent: Agent | (() => Promise<Agent>);
+  readonly #calls = new Map<string, MediaSession>();
+  readonly #lifecycle = new Lifecycle('media worker');
+  #sessionHost: SessionHost | undefined;
+
+  constructor(options: MediaWorkerOptions) {
+    const { config } = options;
+    this.#config = config;
+    this.#log = options.logger.child({ workerId: config.workerId });
+    this.#loadAgent = options.agent;
+    this.registry = options.registry ?? createRegistry();
+    this.metrics = createMediaMetrics(this.registry);
+    const serverOptions: ConstructorParameters<typeof StreamServer<UpgradeContext>>[0] = {
+      name: 'media',
+      host: config.host,
+      port: config.port,
+      logger: this.#log,
+      registry: this.registry,
+      maxSessions: config.maxCalls,
+      heartbeatIntervalMs: config.heartbeatIntervalMs,
+      maxBufferedBytes: config.maxBufferedBytes,
+      routeUpgrade: (_req, url) => this.#routeUpgrade(url),
+      openSession: (ws, _req, context) => this.#openSession(ws, context),
+      handleRequest: (req, res, url) => this.#webhooks.handle(req, res, url),
+    };
+    this.#server = new StreamServer(serverOptions);
+    this.#webhooks = new TwilioWebhooks({
+      config,
+      logger: this.#log,
+      metrics: this.metrics,
+      countError: (code) => this.#server.countError(code),
+    });
+  }
+
+  /** The bound address (after `start()`). */
+  address(): AddressInfo {
+    return this.#server.address();
+  }
+
+  /** `http://host:port` (after `start()`). */
+  get url(): string {
+    return this.#server.url;
+  }
+
+  get isDraining(): boolean {
+    return this.#server.isDraining;
+  }
+
+  /** Calls past `start` that have not ended. */
+  get activeCalls(): number {
+    return this.#calls.size;
+  }
+
+  start(): Promise<void> {
+    return this.#lifecycle.start(() => this.#start());
+  }
+
+  async #start(): Promise<void> {
+    const agent = typeof this.#loadAgent === 'function' ? await this.#loadAgent() : this.#loadAgent;
+    this.#sessionHost = this.#makeSessionHost(agent);
+    const dir = this.#config.recordingsDir;
+    if (dir !== undefined) {
+      try {
+        await mkdir(dir, { recursive: true });
+      } catch (err) {
+        throw new MediaError('MEDIA_ERR_RECORDING', `cannot create RECORDINGS_DIR ${dir}`, {
+          cause: err,
+        });
+      }
+    }
+    if (this.#config.callTokenSecret === undefined) {
+      this.#log.warn('CALL_TOKEN_SECRET is not set: streams are accepted without a call token', {
+        code: 'MEDIA_ERR_BAD_CALL_TOKEN',
+      });
+    }
+    await this.#server.start();
+  }
+
+  beginDrain(): void {
+    this.#server.beginDrain();
+  }
+
+  close(): Promise<void> {
+    return this.#lifecycle.close(() => this.#server.close());
+  }
+
+  destroy(reason?: Error): Promise<void> {
+    return this.#lifecycle.destroy(() => this.#server.destroy(reason));
+  }
+
+  #routeUpgrade(url: URL): UpgradeVerdict<UpgradeContext> {
+    const path = url.pathname;
+    if (path === STREAM_PATH) return { accept: true, context: { pathCallSid: undefined } };
+    if (path.startsWith(`${STREAM_PATH}/`)) {
+      const segment = path.slice(STREAM_PATH.length + 1);
+      if (CALL_SID_RE.test(segment)) return { accept: true, context: { pathCallSid: segment } };
+    }
+    return {
+      accept: false,
+      status: 404,
+      code: 'MEDIA_ERR_NO_ROUTE',
+      message: 'streams are served on /media-stream and /media-stream/<CallSid>',
+    };
+  }
+
+  #openSession(ws: WebSocket, context: UpgradeContext): MediaSession {
+    if (!this.#sessionHost) throw new MediaError('MEDIA_ERR_INTERNAL', 'session before start()');
+    return new MediaSession(ws, this.#sessionHost, context.pathCallSid);
+  }
+
+  #makeSessionHost(agent: Agent): SessionHost {
+    return {
+      config: this.#config,
+      agent,
+      metrics: this.metrics,
+      logger: this.#log,
+      send: (socket, text) => this.#server.send(socket, text),
+      countError: (code) => this.#server.countError(code),
+      claimCall: (callSid, session) => {
+        const older = this.#calls.get(callSid);
+        this.#calls.set(callSid, session);
+        // The older agent ends here, synchronously, before the newer one is started.
+        if (older && older !== session) older.replace();
+      },
+      releaseCall: (callSid, session) => {
+        if (this.#calls.get(callSid) === session) this.#calls.delete(callSid);
+      },
+    };
+  }
+}

@@ -1,0 +1,150 @@
+import { Counter, Gauge, Histogram, type Registry } from '@callgate/runtime';
+
+export type Provider = 'twilio' | 'sanspbx';
+
+/**
+ * The media worker's own series, registered on the service's registry next to the StreamServer's
+ * (sessions, upgrades, `media_errors_total{code}`). Counters move while calls run, not only when
+ * they end, so a dashboard sees a stuck call.
+ */
+export interface MediaMetrics {
+  callsActive: Gauge<'provider'>;
+  /** Calls that reached `start` and ended, by how they ended. */
+  callsFinished: Counter<'provider' | 'outcome'>;
+  callDuration: Histogram<'provider'>;
+  framesIn: Counter<'provider'>;
+  framesOut: Counter<'provider'>;
+  /** Outbound pacer ticks more than 10 ms late. */
+  lateFrames: Counter<'provider'>;
+  /** Holes in the caller's audio, found from `media.timestamp`. */
+  inboundGaps: Counter<'provider'>;
+  inboundGapMs: Counter<'provider'>;
+  /** Time spent handling one inbound media message (parse, decode, agent, recording). */
+  inboundProcessing: Histogram<'provider'>;
+  marksSent: Counter<'provider'>;
+  /** Mark echoes: `played` (the caller heard it) or `cleared` (echoed because of a clear). */
+  marksEchoed: Counter<'provider' | 'result'>;
+  clears: Counter<'provider'>;
+  agentErrors: Counter<'provider'>;
+  /** WebSocket message payload bytes. */
+  bytesIn: Counter<'provider'>;
+  bytesOut: Counter<'provider'>;
+  streamsReplaced: Counter;
+  webhooks: Counter<'route' | 'status'>;
+  recordingsActive: Gauge;
+}
+
+export function createMediaMetrics(registry: Registry): MediaMetrics {
+  const registers = [registry];
+  const p = ['provider'] as const;
+  return {
+    callsActive: new Gauge({
+      name: 'media_calls_active',
+      help: 'Calls between start and end on this worker.',
+      labelNames: p,
+      registers,
+    }),
+    callsFinished: new Counter({
+      name: 'media_calls_finished_total',
+      help: 'Calls that ended, by outcome (stop, hangup, disconnected, replaced, drain-timeout, ...).',
+      labelNames: ['provider', 'outcome'] as const,
+      registers,
+    }),
+    callDuration: new Histogram({
+      name: 'media_call_duration_seconds',
+      help: 'Length of finished calls.',
+      labelNames: p,
+      buckets: [1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600],
+      registers,
+    }),
+    framesIn: new Counter({
+      name: 'media_frames_in_total',
+      help: 'Caller media messages received.',
+      labelNames: p,
+      registers,
+    }),
+    framesOut: new Counter({
+      name: 'media_frames_out_total',
+      help: '20 ms frames sent to the caller.',
+      labelNames: p,
+      registers,
+    }),
+    lateFrames: new Counter({
+      name: 'media_late_frames_total',
+      help: 'Outbound frames sent more than 10 ms after their slot.',
+      labelNames: p,
+      registers,
+    }),
+    inboundGaps: new Counter({
+      name: 'media_inbound_gaps_total',
+      help: 'Holes in caller audio, by media.timestamp.',
+      labelNames: p,
+      registers,
+    }),
+    inboundGapMs: new Counter({
+      name: 'media_inbound_gap_ms_total',
+      help: 'Milliseconds of caller audio missing, by media.timestamp.',
+      labelNames: p,
+      registers,
+    }),
+    inboundProcessing: new Histogram({
+      name: 'media_inbound_processing_seconds',
+      help: 'Time to handle one inbound media message.',
+      labelNames: p,
+      buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05],
+      registers,
+    }),
+    marksSent: new Counter({
+      name: 'media_marks_sent_total',
+      help: 'Marks sent (one per utterance).',
+      labelNames: p,
+      registers,
+    }),
+    marksEchoed: new Counter({
+      name: 'media_marks_echoed_total',
+      help: 'Mark echoes: played, or cleared (echoed because of a clear, not heard).',
+      labelNames: ['provider', 'result'] as const,
+      registers,
+    }),
+    clears: new Counter({
+      name: 'media_clears_total',
+      help: 'clear messages sent (barge-in).',
+      labelNames: p,
+      registers,
+    }),
+    agentErrors: new Counter({
+      name: 'media_agent_errors_total',
+      help: 'Agent start failures and callback throws.',
+      labelNames: p,
+      registers,
+    }),
+    bytesIn: new Counter({
+      name: 'media_bytes_in_total',
+      help: 'WebSocket message bytes received from callers.',
+      labelNames: p,
+      registers,
+    }),
+    bytesOut: new Counter({
+      name: 'media_bytes_out_total',
+      help: 'WebSocket message bytes sent to callers.',
+      labelNames: p,
+      registers,
+    }),
+    streamsReplaced: new Counter({
+      name: 'media_streams_replaced_total',
+      help: 'Sessions closed because a newer stream for the same CallSid started.',
+      registers,
+    }),
+    webhooks: new Counter({
+      name: 'media_webhooks_total',
+      help: 'Voice webhook and stream status callback requests, by HTTP status.',
+      labelNames: ['route', 'status'] as const,
+      registers,
+    }),
+    recordingsActive: new Gauge({
+      name: 'media_recordings_active',
+      help: 'Recordings being written.',
+      registers,
+    }),
+  };
+}

@@ -1,0 +1,100 @@
+import type { CallTransport } from '@callgate/agent';
+import { pcm16ToBytes } from '@callgate/audio';
+import { encodeBase64, serializeSansPbxOutbound } from '@callgate/protocol';
+import type { TransportPort } from './twilio-transport.js';
+
+export interface SansPbxIdentity {
+  callId: string;
+  streamId: string;
+  channelId: string;
+}
+
+export interface SansPbxTransportOptions {
+  identity: SansPbxIdentity;
+  sampleRate: number;
+  port: TransportPort;
+  /** Called when a mark counts as played (see the class comment); the session feeds the Call. */
+  onMark: (name: string) => void;
+  /** Milliseconds clock; default `performance.now`. */
+  clock?: () => number;
+}
+
+/**
+ * The Call's way out to a SansPBX stream: frames become `reverse-media` messages of base64 PCM16 LE
+ * at the line rate. SansPBX has no marks and no clear, so this transport makes the marks itself:
+ * a mark is reported played once every frame sent before it has had its 20 ms of playing time
+ * after it was sent (the Call paces frames in real time, so that is when a PBX with no jitter
+ * buffer finishes it). That is an estimate, documented as such in README.md: a PBX that buffers
+ * plays later than we say. Without it the Call would think the agent speaks for ever.
+ *
+ * `sendClear()` cannot take back audio already sent (at most the one frame in flight, since
+ * nothing is sent ahead); it reports the pending marks at once, as Twilio echoes them on `clear`,
+ * and the Call counts those as cleared.
+ */
+export class SansPbxTransport implements CallTransport {
+  readonly sampleRate: number;
+  readonly #identity: SansPbxIdentity;
+  readonly #port: TransportPort;
+  readonly #onMark: (name: string) => void;
+  readonly #clock: () => number;
+  readonly #frameMs = 20;
+  /** Clock time at which everything sent so far has played. */
+  #playedUntil = 0;
+  readonly #pending = new Map<string, NodeJS.Timeout>();
+  #closed = false;
+
+  constructor(options: SansPbxTransportOptions) {
+    this.sampleRate = options.sampleRate;
+    this.#identity = options.identity;
+    this.#port = options.port;
+    this.#onMark = options.onMark;
+    this.#clock = options.clock ?? (() => performance.now());
+  }
+
+  sendAudio(frame: Int16Array): void {
+    const now = this.#clock();
+    this.#playedUntil = Math.max(this.#playedUntil, now) + this.#frameMs;
+    this.#port.send(
+      serializeSansPbxOutbound({
+        event: 'reverse-media',
+        payload: encodeBase64(pcm16ToBytes(frame)),
+        streamId: this.#identity.streamId,
+        channelId: this.#identity.channelId,
+        callId: this.#identity.callId,
+      }),
+    );
+  }
+
+  sendMark(name: string): void {
+    if (this.#closed) return;
+    const delay = Math.max(0, this.#playedUntil - this.#clock());
+    const timer = setTimeout(() => {
+      this.#pending.delete(name);
+      this.#onMark(name);
+    }, delay);
+    this.#pending.set(name, timer);
+  }
+
+  sendClear(): void {
+    this.#playedUntil = this.#clock();
+    const names = [...this.#pending.keys()];
+    for (const timer of this.#pending.values()) clearTimeout(timer);
+    this.#pending.clear();
+    // Reported after the Call's clear() has returned, as an echo from the far end would be.
+    queueMicrotask(() => {
+      if (this.#closed) return;
+      for (const name of names) this.#onMark(name);
+    });
+  }
+
+  hangup(reason: string): void {
+    this.#port.hangup(reason);
+  }
+
+  /** Stops the mark timers; nothing is reported after this. Idempotent. */
+  close(): void {
+    this.#closed = true;
+    for (const timer of this.#pending.values()) clearTimeout(timer);
+    this.#pending.clear();
+  }
+}

@@ -1,0 +1,233 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { sendJsonError, type Logger } from '@callgate/runtime';
+// Only the signature check, not the whole REST client (see twiml.ts).
+import { validateRequest } from 'twilio/lib/webhooks/webhooks.js';
+import { signCallToken } from './call-token.js';
+import type { MediaConfig } from './config.js';
+import type { MediaErrorCode } from './errors.js';
+import type { MediaMetrics } from './metrics.js';
+import {
+  CALL_SID_RE,
+  STATUS_PATH,
+  STREAM_PATH,
+  TWIML_PATH,
+  buildStreamTwiml,
+  publicOrigins,
+} from './twiml.js';
+
+export type WebhookConfig = Pick<
+  MediaConfig,
+  'publicUrl' | 'twilioAuthToken' | 'callTokenSecret' | 'callTokenTtlSeconds' | 'maxWebhookBytes'
+>;
+
+export interface WebhookHost {
+  readonly config: WebhookConfig;
+  readonly logger: Logger;
+  readonly metrics: MediaMetrics;
+  countError(code: string): void;
+}
+
+type Route = 'twiml' | 'status';
+
+class WebhookError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: MediaErrorCode,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Twilio's HTTP side of a call: the voice webhook that answers `<Connect><Stream>` TwiML with a
+ * per-call token, and the stream status callback. Both are form posts, bounded in size, and,
+ * with TWILIO_AUTH_TOKEN, signature-checked over PUBLIC_URL + the path as received.
+ */
+export class TwilioWebhooks {
+  readonly #host: WebhookHost;
+
+  constructor(host: WebhookHost) {
+    this.#host = host;
+  }
+
+  /** Answers the request if it is one of ours; false lets the StreamServer answer 404. */
+  async handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
+    let route: Route;
+    if (url.pathname === TWIML_PATH) route = 'twiml';
+    else if (url.pathname === STATUS_PATH) route = 'status';
+    else return false;
+    try {
+      const params = await this.#readSignedForm(req);
+      if (route === 'twiml') this.#twiml(req, res, params);
+      else this.#status(res, params);
+    } catch (err) {
+      if (!(err instanceof WebhookError)) throw err;
+      const level = err.status === 403 ? 'warn' : 'info';
+      this.#host.logger[level]('webhook refused', {
+        code: err.code,
+        status: err.status,
+        route,
+        message: err.message,
+      });
+      this.#host.countError(err.code);
+      this.#host.metrics.webhooks.inc({ route, status: String(err.status) });
+      // The rest of an oversized body is not worth reading: answer, then drop the connection.
+      if (err.status === 413) res.setHeader('connection', 'close');
+      sendJsonError(res, err.status, err.code, err.message, err.headers);
+      if (err.status === 413) res.once('finish', () => req.destroy());
+      return true;
+    }
+    this.#host.metrics.webhooks.inc({ route, status: String(res.statusCode) });
+    return true;
+  }
+
+  #twiml(req: IncomingMessage, res: ServerResponse, params: Record<string, string>): void {
+    const callSid = requireCallSid(params);
+    const { config } = this.#host;
+    const origins = publicOrigins(config.publicUrl, req.headers);
+    if (!origins) {
+      throw new WebhookError(
+        400,
+        'MEDIA_ERR_BAD_WEBHOOK',
+        'no PUBLIC_URL and no usable Host header',
+      );
+    }
+    const callToken =
+      config.callTokenSecret === undefined
+        ? undefined
+        : signCallToken({
+            secret: config.callTokenSecret,
+            callSid,
+            ttlSeconds: config.callTokenTtlSeconds,
+          });
+    const xml = buildStreamTwiml({
+      streamUrl: `${origins.ws}${STREAM_PATH}/${callSid}`,
+      callToken,
+      statusCallbackUrl: `${origins.http}${STATUS_PATH}`,
+    });
+    this.#host.logger.info('voice webhook answered', {
+      callSid,
+      streamHost: origins.ws,
+      publicUrlConfigured: origins.configured,
+      callToken: callToken !== undefined,
+    });
+    res.writeHead(200, {
+      'content-type': 'text/xml; charset=utf-8',
+      'content-length': Buffer.byteLength(xml),
+      'cache-control': 'no-store',
+    });
+    res.end(xml);
+  }
+
+  #status(res: ServerResponse, params: Record<string, string>): void {
+    const callSid = requireCallSid(params);
+    const fields: Record<string, unknown> = {
+      callSid,
+      streamSid: params.StreamSid?.slice(0, 64),
+      streamEvent: params.StreamEvent?.slice(0, 64),
+      streamName: params.StreamName?.slice(0, 128),
+      timestamp: params.Timestamp?.slice(0, 64),
+    };
+    if (params.StreamError !== undefined) fields.streamError = params.StreamError.slice(0, 500);
+    const level = params.StreamEvent === 'stream-error' ? 'warn' : 'info';
+    this.#host.logger[level]('stream status', fields);
+    res.writeHead(204, { 'cache-control': 'no-store' });
+    res.end();
+  }
+
+  /** Reads a bounded form body and checks `X-Twilio-Signature` when an auth token is set. */
+  async #readSignedForm(req: IncomingMessage): Promise<Record<string, string>> {
+    if (req.method !== 'POST') {
+      throw new WebhookError(
+        405,
+        'MEDIA_ERR_METHOD_NOT_ALLOWED',
+        `${req.method ?? ''} not allowed`,
+        {
+          Allow: 'POST',
+        },
+      );
+    }
+    const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    if (type !== 'application/x-www-form-urlencoded') {
+      throw new WebhookError(
+        415,
+        'MEDIA_ERR_BAD_WEBHOOK',
+        'body must be application/x-www-form-urlencoded',
+      );
+    }
+    const body = await readBody(req, this.#host.config.maxWebhookBytes);
+    const params: Record<string, string> = {};
+    for (const [name, value] of new URLSearchParams(body)) params[name] = value;
+    const { twilioAuthToken, publicUrl } = this.#host.config;
+    if (twilioAuthToken !== undefined && publicUrl !== undefined) {
+      const header = req.headers['x-twilio-signature'];
+      const signature = Array.isArray(header) ? header[0] : header;
+      // Twilio signs the URL it was configured with: the public origin plus the path as sent.
+      const signedUrl = `${publicUrl.origin}${req.url ?? ''}`;
+      if (
+        signature === undefined ||
+        !validateRequest(twilioAuthToken, signature, signedUrl, params)
+      ) {
+        throw new WebhookError(
+          403,
+          'MEDIA_ERR_BAD_SIGNATURE',
+          'X-Twilio-Signature missing or invalid',
+        );
+      }
+    }
+    return params;
+  }
+}
+
+function requireCallSid(params: Record<string, string>): string {
+  const callSid = params.CallSid;
+  if (callSid === undefined || !CALL_SID_RE.test(callSid)) {
+    throw new WebhookError(400, 'MEDIA_ERR_BAD_WEBHOOK', 'CallSid missing or invalid');
+  }
+  return callSid;
+}
+
+function readBody(req: IncomingMessage, maxBytes: number): Promise<string> {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > maxBytes) {
+    return Promise.reject(
+      new WebhookError(413, 'MEDIA_ERR_BODY_TOO_LARGE', `body over ${maxBytes} bytes`),
+    );
+  }
+  return new Promise<string>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > maxBytes) {
+        cleanup();
+        req.resume(); // keep the socket flowing so the 413 can be written
+        reject(new WebhookError(413, 'MEDIA_ERR_BODY_TOO_LARGE', `body over ${maxBytes} bytes`));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = (): void => {
+      cleanup();
+      resolve(Buffer.concat(chunks, size).toString('utf8'));
+    };
+    const onError = (err: Error): void => {
+      cleanup();
+      reject(
+        new WebhookError(400, 'MEDIA_ERR_BAD_WEBHOOK', `request body aborted: ${err.message}`),
+      );
+    };
+    const cleanup = (): void => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+      // A late reset must not become an unhandled 'error' event.
+      req.on('error', () => undefined);
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+  });
+}

@@ -1,0 +1,116 @@
+import { ConfigError } from '@callgate/runtime';
+import { describe, expect, it } from 'vitest';
+import { loadMediaConfig } from '../src/index.js';
+
+const defaults = { workerId: 'host-1' };
+
+describe('loadMediaConfig', () => {
+  it('has documented defaults', () => {
+    const c = loadMediaConfig({}, defaults);
+    expect(c).toEqual({
+      host: '127.0.0.1',
+      port: 8081,
+      workerId: 'host-1',
+      publicUrl: undefined,
+      callTokenSecret: undefined,
+      callTokenTtlSeconds: 600,
+      twilioAuthToken: undefined,
+      agent: 'parrot',
+      agentModule: undefined,
+      recordingsDir: undefined,
+      maxCalls: 100,
+      drainTimeoutMs: 3_600_000,
+      sansPbxEnabled: true,
+      sansPbxSampleRate: 8000,
+      heartbeatIntervalMs: 15_000,
+      maxBufferedBytes: 262_144,
+      startTimeoutMs: 10_000,
+      maxBadMessages: 10,
+      maxWebhookBytes: 65_536,
+      logLevel: 'info',
+    });
+    expect(Object.isFrozen(c)).toBe(true);
+  });
+
+  it('reads every variable', () => {
+    const c = loadMediaConfig(
+      {
+        HOST: '0.0.0.0',
+        PORT: '0',
+        WORKER_ID: 'media-7',
+        PUBLIC_URL: 'https://edge.example.com',
+        CALL_TOKEN_SECRET: '0123456789abcdef',
+        CALL_TOKEN_TTL_SECONDS: '120',
+        TWILIO_AUTH_TOKEN: 'tok',
+        AGENT: 'echo',
+        AGENT_MODULE: './my-agent.js',
+        RECORDINGS_DIR: '/tmp/rec',
+        MAX_CALLS: '5',
+        DRAIN_TIMEOUT_MS: '1000',
+        SANSPBX_ENABLED: 'false',
+        SANSPBX_SAMPLE_RATE: '16000',
+        HEARTBEAT_INTERVAL_MS: '5000',
+        MAX_BUFFERED_BYTES: '65536',
+        START_TIMEOUT_MS: '2000',
+        MAX_BAD_MESSAGES: '0',
+        MAX_WEBHOOK_BYTES: '4096',
+        LOG_LEVEL: 'debug',
+      },
+      defaults,
+    );
+    expect(c).toMatchObject({
+      host: '0.0.0.0',
+      port: 0,
+      workerId: 'media-7',
+      callTokenTtlSeconds: 120,
+      agent: 'echo',
+      agentModule: './my-agent.js',
+      maxCalls: 5,
+      sansPbxEnabled: false,
+      sansPbxSampleRate: 16000,
+      maxBadMessages: 0,
+      logLevel: 'debug',
+    });
+    expect(c.publicUrl?.href).toBe('https://edge.example.com/');
+  });
+
+  it('reports every problem at once', () => {
+    let error: unknown;
+    try {
+      loadMediaConfig(
+        {
+          PORT: '70000',
+          PUBLIC_URL: 'https://edge.example.com/voice?x=1',
+          CALL_TOKEN_SECRET: 'short',
+          AGENT: 'robot',
+          MAX_CALLS: '0',
+          SANSPBX_SAMPLE_RATE: '11025',
+          LOG_LEVEL: 'loud',
+        },
+        defaults,
+      );
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const problems = (error as ConfigError).problems.join('\n');
+    for (const name of [
+      'PORT',
+      'PUBLIC_URL',
+      'CALL_TOKEN_SECRET',
+      'AGENT',
+      'MAX_CALLS',
+      'SANSPBX_SAMPLE_RATE',
+      'LOG_LEVEL',
+    ]) {
+      expect(problems).toContain(name);
+    }
+    expect((error as ConfigError).code).toBe('CONFIG_ERR_INVALID');
+  });
+
+  it('needs PUBLIC_URL to check webhook signatures', () => {
+    expect(() => loadMediaConfig({ TWILIO_AUTH_TOKEN: 'tok' }, defaults)).toThrow(
+      /TWILIO_AUTH_TOKEN needs PUBLIC_URL/,
+    );
+  });
+});
