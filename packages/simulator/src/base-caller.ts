@@ -502,11 +502,17 @@ export function randomSid(prefix: string): string {
   return prefix + randomBytes(16).toString('hex');
 }
 
-/** `/media-stream/CA…` carries the CallSid; use it so the webhook, stream and summary agree. */
+/**
+ * `/media-stream/<CallSid>` carries the CallSid; use it so the webhook, the stream and the summary
+ * agree (the worker closes a stream whose `start.callSid` differs from its path). Any id the worker
+ * accepts is taken, so a readable `CAtest` works as well as a real 34-character sid.
+ */
 export function callSidFromUrl(url: string): string | undefined {
   try {
-    const last = new URL(url).pathname.split('/').pop() ?? '';
-    return /^CA[0-9a-fA-F]{32}$/.test(last) ? last : undefined;
+    const segments = new URL(url).pathname.split('/');
+    if (segments.length !== 3 || segments[1] !== 'media-stream') return undefined;
+    const last = segments[2] ?? '';
+    return /^[A-Za-z0-9_-]{1,64}$/.test(last) ? last : undefined;
   } catch {
     return undefined;
   }
