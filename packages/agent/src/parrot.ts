@@ -1,4 +1,4 @@
-import { dtmfFrequencies, dtmfTone } from '@callgate/audio';
+import { concatPcm, dtmfFrequencies, dtmfTone } from '@callgate/audio';
 import type { Agent, AgentCall, AgentSession } from './types.js';
 import { EnergyVad } from './vad.js';
 
@@ -74,7 +74,7 @@ export function createParrotAgent(options: ParrotOptions = {}): Agent {
           const frames = recording ?? [];
           recording = undefined;
           if (event.type === 'discard') return;
-          const audio = concat(frames);
+          const audio = concatPcm(frames);
           const dropMs = Math.max(0, event.trailingMs - tailMs);
           const keep = Math.max(0, audio.length - Math.round((dropMs * rate) / 1000));
           call.log.debug('parrot heard an utterance', {
@@ -101,16 +101,4 @@ export function createParrotAgent(options: ParrotOptions = {}): Agent {
 
 function frameMs(frame: Int16Array, rate: number): number {
   return (frame.length * 1000) / rate;
-}
-
-function concat(frames: readonly Int16Array[]): Int16Array {
-  let length = 0;
-  for (const frame of frames) length += frame.length;
-  const out = new Int16Array(length);
-  let offset = 0;
-  for (const frame of frames) {
-    out.set(frame, offset);
-    offset += frame.length;
-  }
-  return out;
 }
