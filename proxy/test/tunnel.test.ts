@@ -262,8 +262,10 @@ describe('Tunnel guards', () => {
   });
 
   it('cuts a tunnel with no bytes either way for the idle time, and keeps a busy one', async () => {
+    // The busy tunnel sends every 50 ms against a 2 s limit: 40 frames of margin, so only a
+    // multi-second stall of this process could make it look idle.
     const backend = await startWsBackend();
-    const t = await startEdge({ MEDIA_BACKENDS: backend.hostPort, TUNNEL_IDLE_TIMEOUT_MS: '1000' });
+    const t = await startEdge({ MEDIA_BACKENDS: backend.hostPort, TUNNEL_IDLE_TIMEOUT_MS: '2000' });
     const idle = await openWs(`${t.wsUrl}/media-stream/CAidle`);
     const busy = await openWs(`${t.wsUrl}/media-stream/CAbusy`);
     let echoes = 0;
