@@ -31,6 +31,10 @@ if (mediaWorkers < 1) {
 const callTokenSecret = env.CALL_TOKEN_SECRET || randomBytes(32).toString('hex');
 const testAgentSecret = env.TEST_AGENT_SECRET || randomBytes(32).toString('hex');
 
+// The accept grace keeps a draining worker taking calls until the proxy's next health probe has
+// seen it drain. `npm start` stops the whole stack at once, so the grace would only delay Ctrl-C.
+const acceptGraceMs = env.ACCEPT_GRACE_MS || '0';
+
 const mediaPorts = Array.from({ length: mediaWorkers }, (_, i) => mediaBasePort + i);
 const commands = [
   {
@@ -49,6 +53,7 @@ const commands = [
       PORT: String(port),
       WORKER_ID: `media-${i + 1}`,
       CALL_TOKEN_SECRET: callTokenSecret,
+      ACCEPT_GRACE_MS: acceptGraceMs,
     },
   })),
   {
@@ -59,6 +64,7 @@ const commands = [
       PORT: String(testAgentPort),
       WORKER_ID: 'test-agent-1',
       TEST_AGENT_SECRET: testAgentSecret,
+      ACCEPT_GRACE_MS: acceptGraceMs,
     },
   },
 ];

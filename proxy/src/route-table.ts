@@ -50,8 +50,12 @@ export type CanonicalUrl =
 const PATH_CHARS = /^[A-Za-z0-9\-._~!$&()*+,=@/]*$/;
 // The query may carry escapes (tokens, form values) but nothing url.parse would re-escape.
 const QUERY_CHARS = /^(?:[A-Za-z0-9\-._~!$&()*+,;=:@/?]|%[0-9A-Fa-f]{2})*$/;
-/** A CallSid or session id: one path segment. Twilio's CallSids are `CA` + 32 hex digits. */
-const ID = /^[A-Za-z0-9_-]{1,128}$/;
+/**
+ * A CallSid or session id: one path segment. Twilio's CallSids are `CA` + 32 hex digits and
+ * test-agent session ids at most 64 characters. 64 is also the media worker's limit: a longer id
+ * would pass here only to get a 404 from the worker, so the edge refuses it itself.
+ */
+const ID = /^[A-Za-z0-9_-]{1,64}$/;
 const CHECK_BASE = 'http://edge.invalid';
 
 /**

@@ -64,6 +64,9 @@ describe('RouteTable#match', () => {
       ['/media-stream/CAabc123?ignored=1', 'media-stream', 'media', { segment: 'CAabc123' }],
       ['/test-agent/sess-42', 'test-agent', 'test-agent', { sessionId: 'sess-42' }],
       ['/test-agent/sess-42?token=t0k', 'test-agent', 'test-agent', { sessionId: 'sess-42' }],
+      // 64 characters: the longest id both workers accept.
+      ['/media-stream/' + 'C'.repeat(64), 'media-stream', 'media', { segment: 'C'.repeat(64) }],
+      ['/test-agent/' + 's'.repeat(64), 'test-agent', 'test-agent', { sessionId: 's'.repeat(64) }],
     ])('%s → %s', (url, route, pool, extra) => {
       expect(table.match('GET', url, true)).toEqual({
         kind: 'pool',
@@ -86,6 +89,10 @@ describe('RouteTable#match', () => {
       ['/test-agent/', 'PROXY_ERR_NO_ROUTE'],
       ['/test-agent/a/b', 'PROXY_ERR_NO_ROUTE'],
       ['/test-agent/' + 'x'.repeat(129), 'PROXY_ERR_NO_ROUTE'],
+      // 65–128 characters used to pass here and get a 404 from the worker.
+      ['/media-stream/' + 'C'.repeat(65), 'PROXY_ERR_NO_ROUTE'],
+      ['/media-stream/' + 'C'.repeat(128), 'PROXY_ERR_NO_ROUTE'],
+      ['/test-agent/' + 's'.repeat(65), 'PROXY_ERR_NO_ROUTE'],
       ['/admin', 'PROXY_ERR_NO_ROUTE'],
       ['/media-stream/../admin', 'PROXY_ERR_BAD_PATH'],
       ['//evil.com/media-stream/x', 'PROXY_ERR_BAD_PATH'],
@@ -110,6 +117,8 @@ describe('RouteTable#match', () => {
       ['GET', '/test-agent/app.js', 'test-agent-http', 'test-agent', undefined],
       ['POST', '/test-agent/api/sessions', 'test-agent-http', 'test-agent', undefined],
       ['GET', '/test-agent/sess-42', 'test-agent-http', 'test-agent', 'sess-42'],
+      // Too long for a session id: the page's assets path, least-loaded, not pinned.
+      ['GET', '/test-agent/' + 's'.repeat(65), 'test-agent-http', 'test-agent', undefined],
     ])('%s %s → %s', (method, url, route, pool, sessionId) => {
       const match = table.match(method, url, false);
       expect(match).toMatchObject({ kind: 'pool', route, pool, forwardUrl: url });

@@ -72,7 +72,9 @@ function watchOpen(): { onEvent: (e: SimEvent) => void; opened: Promise<void> } 
 
 describe('a draining media worker', () => {
   it('finishes its live call, refuses new ones with 503, then exits 0', async () => {
-    const { worker, proxy } = await stack();
+    // No accept grace: new upgrades are refused from the SIGTERM on (media-rollout.e2e covers
+    // the grace).
+    const { worker, proxy } = await stack({ ACCEPT_GRACE_MS: '0' });
     const { onEvent, opened } = watchOpen();
     const sid = 'CA0000000000000000000000000000d001';
     const call = simulateCall({

@@ -5,3 +5,4 @@ export * from './service.js';
 export * from './metrics.js';
 export * from './run-main.js';
 export * from './stream-server.js';
+export * from './trace.js';

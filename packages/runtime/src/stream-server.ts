@@ -8,6 +8,7 @@ import { WebSocket, WebSocketServer } from 'ws';
 import { CallgateError, NotStartedError, errorCode } from './errors.js';
 import type { Logger } from './logger.js';
 import { serveMetrics } from './metrics.js';
+import { traceFields } from './trace.js';
 import { Lifecycle } from './service.js';
 import type { DrainableService } from './service.js';
 
@@ -30,7 +31,10 @@ export interface StreamSession {
 }
 
 export interface StreamServerOptions<Ctx> {
-  /** 'media' | 'test-agent'; metric prefix (dashes → underscores) and log field `service`. */
+  /**
+   * 'media' | 'test-agent'; metric prefix (dashes → underscores) and log field `server`. The
+   * `service` field is the process's own, set on the logger by its main.ts.
+   */
   name: string;
   host: string;
   /** 0 picks a free port; `address()` tells which. */
@@ -53,6 +57,13 @@ export interface StreamServerOptions<Ctx> {
   maxHeaderBytes?: number;
   /** Default 3000: how long `destroy()` and shedding wait for close handshakes before terminate(). */
   closeTimeoutMs?: number;
+  /**
+   * Default 0. After `beginDrain()`, keep accepting upgrades this long while /readyz already
+   * answers 503: a proxy keeps routing new calls here until its next readiness probe, and each of
+   * those would otherwise be refused (a lost call). Set it above the proxy's probe interval plus
+   * its probe timeout. `close()` waits for it; `destroy()` cuts it short.
+   */
+  acceptGraceMs?: number;
   /**
    * Decides before the handshake. A throw or rejection answers 500 (RUNTIME_ERR_HANDLER). Refusals
    * are logged and counted in `<prefix>_errors_total{code}` by the server; do not count them again.
@@ -113,10 +124,11 @@ interface SessionEntry {
  * capacity, the worker's `routeUpgrade`), keeps sessions alive with one heartbeat timer, sheds slow
  * readers, and serves /healthz, /readyz and /metrics.
  *
- * Lifecycle: `beginDrain()` turns readiness and new upgrades to 503 but keeps listening, so health
- * checks see 503 rather than a refused connection; `close()` waits for every session to end, then
- * closes the listener; `destroy()` closes sessions with 1012, terminates the rest after
- * `closeTimeoutMs`, and cuts a pending `close()` short.
+ * Lifecycle: `beginDrain()` turns readiness to 503 at once but keeps listening, so health checks see
+ * 503 rather than a refused connection; new upgrades are still accepted for `acceptGraceMs` (until
+ * the proxies have seen the 503), then refused with 503. `close()` waits for the grace to pass and
+ * every session to end, then closes the listener; `destroy()` ends the grace, closes sessions with
+ * 1012, terminates the rest after `closeTimeoutMs`, and cuts a pending `close()` short.
  */
 export class StreamServer<Ctx> implements DrainableService {
   readonly #options: StreamServerOptions<Ctx>;
@@ -125,6 +137,7 @@ export class StreamServer<Ctx> implements DrainableService {
   readonly #heartbeatIntervalMs: number;
   readonly #maxBufferedBytes: number;
   readonly #closeTimeoutMs: number;
+  readonly #acceptGraceMs: number;
   readonly #lifecycle: Lifecycle;
   readonly #wss: WebSocketServer;
 
@@ -138,6 +151,10 @@ export class StreamServer<Ctx> implements DrainableService {
   #starting: Promise<void> | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
   #draining = false;
+  /** False once the accept grace after beginDrain() is over (or at once without one). */
+  #accepting = true;
+  #graceTimer: NodeJS.Timeout | undefined;
+  #graceWaiters: (() => void)[] = [];
   #destroyed = false;
   #shutdown: Promise<void> | undefined;
   readonly #sessions = new Map<WebSocket, SessionEntry>();
@@ -152,11 +169,12 @@ export class StreamServer<Ctx> implements DrainableService {
   constructor(options: StreamServerOptions<Ctx>) {
     validateOptions(options);
     this.#options = options;
-    this.#log = options.logger.child({ service: options.name });
+    this.#log = options.logger.child({ server: options.name });
     this.#maxPayloadBytes = options.maxPayloadBytes ?? 65536;
     this.#heartbeatIntervalMs = options.heartbeatIntervalMs ?? 15000;
     this.#maxBufferedBytes = options.maxBufferedBytes ?? 262144;
     this.#closeTimeoutMs = options.closeTimeoutMs ?? 3000;
+    this.#acceptGraceMs = options.acceptGraceMs ?? 0;
     this.#lifecycle = new Lifecycle(`${options.name} stream server`);
     this.#wss = new WebSocketServer({
       noServer: true,
@@ -202,8 +220,17 @@ export class StreamServer<Ctx> implements DrainableService {
     });
   }
 
+  /** True from `beginDrain()` on: /readyz answers 503. */
   get isDraining(): boolean {
     return this.#draining;
+  }
+
+  /**
+   * Whether new work is taken: true until `beginDrain()`, and during its accept grace; false after
+   * it, and after `destroy()`. Workers gate their own new work (e.g. session creation) on it.
+   */
+  get isAccepting(): boolean {
+    return this.#accepting && !this.#destroyed;
   }
 
   get sessionCount(): number {
@@ -249,13 +276,30 @@ export class StreamServer<Ctx> implements DrainableService {
   beginDrain(): void {
     if (this.#draining) return;
     this.#draining = true;
-    this.#log.info('stream server draining', { sessions: this.#sessions.size });
+    const graceMs = this.#destroyed ? 0 : this.#acceptGraceMs;
+    this.#log.info('stream server draining', {
+      sessions: this.#sessions.size,
+      acceptGraceMs: graceMs,
+    });
+    if (graceMs === 0) {
+      this.#stopAccepting();
+      return;
+    }
+    this.#graceTimer = setTimeout(() => {
+      this.#graceTimer = undefined;
+      this.#log.info('accept grace over, refusing new sessions', {
+        sessions: this.#sessions.size,
+      });
+      this.#stopAccepting();
+    }, graceMs);
   }
 
   close(): Promise<void> {
     return this.#lifecycle.close(async () => {
       this.beginDrain();
       await this.#starting?.catch(() => undefined);
+      // Sessions accepted during the grace are waited for like the others.
+      await this.#whenNotAccepting();
       await this.#whenIdle();
       await this.#closeServer();
     });
@@ -265,6 +309,8 @@ export class StreamServer<Ctx> implements DrainableService {
     return this.#lifecycle.destroy(async () => {
       this.#draining = true;
       this.#destroyed = true;
+      // Ends the accept grace: no new sessions, and a pending close() stops waiting for it.
+      this.#stopAccepting();
       if (reason) {
         this.#log.warn('stream server destroyed', {
           code: errorCode(reason, 'RUNTIME_ERR_CLOSED'),
@@ -412,11 +458,20 @@ export class StreamServer<Ctx> implements DrainableService {
     }
     const problem = handshakeProblem(req);
     if (problem) {
-      this.#refuse(socket, 'bad_handshake', 400, 'RUNTIME_ERR_BAD_HANDSHAKE', problem, {}, url);
+      this.#refuse(
+        socket,
+        'bad_handshake',
+        400,
+        'RUNTIME_ERR_BAD_HANDSHAKE',
+        problem,
+        {},
+        url,
+        req,
+      );
       return;
     }
-    if (this.#draining) {
-      this.#refuseDraining(socket, url);
+    if (!this.isAccepting) {
+      this.#refuseDraining(socket, url, req);
       return;
     }
     const max = this.#options.maxSessions;
@@ -429,6 +484,7 @@ export class StreamServer<Ctx> implements DrainableService {
         `session limit of ${max} reached`,
         { 'Retry-After': RETRY_AFTER_SECONDS },
         url,
+        req,
       );
       return;
     }
@@ -453,8 +509,8 @@ export class StreamServer<Ctx> implements DrainableService {
         socket.destroy();
         return;
       }
-      if (this.#draining) {
-        this.#refuseDraining(socket, url);
+      if (!this.isAccepting) {
+        this.#refuseDraining(socket, url, req);
         return;
       }
       if (!verdict.accept) {
@@ -467,6 +523,7 @@ export class StreamServer<Ctx> implements DrainableService {
           verdict.message,
           verdict.headers ?? {},
           url,
+          req,
         );
         return;
       }
@@ -488,7 +545,7 @@ export class StreamServer<Ctx> implements DrainableService {
     socket.destroy();
   }
 
-  #refuseDraining(socket: Duplex, url: URL): void {
+  #refuseDraining(socket: Duplex, url: URL, req: IncomingMessage): void {
     this.#refuse(
       socket,
       'draining',
@@ -497,6 +554,7 @@ export class StreamServer<Ctx> implements DrainableService {
       'server is draining',
       { 'Retry-After': RETRY_AFTER_SECONDS },
       url,
+      req,
     );
   }
 
@@ -508,13 +566,16 @@ export class StreamServer<Ctx> implements DrainableService {
     message: string,
     headers: Record<string, string> = {},
     url?: URL,
+    req?: IncomingMessage,
   ): void {
     this.#upgrades.inc({ outcome });
     this.countError(code);
     // outcome 'error' was logged where it happened, with its cause.
     if (outcome !== 'error') {
       const level = outcome === 'over_capacity' ? 'warn' : 'info';
-      this.#log[level]('upgrade refused', { code, status, outcome, path: url?.pathname });
+      // The tunnel id joins this line with the proxy's PROXY_ERR_UPSTREAM_REJECTED line.
+      const trace = req ? { tunnelId: traceFields(req).tunnelId } : {};
+      this.#log[level]('upgrade refused', { code, status, outcome, path: url?.pathname, ...trace });
     }
     writeHttpError(socket, status, code, message, headers);
   }
@@ -663,6 +724,20 @@ export class StreamServer<Ctx> implements DrainableService {
       if (!res.headersSent) sendJsonError(res, 500, 'RUNTIME_ERR_HANDLER', 'internal error');
       else res.destroy();
     }
+  }
+
+  #stopAccepting(): void {
+    if (this.#graceTimer) clearTimeout(this.#graceTimer);
+    this.#graceTimer = undefined;
+    this.#accepting = false;
+    const waiters = this.#graceWaiters;
+    this.#graceWaiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  #whenNotAccepting(): Promise<void> {
+    if (!this.#accepting) return Promise.resolve();
+    return new Promise<void>((resolve) => this.#graceWaiters.push(resolve));
   }
 
   #whenIdle(): Promise<void> {
@@ -814,6 +889,7 @@ function validateOptions<Ctx>(o: StreamServerOptions<Ctx>): void {
     ['requestTimeoutMs', o.requestTimeoutMs, 1],
     ['maxHeaderBytes', o.maxHeaderBytes, 1],
     ['closeTimeoutMs', o.closeTimeoutMs, 0],
+    ['acceptGraceMs', o.acceptGraceMs, 0],
   ];
   for (const [name, value, min] of counts) {
     if (value === undefined && name !== 'maxSessions') continue;

@@ -181,6 +181,7 @@ describe('StreamServer', () => {
       ['a fractional maxSessions', { maxSessions: 1.5 }],
       ['a zero maxPayloadBytes', { maxPayloadBytes: 0 }],
       ['a zero heartbeatIntervalMs', { heartbeatIntervalMs: 0 }],
+      ['a negative acceptGraceMs', { acceptGraceMs: -1 }],
       [
         'headersTimeoutMs above requestTimeoutMs',
         { headersTimeoutMs: 20000, requestTimeoutMs: 1000 },
@@ -543,6 +544,85 @@ describe('StreamServer', () => {
       expect(JSON.parse(reply.body)).toMatchObject({ error: { code: 'RUNTIME_ERR_DRAINING' } });
       expect(h.opened).toHaveLength(0);
       await h.server.close();
+    });
+
+    it('keeps accepting upgrades during acceptGraceMs while readiness is already 503', async () => {
+      const h = await startServer({ acceptGraceMs: 60_000 });
+      expect(h.server.isAccepting).toBe(true);
+      h.server.beginDrain();
+      expect(h.server.isDraining).toBe(true);
+      expect(h.server.isAccepting).toBe(true);
+      expect(await httpGet(`${h.server.url}/readyz`)).toMatchObject({
+        status: 503,
+        body: '{"status":"draining"}',
+      });
+
+      // A proxy that has not probed since the SIGTERM still sends calls: they are served.
+      const client = await connectWs(wsUrl(h.server, '/during-grace'));
+      client.send('hello');
+      expect((await nextMessage(client)).data.toString()).toBe('hello');
+      expect(await h.metric('media_upgrades_total', { outcome: 'accepted' })).toBe(1);
+      expect(await h.metric('media_upgrades_total', { outcome: 'draining' })).toBe(0);
+      expect(h.lines.find((l) => l.msg === 'stream server draining')).toMatchObject({
+        acceptGraceMs: 60_000,
+      });
+    });
+
+    it('close() waits for the accept grace even when no session is left; destroy() cuts it short', async () => {
+      const h = await startServer({ acceptGraceMs: 60_000 });
+      const first = await connectWs(wsUrl(h.server, '/first'));
+      let closed = false;
+      const closing = h.server.close().then(() => (closed = true));
+      expect(h.server.isDraining).toBe(true);
+
+      first.close(1000, 'done');
+      await vi.waitFor(() => expect(h.server.sessionCount).toBe(0));
+      // No session remains, but the grace is not over: close() has not closed the listener and
+      // a late upgrade is still served.
+      const late = await connectWs(wsUrl(h.server, '/late'));
+      late.send('still here');
+      expect((await nextMessage(late)).data.toString()).toBe('still here');
+      expect(closed).toBe(false);
+
+      const lateClose = nextClose(late);
+      await h.server.destroy();
+      await closing;
+      expect(h.server.isAccepting).toBe(false);
+      expect(await lateClose).toEqual({ code: 1012, reason: 'service restart' });
+      expect(h.server.httpServer.listening).toBe(false);
+    });
+
+    it('refuses upgrades with 503 once the accept grace is over, and close() follows', async () => {
+      const h = await startServer({ acceptGraceMs: 50 });
+      const live = await connectWs(wsUrl(h.server, '/live'));
+      h.server.beginDrain();
+      await vi.waitFor(() =>
+        expect(h.lines.some((l) => l.msg === 'accept grace over, refusing new sessions')).toBe(
+          true,
+        ),
+      );
+      expect(h.server.isAccepting).toBe(false);
+      const refused = parseRawResponse(await rawExchange(h.server.url, upgradeRequest('/new')));
+      expect(refused.status).toBe(503);
+      expect(JSON.parse(refused.body)).toMatchObject({ error: { code: 'RUNTIME_ERR_DRAINING' } });
+      expect(await h.metric('media_upgrades_total', { outcome: 'draining' })).toBe(1);
+
+      // The session from before the drain goes on; close() resolves once it ends.
+      live.send('after grace');
+      expect((await nextMessage(live)).data.toString()).toBe('after grace');
+      const closing = h.server.close();
+      live.close(1000, 'done');
+      await closing;
+      expect(h.server.httpServer.listening).toBe(false);
+    });
+
+    it('close() without sessions resolves only after the accept grace', async () => {
+      const h = await startServer({ acceptGraceMs: 50 });
+      await h.server.close();
+      const grace = h.lines.findIndex((l) => l.msg === 'accept grace over, refusing new sessions');
+      expect(grace).toBeGreaterThanOrEqual(0);
+      expect(h.server.isAccepting).toBe(false);
+      expect(h.server.httpServer.listening).toBe(false);
     });
 
     it('close() with no sessions resolves and frees the port', async () => {

@@ -20,6 +20,12 @@ export interface MediaConfig {
   recordingsDir: string | undefined;
   maxCalls: number;
   drainTimeoutMs: number;
+  /**
+   * After SIGTERM, how long new calls are still accepted while /readyz already answers 503: the
+   * proxies route here until their next readiness probe. Above the proxy's
+   * HEALTH_CHECK_INTERVAL_MS + HEALTH_CHECK_TIMEOUT_MS.
+   */
+  acceptGraceMs: number;
   sansPbxEnabled: boolean;
   sansPbxSampleRate: SansPbxRate;
   heartbeatIntervalMs: number;
@@ -83,6 +89,7 @@ export function loadMediaConfig(env: Env, defaults: MediaConfigDefaults): Readon
     recordingsDir: r.optionalString('RECORDINGS_DIR'),
     maxCalls: r.int('MAX_CALLS', 100, { min: 1, max: 100_000 }),
     drainTimeoutMs: r.int('DRAIN_TIMEOUT_MS', 3_600_000, { min: 0, max: 86_400_000 }),
+    acceptGraceMs: r.int('ACCEPT_GRACE_MS', 5000, { min: 0, max: 600_000 }),
     sansPbxEnabled: r.bool('SANSPBX_ENABLED', true),
     sansPbxSampleRate: Number(rateText) as SansPbxRate,
     heartbeatIntervalMs: r.int('HEARTBEAT_INTERVAL_MS', 15_000, { min: 100, max: 600_000 }),

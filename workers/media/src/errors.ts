@@ -9,6 +9,8 @@ export type MediaErrorCode =
   | 'MEDIA_ERR_NO_ROUTE'
   /** `start` carried no, a malformed, a forged or an expired `callToken` (close 1008). */
   | 'MEDIA_ERR_BAD_CALL_TOKEN'
+  /** CALL_TOKEN_SECRET is unset: streams are accepted without a call token (a warning at start). */
+  | 'MEDIA_ERR_NO_CALL_TOKEN_SECRET'
   /** The `/media-stream/<CallSid>` path segment differs from the CallSid in `start` (close 1008). */
   | 'MEDIA_ERR_CALLSID_MISMATCH'
   /** `media`, `dtmf` or `mark` before `start` (close 1008). */

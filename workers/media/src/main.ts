@@ -1,25 +1,36 @@
 import { hostname } from 'node:os';
 import { loadAgent } from '@callgate/agent';
-import { collectDefaultMetrics, createLogger, errorCode, runMain } from '@callgate/runtime';
+import {
+  ConfigError,
+  collectDefaultMetrics,
+  createLogger,
+  errorCode,
+  runMain,
+} from '@callgate/runtime';
 import { loadMediaConfig } from './config.js';
 import { MediaWorker } from './media-worker.js';
 
 // The only file of the media worker that touches `process`: environment, signals (via runMain)
 // and the exit code.
+const SERVICE = 'media-worker';
+
 let config;
 try {
   config = loadMediaConfig(process.env, { workerId: `${hostname()}-${process.pid}` });
 } catch (err) {
-  createLogger({ fields: { service: 'media-worker' } }).error('invalid configuration', {
+  // Nothing is bound yet: one line that lists every problem, then a plain exit.
+  createLogger({ fields: { service: SERVICE } }).error('invalid configuration', {
     code: errorCode(err, 'CONFIG_ERR_INVALID'),
+    problems: err instanceof ConfigError ? err.problems : undefined,
     err,
   });
   process.exit(1);
 }
 
+// Every line of the process carries the same `service` and `workerId`, runMain's included.
 const logger = createLogger({
   level: config.logLevel,
-  fields: { service: 'media-worker', workerId: config.workerId },
+  fields: { service: SERVICE, workerId: config.workerId },
 });
 const { agent: agentName, agentModule } = config;
 const worker = new MediaWorker({
@@ -32,12 +43,14 @@ const worker = new MediaWorker({
 collectDefaultMetrics({ register: worker.registry });
 
 await runMain({
-  name: 'media-worker',
+  name: SERVICE,
   service: worker,
   logger,
   drainTimeoutMs: config.drainTimeoutMs,
   // Calls cut at the drain deadline were closed with 1012 on purpose; that is a normal exit.
   forcedExitCode: 0,
+  // No accept grace here: the worker's StreamServer keeps accepting for ACCEPT_GRACE_MS after
+  // beginDrain() and its close() waits for that grace itself.
   describe: () => ({
     port: worker.address().port,
     host: config.host,
@@ -45,6 +58,7 @@ await runMain({
     agent: agentModule ?? agentName,
     maxCalls: config.maxCalls,
     callTokenCheck: config.callTokenSecret !== undefined,
+    acceptGraceMs: config.acceptGraceMs,
     recordingsDir: config.recordingsDir,
   }),
 });

@@ -87,11 +87,19 @@ export class MediaSession implements StreamSession {
   #mediaFormatWarned = false;
   #messageStartMs = 0;
 
-  constructor(ws: WebSocket, host: SessionHost, pathCallSid: string | undefined) {
+  /** `tunnelId`: the proxy's `X-Tunnel-Id`, on every line of the session when present. */
+  constructor(
+    ws: WebSocket,
+    host: SessionHost,
+    pathCallSid: string | undefined,
+    tunnelId?: string,
+  ) {
     this.#ws = ws;
     this.#host = host;
     this.#pathCallSid = pathCallSid;
-    this.#log = host.logger.child({ sessionId: this.id });
+    this.#log = host.logger.child(
+      tunnelId === undefined ? { sessionId: this.id } : { sessionId: this.id, tunnelId },
+    );
     this.closed = new Promise<void>((resolve) => {
       this.#resolveClosed = resolve;
     });

@@ -1,4 +1,5 @@
 import { mkdir } from 'node:fs/promises';
+import type { IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { WebSocket } from 'ws';
 import type { Agent } from '@callgate/agent';
@@ -6,6 +7,7 @@ import {
   Lifecycle,
   StreamServer,
   createRegistry,
+  traceFields,
   type DrainableService,
   type Logger,
   type Registry,
@@ -29,6 +31,7 @@ export type MediaWorkerConfig = Pick<
   | 'twilioAuthToken'
   | 'recordingsDir'
   | 'maxCalls'
+  | 'acceptGraceMs'
   | 'sansPbxEnabled'
   | 'sansPbxSampleRate'
   | 'heartbeatIntervalMs'
@@ -50,6 +53,8 @@ export interface MediaWorkerOptions {
 /** What `routeUpgrade` decided for a socket: the CallSid in the path, if any. */
 interface UpgradeContext {
   pathCallSid: string | undefined;
+  /** The proxy's `X-Tunnel-Id`, so session lines join the proxy's `upgrade`/`tunnel closed`. */
+  tunnelId: string | undefined;
 }
 
 /**
@@ -58,8 +63,10 @@ interface UpgradeContext {
  * It keeps one live session per CallSid: a newer stream for a call replaces the older one.
  *
  * Lifecycle (Service): `start()` loads the agent, prepares RECORDINGS_DIR and listens;
- * `beginDrain()` makes /readyz and new upgrades 503 while calls go on; `close()` resolves when
- * every call has ended (recordings written); `destroy()` closes live calls with 1012.
+ * `beginDrain()` makes /readyz 503 at once and new upgrades 503 after `acceptGraceMs` (calls the
+ * proxies send until they notice are still served) while calls go on; `close()` resolves when the
+ * grace is over and every call has ended (recordings written); `destroy()` closes live calls
+ * with 1012.
  */
 export class MediaWorker implements DrainableService {
   readonly registry: Registry;
@@ -87,9 +94,10 @@ export class MediaWorker implements DrainableService {
       logger: this.#log,
       registry: this.registry,
       maxSessions: config.maxCalls,
+      acceptGraceMs: config.acceptGraceMs,
       heartbeatIntervalMs: config.heartbeatIntervalMs,
       maxBufferedBytes: config.maxBufferedBytes,
-      routeUpgrade: (_req, url) => this.#routeUpgrade(url),
+      routeUpgrade: (req, url) => this.#routeUpgrade(req, url),
       openSession: (ws, _req, context) => this.#openSession(ws, context),
       handleRequest: (req, res, url) => this.#webhooks.handle(req, res, url),
     };
@@ -112,8 +120,14 @@ export class MediaWorker implements DrainableService {
     return this.#server.url;
   }
 
+  /** True from `beginDrain()` on (/readyz answers 503). */
   get isDraining(): boolean {
     return this.#server.isDraining;
+  }
+
+  /** Whether new calls are accepted: until `beginDrain()`, then during the accept grace. */
+  get isAccepting(): boolean {
+    return this.#server.isAccepting;
   }
 
   /** Calls past `start` that have not ended. */
@@ -140,7 +154,7 @@ export class MediaWorker implements DrainableService {
     }
     if (this.#config.callTokenSecret === undefined) {
       this.#log.warn('CALL_TOKEN_SECRET is not set: streams are accepted without a call token', {
-        code: 'MEDIA_ERR_BAD_CALL_TOKEN',
+        code: 'MEDIA_ERR_NO_CALL_TOKEN_SECRET',
       });
     }
     await this.#server.start();
@@ -158,12 +172,16 @@ export class MediaWorker implements DrainableService {
     return this.#lifecycle.destroy(() => this.#server.destroy(reason));
   }
 
-  #routeUpgrade(url: URL): UpgradeVerdict<UpgradeContext> {
+  #routeUpgrade(req: IncomingMessage, url: URL): UpgradeVerdict<UpgradeContext> {
     const path = url.pathname;
-    if (path === STREAM_PATH) return { accept: true, context: { pathCallSid: undefined } };
+    const { tunnelId } = traceFields(req);
+    if (path === STREAM_PATH)
+      return { accept: true, context: { pathCallSid: undefined, tunnelId } };
     if (path.startsWith(`${STREAM_PATH}/`)) {
       const segment = path.slice(STREAM_PATH.length + 1);
-      if (CALL_SID_RE.test(segment)) return { accept: true, context: { pathCallSid: segment } };
+      if (CALL_SID_RE.test(segment)) {
+        return { accept: true, context: { pathCallSid: segment, tunnelId } };
+      }
     }
     return {
       accept: false,
@@ -175,7 +193,7 @@ export class MediaWorker implements DrainableService {
 
   #openSession(ws: WebSocket, context: UpgradeContext): MediaSession {
     if (!this.#sessionHost) throw new MediaError('MEDIA_ERR_INTERNAL', 'session before start()');
-    return new MediaSession(ws, this.#sessionHost, context.pathCallSid);
+    return new MediaSession(ws, this.#sessionHost, context.pathCallSid, context.tunnelId);
   }
 
   #makeSessionHost(agent: Agent): SessionHost {

@@ -9,7 +9,10 @@ export type Provider = 'twilio' | 'sanspbx';
  */
 export interface MediaMetrics {
   callsActive: Gauge<'provider'>;
-  /** Calls that reached `start` and ended, by how they ended. */
+  /**
+   * Calls that reached `start` and ended, by how they ended: a `CallOutcome`, a fixed set. The
+   * agent's own hang-up reason is only in the `call ended` line (`endReason`), never a label.
+   */
   callsFinished: Counter<'provider' | 'outcome'>;
   callDuration: Histogram<'provider'>;
   framesIn: Counter<'provider'>;
@@ -46,7 +49,9 @@ export function createMediaMetrics(registry: Registry): MediaMetrics {
     }),
     callsFinished: new Counter({
       name: 'media_calls_finished_total',
-      help: 'Calls that ended, by outcome (stop, hangup, disconnected, replaced, drain-timeout, ...).',
+      help:
+        'Calls that ended, by outcome: stop, hangup, disconnected, replaced, service-restart, ' +
+        'shed, agent-error, protocol-error or error.',
       labelNames: ['provider', 'outcome'] as const,
       registers,
     }),

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { sendJsonError, type Logger } from '@callgate/runtime';
+import { sendJsonError, traceFields, type Logger } from '@callgate/runtime';
 // Only the signature check, not the whole REST client (see twiml.ts).
 import { validateRequest } from 'twilio/lib/webhooks/webhooks.js';
 import { signCallToken } from './call-token.js';
@@ -58,14 +58,18 @@ export class TwilioWebhooks {
     if (url.pathname === TWIML_PATH) route = 'twiml';
     else if (url.pathname === STATUS_PATH) route = 'status';
     else return false;
+    // The proxy's X-Request-Id joins these lines with its `request` line.
+    const { requestId } = traceFields(req);
+    const log =
+      requestId === undefined ? this.#host.logger : this.#host.logger.child({ requestId });
     try {
       const params = await this.#readSignedForm(req);
-      if (route === 'twiml') this.#twiml(req, res, params);
-      else this.#status(res, params);
+      if (route === 'twiml') this.#twiml(req, res, params, log);
+      else this.#status(res, params, log);
     } catch (err) {
       if (!(err instanceof WebhookError)) throw err;
       const level = err.status === 403 ? 'warn' : 'info';
-      this.#host.logger[level]('webhook refused', {
+      log[level]('webhook refused', {
         code: err.code,
         status: err.status,
         route,
@@ -83,7 +87,12 @@ export class TwilioWebhooks {
     return true;
   }
 
-  #twiml(req: IncomingMessage, res: ServerResponse, params: Record<string, string>): void {
+  #twiml(
+    req: IncomingMessage,
+    res: ServerResponse,
+    params: Record<string, string>,
+    log: Logger,
+  ): void {
     const callSid = requireCallSid(params);
     const { config } = this.#host;
     const origins = publicOrigins(config.publicUrl, req.headers);
@@ -107,7 +116,7 @@ export class TwilioWebhooks {
       callToken,
       statusCallbackUrl: `${origins.http}${STATUS_PATH}`,
     });
-    this.#host.logger.info('voice webhook answered', {
+    log.info('voice webhook answered', {
       callSid,
       streamHost: origins.ws,
       publicUrlConfigured: origins.configured,
@@ -121,7 +130,7 @@ export class TwilioWebhooks {
     res.end(xml);
   }
 
-  #status(res: ServerResponse, params: Record<string, string>): void {
+  #status(res: ServerResponse, params: Record<string, string>, log: Logger): void {
     const callSid = requireCallSid(params);
     const fields: Record<string, unknown> = {
       callSid,
@@ -132,7 +141,7 @@ export class TwilioWebhooks {
     };
     if (params.StreamError !== undefined) fields.streamError = params.StreamError.slice(0, 500);
     const level = params.StreamEvent === 'stream-error' ? 'warn' : 'info';
-    this.#host.logger[level]('stream status', fields);
+    log[level]('stream status', fields);
     res.writeHead(204, { 'cache-control': 'no-store' });
     res.end();
   }

@@ -19,6 +19,7 @@ export const BASE_CONFIG: MediaWorkerConfig = {
   twilioAuthToken: undefined,
   recordingsDir: undefined,
   maxCalls: 10,
+  acceptGraceMs: 0,
   sansPbxEnabled: true,
   sansPbxSampleRate: 8000,
   heartbeatIntervalMs: 15_000,

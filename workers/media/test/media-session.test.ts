@@ -127,6 +127,18 @@ describe('MediaSession', () => {
       );
     });
 
+    it("keeps the agent's own hang-up reason out of the outcome label", async () => {
+      const h = await startWorker();
+      const { client, sids } = await startTwilioCall(h);
+      client.send(twilio.dtmf(sids.streamSid, '#'));
+      await client.closed;
+      const ended = await waitForLog(h, (l) => l.msg === 'call ended');
+      // The script agent hangs up with a free-text reason: logged, never a label value.
+      expect(ended).toMatchObject({ outcome: 'hangup', endReason: 'caller pressed #' });
+      const metric = await h.worker.registry.getSingleMetric('media_calls_finished_total')?.get();
+      expect(metric?.values.map((v) => v.labels.outcome)).toEqual(['hangup']);
+    });
+
     it('counts inbound gaps from media.timestamp', async () => {
       const script = scriptAgent();
       const h = await startWorker({}, script.agent);
@@ -422,6 +434,31 @@ describe('MediaSession', () => {
       client.send(twilio.stop(sids));
       expect((await client.closed).code).toBe(1000);
       await closing;
+    });
+
+    it('keeps accepting calls during the accept grace while readiness is already 503', async () => {
+      const h = await startWorker({ acceptGraceMs: 60_000 });
+      h.worker.beginDrain();
+      expect(h.worker.isDraining).toBe(true);
+      expect(h.worker.isAccepting).toBe(true);
+      expect((await httpRequest(`${h.url}/readyz`)).status).toBe(503);
+      // A call the proxy sent before its next probe is served, not refused.
+      const { client, sids } = await startTwilioCall(h);
+      await expectCallWorks(client, sids);
+      await h.worker.destroy();
+      expect(h.worker.isAccepting).toBe(false);
+      expect(await client.closed).toEqual({ code: 1012, reason: 'service restart' });
+    });
+
+    it('refuses new calls with 503 once the accept grace is over', async () => {
+      const h = await startWorker({ acceptGraceMs: 50 });
+      h.worker.beginDrain();
+      await waitForLog(h, (l) => l.msg === 'accept grace over, refusing new sessions');
+      expect(h.worker.isAccepting).toBe(false);
+      await expect(TestClient.connect(`${h.wsUrl}/media-stream/CAlate`)).rejects.toThrow(
+        'upgrade refused with 503',
+      );
+      await h.worker.close();
     });
 
     it('closes live calls with 1012 on destroy', async () => {

@@ -25,6 +25,12 @@ export interface TestAgentConfig {
   agent: 'parrot' | 'echo';
   agentModule: string | undefined;
   drainTimeoutMs: number;
+  /**
+   * After SIGTERM, how long new sessions are still accepted while /readyz already answers 503:
+   * the proxies route here until their next readiness probe. Above the proxy's
+   * HEALTH_CHECK_INTERVAL_MS + HEALTH_CHECK_TIMEOUT_MS.
+   */
+  acceptGraceMs: number;
   heartbeatIntervalMs: number;
   /** A socket whose `ws.bufferedAmount` passes this is shed with 1013. */
   maxBufferedBytes: number;
@@ -88,6 +94,7 @@ export function loadTestAgentConfig(
       min: 0,
       max: 86_400_000,
     }),
+    acceptGraceMs: r.int('ACCEPT_GRACE_MS', 5000, { min: 0, max: 600_000 }),
     heartbeatIntervalMs: r.int('HEARTBEAT_INTERVAL_MS', 15_000, { min: 100, max: 600_000 }),
     maxBufferedBytes: r.int('MAX_BUFFERED_BYTES', 262_144, { min: 16_384, max: 1 << 30 }),
     maxBadMessages: r.int('MAX_BAD_MESSAGES', 10, { min: 0, max: 10_000 }),

@@ -33,8 +33,11 @@ export type TestAgentErrorCode =
   | 'TEST_AGENT_ERR_TOO_MANY_BAD_MESSAGES'
   /** The session reached SESSION_MAX_DURATION_SECONDS: closed with 4008. */
   | 'TEST_AGENT_ERR_MAX_DURATION'
-  /** The agent failed (start or too many errors): closed with 1011. */
-  | 'TEST_AGENT_ERR_AGENT'
+  /**
+   * Closing a session's socket threw (a close code `ws` refuses, or the transport broke while the
+   * session was ending): a worker bug; the socket is terminated instead.
+   */
+  | 'TEST_AGENT_ERR_CLOSE_FAILED'
   /** TEST_AGENT_SECRET is unset: a random per-process secret is used (a warning at start). */
   | 'TEST_AGENT_ERR_NO_SECRET'
   /** The public folder of the page could not be read at start. */

@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import {
+  ConfigError,
   collectDefaultMetrics,
   createLogger,
   createRegistry,
@@ -10,20 +11,25 @@ import { loadTestAgentConfig } from './config.js';
 import { TestAgentWorker } from './test-agent-worker.js';
 
 // The only file of the worker that touches `process`: config, build, run.
+const SERVICE = 'test-agent-worker';
+
 let config: ReturnType<typeof loadTestAgentConfig>;
 try {
   config = loadTestAgentConfig(process.env, { workerId: `${hostname()}-${process.pid}` });
 } catch (err) {
-  createLogger({ fields: { service: 'test-agent' } }).error('invalid configuration', {
+  // Nothing is bound yet: one line that lists every problem, then a plain exit.
+  createLogger({ fields: { service: SERVICE } }).error('invalid configuration', {
     code: errorCode(err, 'CONFIG_ERR_INVALID'),
+    problems: err instanceof ConfigError ? err.problems : undefined,
     err,
   });
   process.exit(1);
 }
 
+// Every line of the process carries the same `service` and `workerId`, runMain's included.
 const logger = createLogger({
   level: config.logLevel,
-  fields: { workerId: config.workerId },
+  fields: { service: SERVICE, workerId: config.workerId },
 });
 if (config.isSecretEphemeral) {
   logger.warn(
@@ -51,20 +57,25 @@ const worker = new TestAgentWorker({
   maxBadMessages: config.maxBadMessages,
   heartbeatIntervalMs: config.heartbeatIntervalMs,
   maxBufferedBytes: config.maxBufferedBytes,
+  acceptGraceMs: config.acceptGraceMs,
 });
 
 await runMain({
-  name: 'test-agent-worker',
+  name: SERVICE,
   service: worker,
   logger,
   drainTimeoutMs: config.drainTimeoutMs,
   // Sessions cut at the deadline are closed with 1012 on purpose: not a failure of the worker.
   forcedExitCode: 0,
+  // No accept grace here: the worker's StreamServer keeps accepting for ACCEPT_GRACE_MS after
+  // beginDrain() and its close() waits for that grace itself.
   describe: () => ({
     port: worker.address().port,
     host: config.host,
+    workerId: config.workerId,
     agent: worker.agentName,
     sampleRate: worker.sampleRate,
     apiKeyRequired: config.apiKey !== undefined,
+    acceptGraceMs: config.acceptGraceMs,
   }),
 });

@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { sendJsonError, type Logger } from '@callgate/runtime';
+import { sendJsonError, traceFields, type Logger } from '@callgate/runtime';
 import type { TestAgentErrorCode } from './errors.js';
 import type { TestAgentMetrics } from './metrics.js';
 import { createSessionId, type SessionTokens } from './session-token.js';
@@ -67,20 +67,32 @@ export class SessionApi {
 
   /** Answers one request to SESSIONS_PATH. */
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // The proxy's X-Request-Id joins these lines with its `request` line.
+    const { requestId } = traceFields(req);
+    const log =
+      requestId === undefined ? this.#options.logger : this.#options.logger.child({ requestId });
     if (req.method !== 'POST') {
-      this.#refuse(res, 405, 'TEST_AGENT_ERR_METHOD_NOT_ALLOWED', `${SESSIONS_PATH} answers POST`, {
-        Allow: 'POST',
-      });
+      this.#refuse(
+        log,
+        res,
+        405,
+        'TEST_AGENT_ERR_METHOD_NOT_ALLOWED',
+        `${SESSIONS_PATH} answers POST`,
+        {
+          Allow: 'POST',
+        },
+      );
       return;
     }
     if (!this.#authorized(req.headers.authorization)) {
-      this.#refuse(res, 401, 'TEST_AGENT_ERR_UNAUTHORIZED', 'a valid API key is required', {
+      this.#refuse(log, res, 401, 'TEST_AGENT_ERR_UNAUTHORIZED', 'a valid API key is required', {
         'WWW-Authenticate': 'Bearer realm="test-agent"',
       });
       return;
     }
     if (!(await readSmallBody(req))) {
       this.#refuse(
+        log,
         res,
         413,
         'TEST_AGENT_ERR_BODY_TOO_LARGE',
@@ -93,13 +105,20 @@ export class SessionApi {
     }
     const availability = this.#options.availability();
     if (availability === 'draining') {
-      this.#refuse(res, 503, 'TEST_AGENT_ERR_DRAINING', 'worker is draining; try again shortly', {
-        'Retry-After': RETRY_AFTER_SECONDS,
-      });
+      this.#refuse(
+        log,
+        res,
+        503,
+        'TEST_AGENT_ERR_DRAINING',
+        'worker is draining; try again shortly',
+        {
+          'Retry-After': RETRY_AFTER_SECONDS,
+        },
+      );
       return;
     }
     if (availability === 'full') {
-      this.#refuse(res, 503, 'TEST_AGENT_ERR_AT_CAPACITY', 'every session slot is taken', {
+      this.#refuse(log, res, 503, 'TEST_AGENT_ERR_AT_CAPACITY', 'every session slot is taken', {
         'Retry-After': RETRY_AFTER_SECONDS,
       });
       return;
@@ -107,6 +126,7 @@ export class SessionApi {
     const waitSeconds = this.#take();
     if (waitSeconds > 0) {
       this.#refuse(
+        log,
         res,
         429,
         'TEST_AGENT_ERR_RATE_LIMITED',
@@ -127,7 +147,7 @@ export class SessionApi {
       maxDurationSeconds: this.#options.maxDurationSeconds,
     };
     this.#options.metrics.sessionRequests.inc({ status: '201' });
-    this.#options.logger.info('session created', { sessionId, expiresAt: created.expiresAt });
+    log.info('session created', { sessionId, expiresAt: created.expiresAt });
     const body = JSON.stringify(created);
     res.writeHead(201, {
       'content-type': 'application/json',
@@ -157,13 +177,14 @@ export class SessionApi {
   }
 
   #refuse(
+    log: Logger,
     res: ServerResponse,
     status: number,
     code: TestAgentErrorCode,
     message: string,
     headers: Record<string, string>,
   ): void {
-    this.#options.logger.info('session request refused', { code, status });
+    log.info('session request refused', { code, status });
     this.#options.countError(code);
     this.#options.metrics.sessionRequests.inc({ status: String(status) });
     sendJsonError(res, status, code, message, headers);

@@ -32,6 +32,8 @@ export interface TestAgentSessionOptions {
   maxBadMessages: number;
   logger: Logger;
   metrics: TestAgentMetrics;
+  /** The proxy's `X-Tunnel-Id` of the upgrade; on every line of the session when set. */
+  tunnelId?: string | undefined;
   /** How long a close handshake may take before the socket is terminated. Default 3000. */
   closeTimeoutMs?: number;
   /** Outbound pacer for the Call; tests may tick by hand. */
@@ -53,6 +55,26 @@ const REASONS: Record<string, string> = {
   'agent-error': 'agent failed',
   'too-many-bad-messages': 'too many malformed messages',
 };
+/**
+ * The `reason` label values of `test_agent_sessions_finished_total`: the worker's own end reasons
+ * and the Call's. An agent may hang up with any string; as a label that would be unbounded
+ * cardinality, so its reasons count as `agent-hangup` (and a Call end reason we do not know yet as
+ * `other`). The raw reason is still in the `session ended` line and the `hangup` message.
+ */
+export const SESSION_END_LABELS = new Set([
+  'caller-hangup',
+  'caller-disconnected',
+  'max-duration',
+  'agent-error',
+  'agent-hangup',
+  'too-many-bad-messages',
+  'service-restart',
+  'server-close',
+  'slow-reader',
+  'message-too-big',
+  'transport-error',
+  'other',
+]);
 
 /**
  * One browser tab talking to the agent: binary PCM16 frames and JSON control messages on one
@@ -78,6 +100,11 @@ export class TestAgentSession implements StreamSession, CallTransport {
   #state: SessionState = 'open';
   #badMessages = 0;
   #endReason: string | undefined;
+  /** `#endReason` as a bounded metric label (SESSION_END_LABELS). */
+  #endLabel: string | undefined;
+  /** What of the Call's stats has been added to the worker's counters so far. */
+  #reportedLateFrames = 0;
+  #reportedMarksCleared = 0;
   #openedAt = 0;
   #maxDurationTimer: NodeJS.Timeout | undefined;
   #terminateTimer: NodeJS.Timeout | undefined;
@@ -87,7 +114,11 @@ export class TestAgentSession implements StreamSession, CallTransport {
     this.sampleRate = options.sampleRate;
     this.#ws = options.ws;
     this.#server = options.server;
-    this.#log = options.logger.child({ sessionId: options.sessionId });
+    this.#log = options.logger.child(
+      options.tunnelId === undefined
+        ? { sessionId: options.sessionId }
+        : { sessionId: options.sessionId, tunnelId: options.tunnelId },
+    );
     this.#metrics = options.metrics;
     this.#maxDurationSeconds = options.maxDurationSeconds;
     this.#maxBadMessages = options.maxBadMessages;
@@ -104,8 +135,11 @@ export class TestAgentSession implements StreamSession, CallTransport {
     this.#call.on('say', (id, pcm, final) => this.#callOnSay(id, pcm, final));
     this.#call.on('dtmf', (digit) => this.#sendControl({ type: 'event', event: 'dtmf', digit }));
     this.#call.on('played', () => this.#metrics.marksAcked.inc({ result: 'played' }));
+    // Late frames are counted as they go out, so a dashboard sees choppy audio during a session.
+    this.#call.on('frame-out', () => this.#syncStats());
     // The Call logs each problem once; here it is only counted.
     this.#call.on('problem', (err) => this.#server.countError(err.code));
+    this.#call.on('end', (reason) => this.#onCallEnded(reason));
     this.closed = new Promise<void>((resolve) => {
       this.#ws.once('close', (code: number) => {
         this.#onSocketClose(code);
@@ -167,7 +201,8 @@ export class TestAgentSession implements StreamSession, CallTransport {
   hangup(reason: string): void {
     const code =
       reason === 'agent-error' ? TEST_AGENT_CLOSE.INTERNAL_ERROR : TEST_AGENT_CLOSE.NORMAL;
-    this.#end(reason, code, REASONS[reason] ?? 'agent hung up');
+    const label = SESSION_END_LABELS.has(reason) ? reason : 'agent-hangup';
+    this.#end(reason, code, REASONS[reason] ?? 'agent hung up', label);
   }
 
   // ── inbound ───────────────────────────────────────────────────────────────────────────────
@@ -190,6 +225,7 @@ export class TestAgentSession implements StreamSession, CallTransport {
           return;
         case 'mark':
           this.#call.receiveMark(msg.name);
+          this.#syncStats();
           return;
         case 'hangup':
           this.#end('caller-hangup', TEST_AGENT_CLOSE.NORMAL, REASONS['caller-hangup']!);
@@ -265,21 +301,55 @@ export class TestAgentSession implements StreamSession, CallTransport {
     this.#end('max-duration', TEST_AGENT_CLOSE.MAX_DURATION, REASONS['max-duration']!);
   }
 
+  /**
+   * The Call ended without us ending it (a transport throw ends it with 'transport-error'): the
+   * page must not be left on an open socket with no agent behind it.
+   */
+  #onCallEnded(reason: string): void {
+    if (this.#state !== 'open') return;
+    const label = SESSION_END_LABELS.has(reason) ? reason : 'other';
+    this.#end(reason, TEST_AGENT_CLOSE.INTERNAL_ERROR, 'internal error', label);
+  }
+
   /** Our side ends the session: the call ends, `hangup` tells the page why, then the close. */
-  #end(reason: string, code: number, closeReason: string): void {
+  #end(reason: string, code: number, closeReason: string, label: string = reason): void {
     if (this.#state !== 'open') return;
     this.#state = 'closing';
     this.#endReason = reason;
+    this.#endLabel = label;
     this.#clearMaxDuration();
     this.#call.end(reason);
-    this.#sendControl({ type: 'hangup', reason });
     this.#terminateTimer = setTimeout(() => this.#ws.terminate(), this.#closeTimeoutMs);
     try {
+      this.#sendControl({ type: 'hangup', reason });
       this.#ws.close(code, closeReason);
     } catch (err) {
-      // ws throws for a code it does not allow; that is our bug, but the socket must still go.
-      this.#log.error('close failed, terminating', { code: 'TEST_AGENT_ERR_AGENT', err });
-      this.#ws.terminate();
+      // ws throws for a code it does not allow, and whatever broke the transport may break the
+      // hangup message too; either is our bug, but the socket must still go.
+      this.#closeFailed(err);
+    }
+  }
+
+  #closeFailed(err: unknown): void {
+    const code = 'TEST_AGENT_ERR_CLOSE_FAILED';
+    this.#log.error('close failed, terminating', { code, err });
+    this.#server.countError(code);
+    this.#ws.terminate();
+  }
+
+  /** Adds what the Call counted since last time (late frames, cleared marks) to the counters. */
+  #syncStats(): void {
+    const { lateFrames, marksCleared } = this.#call.stats;
+    if (lateFrames > this.#reportedLateFrames) {
+      this.#metrics.lateFrames.inc(lateFrames - this.#reportedLateFrames);
+      this.#reportedLateFrames = lateFrames;
+    }
+    if (marksCleared > this.#reportedMarksCleared) {
+      this.#metrics.marksAcked.inc(
+        { result: 'cleared' },
+        marksCleared - this.#reportedMarksCleared,
+      );
+      this.#reportedMarksCleared = marksCleared;
     }
   }
 
@@ -297,14 +367,13 @@ export class TestAgentSession implements StreamSession, CallTransport {
           ? 'message-too-big'
           : 'caller-disconnected');
     this.#endReason = reason;
+    this.#endLabel ??= reason;
     this.#call.end(reason);
+    this.#syncStats();
     const stats = this.#call.stats;
     const seconds = (performance.now() - this.#openedAt) / 1000;
-    this.#metrics.sessionsFinished.inc({ reason });
+    this.#metrics.sessionsFinished.inc({ reason: this.#endLabel });
     this.#metrics.sessionDuration.observe(seconds);
-    this.#metrics.lateFrames.inc(stats.lateFrames);
-    if (stats.marksCleared > 0)
-      this.#metrics.marksAcked.inc({ result: 'cleared' }, stats.marksCleared);
     this.#log.info('session ended', {
       reason,
       closeCode: code,

@@ -6,6 +6,7 @@ import {
   Lifecycle,
   StreamServer,
   sendJsonError,
+  traceFields,
   type DrainableService,
   type Logger,
   type Registry,
@@ -47,6 +48,11 @@ export interface TestAgentWorkerOptions {
   maxBufferedBytes?: number;
   /** How long close handshakes may take before terminate(). Default 3000. */
   closeTimeoutMs?: number;
+  /**
+   * After `beginDrain()`, how long new sessions and upgrades are still accepted while /readyz
+   * already answers 503 (the proxies route here until their next probe). Default 0.
+   */
+  acceptGraceMs?: number;
   /** Folder of the page; default `workers/test-agent/public`. */
   publicDir?: string;
   /** Wall clock in ms for token expiry and rate limits; injectable for tests. */
@@ -58,6 +64,8 @@ export interface TestAgentWorkerOptions {
 interface UpgradeContext {
   sessionId: string;
   tokenExpiresAtMs: number;
+  /** The proxy's `X-Tunnel-Id`, for the session's log lines. */
+  tunnelId: string | undefined;
 }
 
 /**
@@ -76,8 +84,9 @@ const CLAIM_TIMEOUT_MS = 10_000;
  * `/test-agent/<sessionId>` WebSockets, on one StreamServer ('test-agent'). Each socket is a
  * TestAgentSession running the agent through the same Call as the media worker.
  *
- * Lifecycle as StreamServer: `beginDrain()` turns readiness, new sessions and upgrades to 503;
- * `close()` waits for live sessions; `destroy()` closes them with 1012.
+ * Lifecycle as StreamServer: `beginDrain()` turns readiness to 503 at once, and new sessions and
+ * upgrades to 503 once the accept grace is over (both follow `StreamServer.isAccepting`);
+ * `close()` waits for the grace and for live sessions; `destroy()` closes them with 1012.
  */
 export class TestAgentWorker implements DrainableService {
   readonly #options: TestAgentWorkerOptions;
@@ -97,7 +106,8 @@ export class TestAgentWorker implements DrainableService {
 
   constructor(options: TestAgentWorkerOptions) {
     this.#options = options;
-    this.#log = options.logger.child({ service: 'test-agent' });
+    // The `service` field is main.ts's (one value for every line of the process).
+    this.#log = options.logger;
     this.#now = options.now ?? Date.now;
     this.#sampleRate = options.sampleRate ?? 16000;
     this.#maxSessions = options.maxSessions ?? 50;
@@ -116,7 +126,7 @@ export class TestAgentWorker implements DrainableService {
       logger: options.logger,
       registry: options.registry,
       maxSessions: this.#maxSessions,
-      routeUpgrade: (_req, url) => this.#routeUpgrade(url),
+      routeUpgrade: (req, url) => this.#routeUpgrade(req, url),
       openSession: (ws, _req, context) => this.#openSession(ws, context),
       handleRequest: (req, res, url) => this.#handleRequest(req, res, url),
     };
@@ -126,14 +136,17 @@ export class TestAgentWorker implements DrainableService {
     if (options.maxBufferedBytes !== undefined)
       serverOptions.maxBufferedBytes = options.maxBufferedBytes;
     if (options.closeTimeoutMs !== undefined) serverOptions.closeTimeoutMs = options.closeTimeoutMs;
+    if (options.acceptGraceMs !== undefined) serverOptions.acceptGraceMs = options.acceptGraceMs;
     this.#server = new StreamServer<UpgradeContext>(serverOptions);
     this.#api = new SessionApi({
       tokens: this.#tokens,
       apiKey: options.apiKey,
       maxDurationSeconds: this.#maxDurationSeconds,
       ratePerMinute: options.sessionCreateRatePerMinute ?? 60,
+      // Sessions follow the upgrades: a session created during the accept grace can still open
+      // its socket here, and none is created once upgrades are refused.
       availability: () =>
-        this.#server.isDraining
+        !this.#server.isAccepting
           ? 'draining'
           : this.#server.sessionCount >= this.#maxSessions
             ? 'full'
@@ -160,6 +173,16 @@ export class TestAgentWorker implements DrainableService {
 
   get sessionCount(): number {
     return this.#server.sessionCount;
+  }
+
+  /** True from `beginDrain()` on (/readyz answers 503). */
+  get isDraining(): boolean {
+    return this.#server.isDraining;
+  }
+
+  /** Whether new sessions and upgrades are taken: until `beginDrain()`, then during the grace. */
+  get isAccepting(): boolean {
+    return this.#server.isAccepting;
   }
 
   /** The agent sessions run; known once `start()` resolved. */
@@ -192,7 +215,7 @@ export class TestAgentWorker implements DrainableService {
     return this.#lifecycle.destroy(() => this.#server.destroy(reason));
   }
 
-  #routeUpgrade(url: URL): UpgradeVerdict<UpgradeContext> {
+  #routeUpgrade(req: IncomingMessage, url: URL): UpgradeVerdict<UpgradeContext> {
     const m = SESSION_PATH.exec(url.pathname);
     if (!m) {
       return refuse(404, 'TEST_AGENT_ERR_NOT_FOUND', 'sessions live at /test-agent/<sessionId>');
@@ -214,7 +237,14 @@ export class TestAgentWorker implements DrainableService {
     }
     // Claimed before the handshake, so two sockets racing for one session cannot both win.
     this.#slots.set(sessionId, { state: 'claimed', atMs: now });
-    return { accept: true, context: { sessionId, tokenExpiresAtMs: check.expiresAtMs } };
+    return {
+      accept: true,
+      context: {
+        sessionId,
+        tokenExpiresAtMs: check.expiresAtMs,
+        tunnelId: traceFields(req).tunnelId,
+      },
+    };
   }
 
   /** Forgets ended sessions whose token has expired anyway, and claims that never opened. */
@@ -230,7 +260,7 @@ export class TestAgentWorker implements DrainableService {
   }
 
   #openSession(ws: WebSocket, context: UpgradeContext): TestAgentSession {
-    const { sessionId, tokenExpiresAtMs } = context;
+    const { sessionId, tokenExpiresAtMs, tunnelId } = context;
     const sessionOptions: ConstructorParameters<typeof TestAgentSession>[0] = {
       sessionId,
       ws,
@@ -241,6 +271,7 @@ export class TestAgentWorker implements DrainableService {
       maxBadMessages: this.#options.maxBadMessages ?? 10,
       logger: this.#log,
       metrics: this.#metrics,
+      tunnelId,
     };
     if (this.#options.closeTimeoutMs !== undefined) {
       sessionOptions.closeTimeoutMs = this.#options.closeTimeoutMs;
@@ -286,7 +317,7 @@ export class TestAgentWorker implements DrainableService {
     message: string,
     headers: Record<string, string> = {},
   ): void {
-    this.#log.debug('request refused', { code, status });
+    this.#log.debug('request refused', { code, status, ...traceFields(res.req) });
     this.#server.countError(code);
     this.#metrics.staticRequests.inc({ status: String(status) });
     sendJsonError(res, status, code, message, headers);

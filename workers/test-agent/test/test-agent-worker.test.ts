@@ -1,5 +1,11 @@
 import { EventEmitter } from 'node:events';
-import { createParrotAgent, type Agent } from '@callgate/agent';
+import {
+  createParrotAgent,
+  type Agent,
+  type CallPacer,
+  type PacerFactory,
+  type PacerTick,
+} from '@callgate/agent';
 import { detectDtmf, pcm16FromBytes, pcm16ToBytes } from '@callgate/audio';
 import {
   TEST_AGENT_CLOSE,
@@ -9,7 +15,7 @@ import {
   type TestAgentServerMessage,
 } from '@callgate/protocol';
 import { createLogger, createRegistry, type Registry } from '@callgate/runtime';
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { WebSocket } from 'ws';
 import type { CreatedSession } from '../src/session-api.js';
 import { TestAgentWorker, type TestAgentWorkerOptions } from '../src/test-agent-worker.js';
@@ -46,8 +52,11 @@ async function startWorker(options: Partial<TestAgentWorkerOptions> = {}): Promi
   return { worker, registry, logs };
 }
 
-async function createSession(worker: TestAgentWorker): Promise<CreatedSession> {
-  const res = await fetch(`${worker.url}/test-agent/sessions`, { method: 'POST' });
+async function createSession(
+  worker: TestAgentWorker,
+  headers: Record<string, string> = {},
+): Promise<CreatedSession> {
+  const res = await fetch(`${worker.url}/test-agent/sessions`, { method: 'POST', headers });
   expect(res.status).toBe(201);
   return (await res.json()) as CreatedSession;
 }
@@ -84,9 +93,9 @@ class Client extends EventEmitter {
   readonly frames: Int16Array[] = [];
   readonly closed: Promise<{ code: number; reason: string }>;
 
-  constructor(url: string) {
+  constructor(url: string, headers: Record<string, string> = {}) {
     super();
-    this.ws = new WebSocket(url);
+    this.ws = new WebSocket(url, { headers });
     this.ws.on('error', (err) => this.emit('problem', err));
     this.ws.on('message', (data: Buffer, isBinary: boolean) => {
       if (isBinary) {
@@ -106,8 +115,8 @@ class Client extends EventEmitter {
     });
   }
 
-  static async connect(url: string): Promise<Client> {
-    const client = new Client(url);
+  static async connect(url: string, headers: Record<string, string> = {}): Promise<Client> {
+    const client = new Client(url, headers);
     await client.next((m) => m.type === 'hello');
     return client;
   }
@@ -143,6 +152,30 @@ class Client extends EventEmitter {
       this.on('text', onText);
     });
   }
+}
+
+/** A pacer the test ticks by hand (the Call's `createPacer`), with the lateness it chooses. */
+function manualPacer(): { factory: PacerFactory; tick(lateMs: number): void } {
+  const pacers: { running: boolean; onTick: (t: PacerTick) => void }[] = [];
+  const factory: PacerFactory = ({ onTick }) => {
+    const p = { running: false, onTick };
+    pacers.push(p);
+    const pacer: CallPacer = {
+      start: () => (p.running = true),
+      stop: () => (p.running = false),
+      get running() {
+        return p.running;
+      },
+    };
+    return pacer;
+  };
+  let tick = 0;
+  return {
+    factory,
+    tick(lateMs) {
+      for (const p of pacers) if (p.running) p.onTick({ tick: tick++, lateMs });
+    },
+  };
 }
 
 /** A voiced, syllable-like signal: harmonics of 140 Hz, amplitude-modulated at 4 Hz. */
@@ -503,6 +536,136 @@ describe('TestAgentWorker', () => {
       client.send({ type: 'hangup' });
       await client.closed;
       await closing;
+    });
+
+    it('counts late frames and cleared mark acks while the session is still open', async () => {
+      const pacer = manualPacer();
+      const agent: Agent = {
+        name: 'scripted',
+        start: (call) => ({
+          onDtmf(digit) {
+            if (digit === '1') call.say(new Int16Array(FRAME_SAMPLES).fill(3000));
+            if (digit === '2') call.clear();
+          },
+        }),
+      };
+      const { worker, registry } = await startWorker({ agent, createPacer: pacer.factory });
+      const created = await createSession(worker);
+      const client = await Client.connect(wsUrl(worker, created.wsUrl));
+      client.send({ type: 'dtmf', digit: '1' });
+      await client.next((m) => m.type === 'event' && m.event === 'say');
+      // One frame, 50 ms after its slot, and the utterance's mark right behind it.
+      pacer.tick(50);
+      const mark = await client.next((m) => m.type === 'mark');
+      if (mark.type !== 'mark') throw new Error('unreachable');
+      expect(await metricValue(registry, 'test_agent_late_frames_total')).toBe(1);
+
+      // The agent clears before the page acknowledged the mark; the late ack counts as cleared.
+      client.send({ type: 'dtmf', digit: '2' });
+      await client.next((m) => m.type === 'clear');
+      client.send({ type: 'mark', name: mark.name });
+      await expect
+        .poll(() => metricValue(registry, 'test_agent_marks_acked_total', { result: 'cleared' }))
+        .toBe(1);
+      expect(client.ws.readyState).toBe(WebSocket.OPEN);
+      expect(await metricValue(registry, 'test_agent_late_frames_total')).toBe(1);
+
+      // Ending the session adds nothing twice.
+      client.send({ type: 'hangup' });
+      await client.closed;
+      await expect
+        .poll(() =>
+          metricValue(registry, 'test_agent_sessions_finished_total', { reason: 'caller-hangup' }),
+        )
+        .toBe(1);
+      expect(await metricValue(registry, 'test_agent_late_frames_total')).toBe(1);
+      expect(
+        await metricValue(registry, 'test_agent_marks_acked_total', { result: 'cleared' }),
+      ).toBe(1);
+    });
+
+    it("counts an agent's own hang-up reason as agent-hangup; the raw reason is logged", async () => {
+      const agent: Agent = {
+        name: 'chatty',
+        start: (call) => ({
+          onDtmf(digit) {
+            call.hangup(`customer ${digit} wants to leave`);
+          },
+        }),
+      };
+      const { worker, registry, logs } = await startWorker({ agent });
+      const created = await createSession(worker);
+      const client = await Client.connect(wsUrl(worker, created.wsUrl));
+      client.send({ type: 'dtmf', digit: '9' });
+      expect(await client.next((m) => m.type === 'hangup')).toEqual({
+        type: 'hangup',
+        reason: 'customer 9 wants to leave',
+      });
+      expect(await client.closed).toEqual({ code: 1000, reason: 'agent hung up' });
+      await expect
+        .poll(() =>
+          metricValue(registry, 'test_agent_sessions_finished_total', { reason: 'agent-hangup' }),
+        )
+        .toBe(1);
+      const metric = await registry.getSingleMetric('test_agent_sessions_finished_total')?.get();
+      expect(metric?.values.map((v) => v.labels.reason)).toEqual(['agent-hangup']);
+      expect(logs.find((l) => l.msg === 'session ended')).toMatchObject({
+        reason: 'customer 9 wants to leave',
+      });
+    });
+
+    it('logs the tunnelId and requestId the proxy sent', async () => {
+      const { worker, logs } = await startWorker();
+      const requestId = '0b7c2a34-1d1e-4a4e-9a51-5f2c6f0e9d11';
+      const tunnelId = 'f3c1e2d4-5b6a-4c7d-8e9f-0a1b2c3d4e5f';
+      const created = await createSession(worker, { 'X-Request-Id': requestId });
+      expect(logs.find((l) => l.msg === 'session created')).toMatchObject({
+        sessionId: created.sessionId,
+        requestId,
+      });
+      const client = await Client.connect(wsUrl(worker, created.wsUrl), {
+        'X-Tunnel-Id': tunnelId,
+      });
+      client.send({ type: 'hangup' });
+      await client.closed;
+      await vi.waitFor(() => expect(logs.some((l) => l.msg === 'session ended')).toBe(true));
+      for (const msg of ['session started', 'session ended']) {
+        expect(logs.find((l) => l.msg === msg)).toMatchObject({
+          sessionId: created.sessionId,
+          tunnelId,
+        });
+      }
+      // No `service` of its own: the process's logger (main.ts) sets one for every line.
+      expect(logs.every((l) => !('service' in l))).toBe(true);
+    });
+  });
+
+  describe('drain', () => {
+    it('keeps creating sessions and accepting their sockets during the accept grace', async () => {
+      const { worker } = await startWorker({ acceptGraceMs: 60_000 });
+      worker.beginDrain();
+      expect(worker.isDraining).toBe(true);
+      expect(worker.isAccepting).toBe(true);
+      expect((await fetch(`${worker.url}/readyz`)).status).toBe(503);
+      const created = await createSession(worker);
+      const client = await Client.connect(wsUrl(worker, created.wsUrl));
+      client.send({ type: 'dtmf', digit: '3' });
+      await client.next((m) => m.type === 'event' && m.event === 'dtmf');
+    });
+
+    it('refuses new sessions and upgrades with 503 once the accept grace is over', async () => {
+      const { worker } = await startWorker({ acceptGraceMs: 50 });
+      const early = await createSession(worker);
+      worker.beginDrain();
+      await vi.waitFor(() => expect(worker.isAccepting).toBe(false));
+      const res = await fetch(`${worker.url}/test-agent/sessions`, { method: 'POST' });
+      expect(res.status).toBe(503);
+      expect(await res.json()).toMatchObject({ error: { code: 'TEST_AGENT_ERR_DRAINING' } });
+      expect(await refusedUpgrade(wsUrl(worker, early.wsUrl))).toEqual({
+        status: 503,
+        code: 'RUNTIME_ERR_DRAINING',
+      });
+      await worker.close();
     });
   });
 });
