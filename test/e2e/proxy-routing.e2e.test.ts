@@ -115,20 +115,25 @@ describe('proxy process: routing', () => {
     ] as const) {
       expect(await rawExchange(proxy.port, request)).toMatch(new RegExp(`^HTTP/1\\.1 ${status} `));
     }
-    // A client reset while a handshake is pending does not take the process down.
-    const resetting = connect({ host: '127.0.0.1', port: proxy.port });
-    resetting.on('error', () => {});
-    await once(resetting, 'connect');
-    resetting.write(handshake('/media-stream/CAreset'));
-    resetting.resetAndDestroy();
-
-    expect((await fetch(`http://127.0.0.1:${proxy.port}/healthz`)).status).toBe(200);
     const metrics = await (await fetch(`http://127.0.0.1:${proxy.adminPort}/metrics`)).text();
     expect(metrics).toContain('proxy_upgrades_total{route="media-stream",outcome="ok"} 4');
     expect(metrics).toContain('proxy_upgrades_total{route="none",outcome="bad_path"} 1');
     expect(metrics).toContain(`proxy_backend_state{pool="media",backend="${dead}",state="down"} 1`);
     expect(metrics).toContain('process_cpu_seconds_total');
     expect(proxy.logs.some((l) => l.code === 'PROXY_ERR_BACKEND_UNREACHABLE')).toBe(true);
+
+    // A client reset while a handshake is pending does not take the process down. (Counted after
+    // the metrics above: whether this upgrade is decided before the reset arrives is a race.)
+    const resetting = connect({ host: '127.0.0.1', port: proxy.port });
+    resetting.on('error', () => {});
+    await once(resetting, 'connect');
+    resetting.write(handshake('/media-stream/CAreset'));
+    resetting.resetAndDestroy();
+    await once(resetting, 'close');
+
+    expect((await fetch(`http://127.0.0.1:${proxy.port}/healthz`)).status).toBe(200);
+    const next = await openWs(`${base}/media-stream/CAafter`);
+    expect(await echo(next, 'still here')).toBe('media-1:still here');
     expect(proxy.child.exitCode).toBeNull();
   });
 
