@@ -5,4 +5,11 @@ export * from './service.js';
 export * from './metrics.js';
 export * from './run-main.js';
 export * from './stream-server.js';
+export type {
+  StreamServerOptions,
+  StreamSession,
+  UpgradeVerdict,
+} from './stream-server-options.js';
+export { writeHttpError } from './write-http-error.js';
+export { sendJsonError } from './http-endpoints.js';
 export * from './trace.js';

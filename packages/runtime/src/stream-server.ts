@@ -1,122 +1,21 @@
-import { STATUS_CODES, createServer } from 'node:http';
+import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { Counter, Gauge } from 'prom-client';
-import type { Registry } from 'prom-client';
-import { WebSocket, WebSocketServer } from 'ws';
+import { WebSocketServer } from 'ws';
+import type { WebSocket } from 'ws';
 import { CallgateError, NotStartedError, errorCode } from './errors.js';
+import { Heartbeat } from './heartbeat.js';
+import { HttpEndpoints } from './http-endpoints.js';
 import type { Logger } from './logger.js';
-import { serveMetrics } from './metrics.js';
-import { traceFields } from './trace.js';
 import { Lifecycle } from './service.js';
 import type { DrainableService } from './service.js';
-
-export type UpgradeVerdict<Ctx> =
-  | { accept: true; context: Ctx }
-  | {
-      accept: false;
-      status: number;
-      code: string;
-      message: string;
-      headers?: Record<string, string>;
-    };
-
-export interface StreamSession {
-  readonly id: string;
-  /** Graceful close with a WebSocket close code; idempotent. */
-  close(code: number, reason: string): void;
-  /** Resolves when the session is over (socket closed and session cleanup done). */
-  readonly closed: Promise<void>;
-}
-
-export interface StreamServerOptions<Ctx> {
-  /**
-   * 'media' | 'test-agent'; metric prefix (dashes → underscores) and log field `server`. The
-   * `service` field is the process's own, set on the logger by its main.ts.
-   */
-  name: string;
-  host: string;
-  /** 0 picks a free port; `address()` tells which. */
-  port: number;
-  logger: Logger;
-  registry: Registry;
-  /** Over it, upgrades get 503 with Retry-After (RUNTIME_ERR_TOO_MANY_SESSIONS). */
-  maxSessions: number;
-  /** Default 65536; ws closes larger messages with 1009. */
-  maxPayloadBytes?: number;
-  /** Default 15000; a socket that missed the previous ping's pong is terminated. */
-  heartbeatIntervalMs?: number;
-  /** Default 262144; see `send()`. */
-  maxBufferedBytes?: number;
-  /** Default 10000. */
-  headersTimeoutMs?: number;
-  /** Default 15000. */
-  requestTimeoutMs?: number;
-  /** Default 16384. */
-  maxHeaderBytes?: number;
-  /** Default 3000: how long `destroy()` and shedding wait for close handshakes before terminate(). */
-  closeTimeoutMs?: number;
-  /**
-   * Default 0. After `beginDrain()`, keep accepting upgrades this long while /readyz already
-   * answers 503: a proxy keeps routing new calls here until its next readiness probe, and each of
-   * those would otherwise be refused (a lost call). Set it above the proxy's probe interval plus
-   * its probe timeout. `close()` waits for it; `destroy()` cuts it short.
-   */
-  acceptGraceMs?: number;
-  /**
-   * Decides before the handshake. A throw or rejection answers 500 (RUNTIME_ERR_HANDLER). Refusals
-   * are logged and counted in `<prefix>_errors_total{code}` by the server; do not count them again.
-   */
-  routeUpgrade(req: IncomingMessage, url: URL): UpgradeVerdict<Ctx> | Promise<UpgradeVerdict<Ctx>>;
-  /**
-   * Called once the handshake is done. The server has already attached an 'error' listener to
-   * `ws`. A throw closes the socket with 1011.
-   */
-  openSession(ws: WebSocket, req: IncomingMessage, context: Ctx): StreamSession;
-  /** Plain HTTP besides /healthz, /readyz, /metrics. `false` (or no handler) answers 404. */
-  handleRequest?(req: IncomingMessage, res: ServerResponse, url: URL): boolean | Promise<boolean>;
-}
-
-type UpgradeOutcome =
-  'accepted' | 'rejected' | 'draining' | 'over_capacity' | 'bad_handshake' | 'error';
-
-const UPGRADE_OUTCOMES: readonly UpgradeOutcome[] = [
-  'accepted',
-  'rejected',
-  'draining',
-  'over_capacity',
-  'bad_handshake',
-  'error',
-];
-
-// URLs are parsed against a constant base, never the Host header: Host is attacker-controlled and
-// a malformed one would make `new URL` throw or change what the path means.
-const URL_BASE = 'http://worker.invalid';
-const RETRY_AFTER_SECONDS = '5';
-const WS_KEY = /^[+/0-9A-Za-z]{22}==$/;
-const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-// Header values may not carry CR/LF (response splitting) or other control characters.
-// eslint-disable-next-line no-control-regex -- the point is to reject control characters.
-const HEADER_VALUE = /^[^\x00-\x08\x0a-\x1f\x7f]*$/;
-// Headers writeHttpError sets itself; a verdict may not override them.
-const RESERVED_HEADERS = new Set([
-  'connection',
-  'content-type',
-  'content-length',
-  'transfer-encoding',
-]);
-// Bounds how long a refused socket may linger if the peer never lets the response drain.
-const REFUSAL_LINGER_MS = 2000;
-
-interface SessionEntry {
-  readonly ws: WebSocket;
-  session: StreamSession | undefined;
-  /** Pong seen since the last ping (the ws README heartbeat recipe). */
-  alive: boolean;
-  /** Settles once the session (or, when openSession threw, the socket) is over. */
-  done: Promise<void>;
-}
+import { validateStreamServerOptions } from './stream-server-options.js';
+import type { StreamServerOptions } from './stream-server-options.js';
+import { createStreamServerMetrics } from './stream-server-metrics.js';
+import type { StreamServerMetrics } from './stream-server-metrics.js';
+import { SessionTable } from './session-table.js';
+import { UpgradeGate } from './upgrade-gate.js';
 
 /**
  * The WebSocket server both workers run on: one `http.Server` with exactly one 'upgrade' listener
@@ -133,23 +32,18 @@ interface SessionEntry {
 export class StreamServer<Ctx> implements DrainableService {
   readonly #options: StreamServerOptions<Ctx>;
   readonly #log: Logger;
-  readonly #maxPayloadBytes: number;
-  readonly #heartbeatIntervalMs: number;
-  readonly #maxBufferedBytes: number;
   readonly #closeTimeoutMs: number;
   readonly #acceptGraceMs: number;
   readonly #lifecycle: Lifecycle;
   readonly #wss: WebSocketServer;
-
-  readonly #upgrades: Counter<'outcome'>;
-  readonly #sessionsActive: Gauge;
-  readonly #sessionsTotal: Counter;
-  readonly #errors: Counter<'code'>;
-  readonly #sessionsShed: Counter;
+  readonly #metrics: StreamServerMetrics;
+  readonly #sessions: SessionTable<Ctx>;
+  readonly #heartbeat: Heartbeat;
+  readonly #gate: UpgradeGate<Ctx>;
+  readonly #endpoints: HttpEndpoints<Ctx>;
 
   #server: Server | undefined;
   #starting: Promise<void> | undefined;
-  #heartbeat: NodeJS.Timeout | undefined;
   #draining = false;
   /** False once the accept grace after beginDrain() is over (or at once without one). */
   #accepting = true;
@@ -157,66 +51,61 @@ export class StreamServer<Ctx> implements DrainableService {
   #graceWaiters: (() => void)[] = [];
   #destroyed = false;
   #shutdown: Promise<void> | undefined;
-  readonly #sessions = new Map<WebSocket, SessionEntry>();
-  /** Sockets between the 'upgrade' event and handleUpgrade (awaiting routeUpgrade). */
-  readonly #pending = new Set<Duplex>();
   /** Every TCP connection, so destroy() can end them all. */
   readonly #connections = new Set<Socket>();
-  readonly #shedding = new WeakSet<WebSocket>();
-  readonly #terminateTimers = new Set<NodeJS.Timeout>();
   #idleWaiters: (() => void)[] = [];
 
   constructor(options: StreamServerOptions<Ctx>) {
-    validateOptions(options);
+    validateStreamServerOptions(options);
     this.#options = options;
     this.#log = options.logger.child({ server: options.name });
-    this.#maxPayloadBytes = options.maxPayloadBytes ?? 65536;
-    this.#heartbeatIntervalMs = options.heartbeatIntervalMs ?? 15000;
-    this.#maxBufferedBytes = options.maxBufferedBytes ?? 262144;
     this.#closeTimeoutMs = options.closeTimeoutMs ?? 3000;
     this.#acceptGraceMs = options.acceptGraceMs ?? 0;
     this.#lifecycle = new Lifecycle(`${options.name} stream server`);
     this.#wss = new WebSocketServer({
       noServer: true,
-      maxPayload: this.#maxPayloadBytes,
+      maxPayload: options.maxPayloadBytes ?? 65536,
       perMessageDeflate: false,
       clientTracking: true,
+    });
+    this.#metrics = createStreamServerMetrics(options.registry, options.name.replace(/-/g, '_'));
+    const countError = (code: string): void => this.countError(code);
+    this.#sessions = new SessionTable({
+      log: this.#log,
+      metrics: this.#metrics,
+      countError,
+      handlers: options,
+      maxBufferedBytes: options.maxBufferedBytes ?? 262144,
+      closeTimeoutMs: this.#closeTimeoutMs,
+      onForget: () => this.#checkIdle(),
+    });
+    this.#heartbeat = new Heartbeat({
+      intervalMs: options.heartbeatIntervalMs ?? 15000,
+      log: this.#log,
+      countError,
+      entries: () => this.#sessions.entries(),
+    });
+    this.#gate = new UpgradeGate({
+      log: this.#log,
+      metrics: this.#metrics,
+      handlers: options,
+      isAccepting: () => this.isAccepting,
+      sessionCount: () => this.#sessions.size,
+      accept: (req, socket, head, context) => {
+        this.#wss.handleUpgrade(req, socket, head, (ws) => this.#sessions.open(ws, req, context));
+      },
+      onSettled: () => this.#checkIdle(),
+    });
+    this.#endpoints = new HttpEndpoints({
+      log: this.#log,
+      handlers: options,
+      isDraining: () => this.#draining,
+      countError,
     });
     // ws emits this for handshake problems it finds itself (e.g. a malformed
     // Sec-WebSocket-Protocol); answering here keeps the JSON error shape and the counters.
     this.#wss.on('wsClientError', (err, socket) => {
-      this.#refuse(socket, 'bad_handshake', 400, 'RUNTIME_ERR_BAD_HANDSHAKE', err.message);
-    });
-
-    const p = options.name.replace(/-/g, '_');
-    const registers = [options.registry];
-    this.#upgrades = new Counter({
-      name: `${p}_upgrades_total`,
-      help: 'WebSocket upgrade requests by outcome.',
-      labelNames: ['outcome'] as const,
-      registers,
-    });
-    for (const outcome of UPGRADE_OUTCOMES) this.#upgrades.inc({ outcome }, 0);
-    this.#sessionsActive = new Gauge({
-      name: `${p}_sessions_active`,
-      help: 'Open WebSocket sessions.',
-      registers,
-    });
-    this.#sessionsTotal = new Counter({
-      name: `${p}_sessions_total`,
-      help: 'WebSocket sessions opened.',
-      registers,
-    });
-    this.#errors = new Counter({
-      name: `${p}_errors_total`,
-      help: 'Errors by code.',
-      labelNames: ['code'] as const,
-      registers,
-    });
-    this.#sessionsShed = new Counter({
-      name: `${p}_sessions_shed_total`,
-      help: 'Sessions closed with 1013 because the peer did not read fast enough.',
-      registers,
+      this.#gate.refuse(socket, 'bad_handshake', 400, 'RUNTIME_ERR_BAD_HANDSHAKE', err.message);
     });
   }
 
@@ -263,7 +152,7 @@ export class StreamServer<Ctx> implements DrainableService {
 
   /** Counts one error in `<prefix>_errors_total{code}`. */
   countError(code: string): void {
-    this.#errors.inc({ code });
+    this.#metrics.errors.inc({ code });
   }
 
   start(): Promise<void> {
@@ -320,36 +209,14 @@ export class StreamServer<Ctx> implements DrainableService {
       // Cut a pending close() short: it goes on to #closeServer, which this awaits too.
       this.#wakeIdleWaiters();
       await this.#starting?.catch(() => undefined);
-      for (const socket of this.#pending) socket.destroy();
+      this.#gate.destroyPending();
 
-      const entries = [...this.#sessions.values()];
-      for (const entry of entries) {
-        try {
-          if (entry.session) entry.session.close(1012, 'service restart');
-          else entry.ws.close(1012, 'service restart');
-        } catch (err) {
-          this.#log.error('session close failed, terminating', {
-            code: 'RUNTIME_ERR_HANDLER',
-            sessionId: entry.session?.id,
-            err,
-          });
-          this.countError('RUNTIME_ERR_HANDLER');
-          entry.ws.terminate();
-        }
-      }
-      await settleWithin(
-        entries.map((e) => e.done),
-        this.#closeTimeoutMs,
-      );
-      const stragglers = [...this.#sessions.values()];
-      for (const entry of stragglers) entry.ws.terminate();
+      await settleWithin(this.#sessions.closeAll(1012, 'service restart'), this.#closeTimeoutMs);
+      const stragglers = this.#sessions.terminateAll();
       for (const socket of this.#connections) socket.destroy();
       await this.#closeServer();
       // Give sessions a bounded chance to finish their cleanup after the terminate.
-      await settleWithin(
-        stragglers.map((e) => e.done),
-        this.#closeTimeoutMs,
-      );
+      await settleWithin(stragglers, this.#closeTimeoutMs);
     });
   }
 
@@ -361,14 +228,7 @@ export class StreamServer<Ctx> implements DrainableService {
    * not open.
    */
   send(ws: WebSocket, data: string | Buffer | Uint8Array, options?: { binary?: boolean }): boolean {
-    if (ws.readyState !== WebSocket.OPEN || this.#shedding.has(ws)) return false;
-    if (ws.bufferedAmount > this.#maxBufferedBytes) {
-      this.#shed(ws);
-      return false;
-    }
-    if (options?.binary === undefined) ws.send(data);
-    else ws.send(data, { binary: options.binary });
-    return true;
+    return this.#sessions.send(ws, data, options);
   }
 
   async #listen(): Promise<void> {
@@ -383,10 +243,10 @@ export class StreamServer<Ctx> implements DrainableService {
       socket.once('close', () => this.#connections.delete(socket));
     });
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-      void this.#onRequest(req, res);
+      void this.#endpoints.handle(req, res);
     });
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-      this.#onUpgrade(req, socket, head);
+      this.#gate.handle(req, socket, head);
     });
     // Node emits exactly one 'upgrade' per request to every listener; two owners of one socket
     // corrupt it (ws #885, #1478). Fail loudly if anything else attached one.
@@ -415,315 +275,7 @@ export class StreamServer<Ctx> implements DrainableService {
       this.#log.error('http server error', { code: 'RUNTIME_ERR_LISTEN', err });
       this.countError('RUNTIME_ERR_LISTEN');
     });
-    if (!this.#destroyed) {
-      this.#heartbeat = setInterval(() => this.#beat(), this.#heartbeatIntervalMs);
-      this.#heartbeat.unref();
-    }
-  }
-
-  #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    // Node removed its own 'error' listener before emitting 'upgrade' (nodejs/node #18868): a
-    // peer reset without one crashes the process.
-    const onSocketError = (): void => {
-      socket.destroy();
-    };
-    socket.on('error', onSocketError);
-    try {
-      this.#upgrade(req, socket, head, onSocketError).catch((err: unknown) =>
-        this.#upgradeCrashed(socket, err),
-      );
-    } catch (err) {
-      this.#upgradeCrashed(socket, err);
-    }
-  }
-
-  async #upgrade(
-    req: IncomingMessage,
-    socket: Duplex,
-    head: Buffer,
-    onSocketError: () => void,
-  ): Promise<void> {
-    let url: URL;
-    try {
-      url = new URL(req.url ?? '/', URL_BASE);
-    } catch {
-      this.#refuse(
-        socket,
-        'bad_handshake',
-        400,
-        'RUNTIME_ERR_BAD_HANDSHAKE',
-        'invalid request target',
-      );
-      return;
-    }
-    const problem = handshakeProblem(req);
-    if (problem) {
-      this.#refuse(
-        socket,
-        'bad_handshake',
-        400,
-        'RUNTIME_ERR_BAD_HANDSHAKE',
-        problem,
-        {},
-        url,
-        req,
-      );
-      return;
-    }
-    if (!this.isAccepting) {
-      this.#refuseDraining(socket, url, req);
-      return;
-    }
-    const max = this.#options.maxSessions;
-    if (this.#sessions.size + this.#pending.size >= max) {
-      this.#refuse(
-        socket,
-        'over_capacity',
-        503,
-        'RUNTIME_ERR_TOO_MANY_SESSIONS',
-        `session limit of ${max} reached`,
-        { 'Retry-After': RETRY_AFTER_SECONDS },
-        url,
-        req,
-      );
-      return;
-    }
-
-    // Holding a slot while routeUpgrade runs keeps a burst of upgrades from overshooting the limit.
-    this.#pending.add(socket);
-    try {
-      let verdict: UpgradeVerdict<Ctx>;
-      try {
-        verdict = await this.#options.routeUpgrade(req, url);
-      } catch (err) {
-        this.#log.error('routeUpgrade failed', {
-          code: 'RUNTIME_ERR_HANDLER',
-          path: url.pathname,
-          err,
-        });
-        this.#refuse(socket, 'error', 500, 'RUNTIME_ERR_HANDLER', 'internal error');
-        return;
-      }
-      if (socket.destroyed || !socket.writable) {
-        // The client left while we decided; nothing to answer.
-        socket.destroy();
-        return;
-      }
-      if (!this.isAccepting) {
-        this.#refuseDraining(socket, url, req);
-        return;
-      }
-      if (!verdict.accept) {
-        const status = isErrorStatus(verdict.status) ? verdict.status : 500;
-        this.#refuse(
-          socket,
-          'rejected',
-          status,
-          verdict.code,
-          verdict.message,
-          verdict.headers ?? {},
-          url,
-          req,
-        );
-        return;
-      }
-      const { context } = verdict;
-      // ws attaches its own socket 'error' listener for the rest of the socket's life.
-      socket.removeListener('error', onSocketError);
-      this.#wss.handleUpgrade(req, socket, head, (ws) => this.#onOpen(ws, req, context));
-    } finally {
-      this.#pending.delete(socket);
-      this.#checkIdle();
-    }
-  }
-
-  #upgradeCrashed(socket: Duplex, err: unknown): void {
-    this.#log.error('upgrade failed', { code: 'RUNTIME_ERR_HANDLER', err });
-    this.#upgrades.inc({ outcome: 'error' });
-    this.countError('RUNTIME_ERR_HANDLER');
-    if (socket.listenerCount('error') === 0) socket.on('error', () => undefined);
-    socket.destroy();
-  }
-
-  #refuseDraining(socket: Duplex, url: URL, req: IncomingMessage): void {
-    this.#refuse(
-      socket,
-      'draining',
-      503,
-      'RUNTIME_ERR_DRAINING',
-      'server is draining',
-      { 'Retry-After': RETRY_AFTER_SECONDS },
-      url,
-      req,
-    );
-  }
-
-  #refuse(
-    socket: Duplex,
-    outcome: Exclude<UpgradeOutcome, 'accepted'>,
-    status: number,
-    code: string,
-    message: string,
-    headers: Record<string, string> = {},
-    url?: URL,
-    req?: IncomingMessage,
-  ): void {
-    this.#upgrades.inc({ outcome });
-    this.countError(code);
-    // outcome 'error' was logged where it happened, with its cause.
-    if (outcome !== 'error') {
-      const level = outcome === 'over_capacity' ? 'warn' : 'info';
-      // The tunnel id joins this line with the proxy's PROXY_ERR_UPSTREAM_REJECTED line.
-      const trace = req ? { tunnelId: traceFields(req).tunnelId } : {};
-      this.#log[level]('upgrade refused', { code, status, outcome, path: url?.pathname, ...trace });
-    }
-    writeHttpError(socket, status, code, message, headers);
-  }
-
-  #onOpen(ws: WebSocket, req: IncomingMessage, context: Ctx): void {
-    const entry: SessionEntry = { ws, session: undefined, alive: true, done: Promise.resolve() };
-    ws.on('error', (err: Error & { code?: string }) => {
-      // ws closes the socket itself after a protocol error (1009 for maxPayload, 1002 otherwise).
-      const code =
-        err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH'
-          ? 'RUNTIME_ERR_MESSAGE_TOO_LARGE'
-          : 'RUNTIME_ERR_WS_PROTOCOL';
-      this.#log.info('websocket error', {
-        code,
-        wsCode: err.code,
-        sessionId: entry.session?.id,
-        err,
-      });
-      this.countError(code);
-    });
-    ws.on('pong', () => {
-      entry.alive = true;
-    });
-    this.#sessions.set(ws, entry);
-    this.#sessionsActive.set(this.#sessions.size);
-    this.#sessionsTotal.inc();
-    this.#upgrades.inc({ outcome: 'accepted' });
-
-    let session: StreamSession;
-    try {
-      session = this.#options.openSession(ws, req, context);
-    } catch (err) {
-      this.#log.error('openSession failed', { code: 'RUNTIME_ERR_HANDLER', err });
-      this.countError('RUNTIME_ERR_HANDLER');
-      entry.done = new Promise<void>((resolve) => ws.once('close', () => resolve()));
-      void entry.done.then(() => this.#forget(ws));
-      this.#closeOrTerminate(ws, 1011, 'internal error');
-      return;
-    }
-    entry.session = session;
-    entry.done = Promise.resolve(session.closed).then(
-      () => undefined,
-      (err: unknown) => {
-        this.#log.error('session ended with an error', {
-          code: 'RUNTIME_ERR_HANDLER',
-          sessionId: session.id,
-          err,
-        });
-        this.countError('RUNTIME_ERR_HANDLER');
-      },
-    );
-    void entry.done.then(() => this.#forget(ws));
-  }
-
-  #forget(ws: WebSocket): void {
-    if (!this.#sessions.delete(ws)) return;
-    this.#sessionsActive.set(this.#sessions.size);
-    this.#checkIdle();
-  }
-
-  /** One timer for all sockets (the ws README recipe): missed pong since last tick → terminate. */
-  #beat(): void {
-    for (const entry of this.#sessions.values()) {
-      const { ws } = entry;
-      if (ws.readyState !== WebSocket.OPEN) continue;
-      if (!entry.alive) {
-        this.#log.info('heartbeat timeout, terminating', {
-          code: 'RUNTIME_ERR_HEARTBEAT_TIMEOUT',
-          sessionId: entry.session?.id,
-        });
-        this.countError('RUNTIME_ERR_HEARTBEAT_TIMEOUT');
-        ws.terminate();
-        continue;
-      }
-      entry.alive = false;
-      ws.ping();
-    }
-  }
-
-  #shed(ws: WebSocket): void {
-    this.#shedding.add(ws);
-    this.#log.warn('slow reader, shedding session', {
-      code: 'RUNTIME_ERR_SLOW_READER',
-      sessionId: this.#sessions.get(ws)?.session?.id,
-      bufferedAmount: ws.bufferedAmount,
-      maxBufferedBytes: this.#maxBufferedBytes,
-    });
-    this.countError('RUNTIME_ERR_SLOW_READER');
-    this.#sessionsShed.inc();
-    this.#closeOrTerminate(ws, 1013, 'slow reader');
-  }
-
-  /** Starts a close handshake; a peer that does not finish it within closeTimeoutMs is cut. */
-  #closeOrTerminate(ws: WebSocket, code: number, reason: string): void {
-    const timer = setTimeout(() => {
-      this.#terminateTimers.delete(timer);
-      ws.terminate();
-    }, this.#closeTimeoutMs);
-    this.#terminateTimers.add(timer);
-    ws.once('close', () => {
-      clearTimeout(timer);
-      this.#terminateTimers.delete(timer);
-    });
-    ws.close(code, reason);
-  }
-
-  async #onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    let url: URL;
-    try {
-      url = new URL(req.url ?? '/', URL_BASE);
-    } catch {
-      this.countError('RUNTIME_ERR_BAD_REQUEST');
-      sendJsonError(res, 400, 'RUNTIME_ERR_BAD_REQUEST', 'invalid request target');
-      return;
-    }
-    try {
-      const path = url.pathname;
-      if (path === '/healthz' || path === '/readyz' || path === '/metrics') {
-        if (req.method !== 'GET' && req.method !== 'HEAD') {
-          this.countError('RUNTIME_ERR_METHOD_NOT_ALLOWED');
-          sendJsonError(res, 405, 'RUNTIME_ERR_METHOD_NOT_ALLOWED', `${path} answers GET`, {
-            Allow: 'GET, HEAD',
-          });
-          return;
-        }
-        if (path === '/healthz') sendJson(res, 200, { status: 'ok' });
-        else if (path === '/metrics') await serveMetrics(this.#options.registry, req, res);
-        else if (this.#draining) sendJson(res, 503, { status: 'draining' });
-        else sendJson(res, 200, { status: 'ready' });
-        return;
-      }
-      const handled = (await this.#options.handleRequest?.(req, res, url)) ?? false;
-      if (!handled && !res.headersSent) {
-        this.countError('RUNTIME_ERR_NOT_FOUND');
-        this.#log.debug('no route', { code: 'RUNTIME_ERR_NOT_FOUND', method: req.method, path });
-        sendJsonError(res, 404, 'RUNTIME_ERR_NOT_FOUND', `no route for ${req.method} ${path}`);
-      }
-    } catch (err) {
-      this.#log.error('request handler failed', {
-        code: 'RUNTIME_ERR_HANDLER',
-        method: req.method,
-        path: url.pathname,
-        err,
-      });
-      this.countError('RUNTIME_ERR_HANDLER');
-      if (!res.headersSent) sendJsonError(res, 500, 'RUNTIME_ERR_HANDLER', 'internal error');
-      else res.destroy();
-    }
+    if (!this.#destroyed) this.#heartbeat.start();
   }
 
   #stopAccepting(): void {
@@ -741,14 +293,14 @@ export class StreamServer<Ctx> implements DrainableService {
   }
 
   #whenIdle(): Promise<void> {
-    if (this.#destroyed || (this.#sessions.size === 0 && this.#pending.size === 0)) {
+    if (this.#destroyed || (this.#sessions.size === 0 && this.#gate.pendingCount === 0)) {
       return Promise.resolve();
     }
     return new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
   }
 
   #checkIdle(): void {
-    if (this.#sessions.size === 0 && this.#pending.size === 0) this.#wakeIdleWaiters();
+    if (this.#sessions.size === 0 && this.#gate.pendingCount === 0) this.#wakeIdleWaiters();
   }
 
   #wakeIdleWaiters(): void {
@@ -760,10 +312,8 @@ export class StreamServer<Ctx> implements DrainableService {
   /** Stops the heartbeat and the listener; shared by close() and destroy(). */
   #closeServer(): Promise<void> {
     this.#shutdown ??= new Promise<void>((resolve) => {
-      if (this.#heartbeat) clearInterval(this.#heartbeat);
-      this.#heartbeat = undefined;
-      for (const timer of this.#terminateTimers) clearTimeout(timer);
-      this.#terminateTimers.clear();
+      this.#heartbeat.stop();
+      this.#sessions.clearTimers();
       this.#wss.close();
       const server = this.#server;
       if (!server?.listening) {
@@ -778,86 +328,6 @@ export class StreamServer<Ctx> implements DrainableService {
   }
 }
 
-/**
- * Writes a minimal HTTP/1.1 error response on a raw socket (before any WebSocket handshake) and
- * destroys the socket once it is sent. Body: `{"error":{"code","message"}}`. Headers with invalid
- * names or values, and ones this function sets itself, are dropped.
- */
-export function writeHttpError(
-  socket: Duplex,
-  status: number,
-  code: string,
-  message: string,
-  headers: Record<string, string> = {},
-): void {
-  if (socket.listenerCount('error') === 0) socket.on('error', () => socket.destroy());
-  if (socket.destroyed || !socket.writable) {
-    socket.destroy();
-    return;
-  }
-  const body = JSON.stringify({ error: { code, message } });
-  const lines = [
-    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}`,
-    'Connection: close',
-    'Content-Type: application/json',
-    `Content-Length: ${Buffer.byteLength(body)}`,
-  ];
-  for (const [name, value] of Object.entries(headers)) {
-    if (!HEADER_NAME.test(name) || RESERVED_HEADERS.has(name.toLowerCase())) continue;
-    if (!HEADER_VALUE.test(value)) continue;
-    lines.push(`${name}: ${value}`);
-  }
-  const linger = setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS);
-  linger.unref();
-  socket.once('close', () => clearTimeout(linger));
-  // Like ws's abortHandshake: destroy after the response is flushed, since the upgraded socket is
-  // half-open capable and would otherwise wait for the peer's FIN.
-  socket.once('finish', () => socket.destroy());
-  socket.end(`${lines.join('\r\n')}\r\n\r\n${body}`);
-}
-
-/** Answers a plain HTTP request with `{"error":{"code","message"}}`. */
-export function sendJsonError(
-  res: ServerResponse,
-  status: number,
-  code: string,
-  message: string,
-  headers: Record<string, string> = {},
-): void {
-  sendJson(res, status, { error: { code, message } }, headers);
-}
-
-function sendJson(
-  res: ServerResponse,
-  status: number,
-  value: unknown,
-  headers: Record<string, string> = {},
-): void {
-  const body = JSON.stringify(value);
-  res.writeHead(status, {
-    ...headers,
-    'content-type': 'application/json',
-    'content-length': Buffer.byteLength(body),
-    'cache-control': 'no-store',
-  });
-  res.end(body);
-}
-
-/** What is wrong with an upgrade request that is not a WebSocket handshake we can complete. */
-function handshakeProblem(req: IncomingMessage): string | undefined {
-  if (req.method !== 'GET') return `WebSocket upgrades use GET, got ${req.method ?? 'none'}`;
-  if (req.headers.upgrade?.toLowerCase() !== 'websocket') return 'Upgrade must be websocket';
-  const key = req.headers['sec-websocket-key'];
-  if (key === undefined || !WS_KEY.test(key)) return 'missing or invalid Sec-WebSocket-Key';
-  const version = req.headers['sec-websocket-version'];
-  if (version !== '13' && version !== '8') return 'missing or invalid Sec-WebSocket-Version';
-  return undefined;
-}
-
-function isErrorStatus(status: number): boolean {
-  return Number.isInteger(status) && status >= 400 && status <= 599;
-}
-
 /** Resolves when every promise settled or after `ms`, whichever comes first. */
 function settleWithin(promises: readonly Promise<unknown>[], ms: number): Promise<void> {
   if (promises.length === 0) return Promise.resolve();
@@ -868,37 +338,4 @@ function settleWithin(promises: readonly Promise<unknown>[], ms: number): Promis
       resolve();
     });
   });
-}
-
-function validateOptions<Ctx>(o: StreamServerOptions<Ctx>): void {
-  if (typeof o.name !== 'string' || !/^[A-Za-z_][A-Za-z0-9_-]*$/.test(o.name)) {
-    throw new TypeError(`StreamServer: name must be a metric-safe word, got "${String(o.name)}"`);
-  }
-  if (!Number.isInteger(o.port) || o.port < 0 || o.port > 65535) {
-    throw new TypeError(`StreamServer: port must be 0..65535, got ${o.port}`);
-  }
-  if (typeof o.routeUpgrade !== 'function' || typeof o.openSession !== 'function') {
-    throw new TypeError('StreamServer: routeUpgrade and openSession are required');
-  }
-  const counts: [string, number | undefined, number][] = [
-    ['maxSessions', o.maxSessions, 0],
-    ['maxPayloadBytes', o.maxPayloadBytes, 1],
-    ['heartbeatIntervalMs', o.heartbeatIntervalMs, 1],
-    ['maxBufferedBytes', o.maxBufferedBytes, 0],
-    ['headersTimeoutMs', o.headersTimeoutMs, 1],
-    ['requestTimeoutMs', o.requestTimeoutMs, 1],
-    ['maxHeaderBytes', o.maxHeaderBytes, 1],
-    ['closeTimeoutMs', o.closeTimeoutMs, 0],
-    ['acceptGraceMs', o.acceptGraceMs, 0],
-  ];
-  for (const [name, value, min] of counts) {
-    if (value === undefined && name !== 'maxSessions') continue;
-    if (!Number.isInteger(value) || (value as number) < min) {
-      throw new TypeError(`StreamServer: ${name} must be an integer >= ${min}, got ${value}`);
-    }
-  }
-  // Node rejects headersTimeout > requestTimeout at listen time; say so at construction.
-  if ((o.headersTimeoutMs ?? 10000) > (o.requestTimeoutMs ?? 15000)) {
-    throw new TypeError('StreamServer: headersTimeoutMs must not exceed requestTimeoutMs');
-  }
 }

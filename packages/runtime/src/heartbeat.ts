@@ -1,0 +1,65 @@
+import { WebSocket } from 'ws';
+import type { Logger } from './logger.js';
+
+/** The part of a `ws` WebSocket the heartbeat touches. */
+export interface HeartbeatSocket {
+  readonly readyState: number;
+  ping(): void;
+  terminate(): void;
+}
+
+export interface HeartbeatEntry {
+  readonly ws: HeartbeatSocket;
+  /** Pong seen since the last ping (the ws README heartbeat recipe); the owner sets it on 'pong'. */
+  alive: boolean;
+  readonly session?: { readonly id: string } | undefined;
+}
+
+export interface HeartbeatOptions {
+  intervalMs: number;
+  log: Logger;
+  countError: (code: string) => void;
+  /** The sockets to watch, read afresh on every tick. */
+  entries: () => Iterable<HeartbeatEntry>;
+}
+
+/** One timer for all sockets (the ws README recipe): missed pong since last tick → terminate. */
+export class Heartbeat {
+  readonly #options: HeartbeatOptions;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(options: HeartbeatOptions) {
+    this.#options = options;
+  }
+
+  start(): void {
+    if (this.#timer) return;
+    this.#timer = setInterval(() => this.beat(), this.#options.intervalMs);
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** One tick: terminates sockets that missed the previous ping's pong, pings the rest. */
+  beat(): void {
+    const { log, countError } = this.#options;
+    for (const entry of this.#options.entries()) {
+      const { ws } = entry;
+      if (ws.readyState !== WebSocket.OPEN) continue;
+      if (!entry.alive) {
+        log.info('heartbeat timeout, terminating', {
+          code: 'RUNTIME_ERR_HEARTBEAT_TIMEOUT',
+          sessionId: entry.session?.id,
+        });
+        countError('RUNTIME_ERR_HEARTBEAT_TIMEOUT');
+        ws.terminate();
+        continue;
+      }
+      entry.alive = false;
+      ws.ping();
+    }
+  }
+}

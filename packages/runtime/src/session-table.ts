@@ -1,0 +1,187 @@
+import type { IncomingMessage } from 'node:http';
+import { WebSocket } from 'ws';
+import type { Logger } from './logger.js';
+import type { StreamServerOptions, StreamSession } from './stream-server-options.js';
+import type { StreamServerMetrics } from './stream-server-metrics.js';
+
+export interface SessionEntry {
+  readonly ws: WebSocket;
+  session: StreamSession | undefined;
+  /** Pong seen since the last ping (the ws README heartbeat recipe). */
+  alive: boolean;
+  /** Settles once the session (or, when openSession threw, the socket) is over. */
+  done: Promise<void>;
+}
+
+export interface SessionTableOptions<Ctx> {
+  log: Logger;
+  metrics: StreamServerMetrics;
+  countError: (code: string) => void;
+  /** The server's own options object, so `openSession` is still called as its method. */
+  handlers: Pick<StreamServerOptions<Ctx>, 'openSession'>;
+  maxBufferedBytes: number;
+  closeTimeoutMs: number;
+  /** Called each time a session is forgotten, so the server can notice it went idle. */
+  onForget: () => void;
+}
+
+/**
+ * The StreamServer's open sessions: opens them, sends with backpressure (shedding slow readers),
+ * and forgets each once it is over, keeping `<prefix>_sessions_active` in step.
+ */
+export class SessionTable<Ctx> {
+  readonly #options: SessionTableOptions<Ctx>;
+  readonly #sessions = new Map<WebSocket, SessionEntry>();
+  readonly #shedding = new WeakSet<WebSocket>();
+  readonly #terminateTimers = new Set<NodeJS.Timeout>();
+
+  constructor(options: SessionTableOptions<Ctx>) {
+    this.#options = options;
+  }
+
+  get size(): number {
+    return this.#sessions.size;
+  }
+
+  entries(): IterableIterator<SessionEntry> {
+    return this.#sessions.values();
+  }
+
+  /**
+   * Sends with backpressure. If `ws.bufferedAmount > maxBufferedBytes` the peer is a slow reader:
+   * the socket is closed with 1013 'slow reader' (terminated if it does not close within
+   * closeTimeoutMs), counted in `<prefix>_sessions_shed_total` and
+   * `errors{code=RUNTIME_ERR_SLOW_READER}`, and false is returned. Also false when the socket is
+   * not open.
+   */
+  send(ws: WebSocket, data: string | Buffer | Uint8Array, options?: { binary?: boolean }): boolean {
+    if (ws.readyState !== WebSocket.OPEN || this.#shedding.has(ws)) return false;
+    if (ws.bufferedAmount > this.#options.maxBufferedBytes) {
+      this.#shed(ws);
+      return false;
+    }
+    if (options?.binary === undefined) ws.send(data);
+    else ws.send(data, { binary: options.binary });
+    return true;
+  }
+
+  /** Tracks a socket whose handshake is done and hands it to `openSession`. */
+  open(ws: WebSocket, req: IncomingMessage, context: Ctx): void {
+    const entry: SessionEntry = { ws, session: undefined, alive: true, done: Promise.resolve() };
+    ws.on('error', (err: Error & { code?: string }) => {
+      // ws closes the socket itself after a protocol error (1009 for maxPayload, 1002 otherwise).
+      const code =
+        err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH'
+          ? 'RUNTIME_ERR_MESSAGE_TOO_LARGE'
+          : 'RUNTIME_ERR_WS_PROTOCOL';
+      this.#options.log.info('websocket error', {
+        code,
+        wsCode: err.code,
+        sessionId: entry.session?.id,
+        err,
+      });
+      this.#options.countError(code);
+    });
+    ws.on('pong', () => {
+      entry.alive = true;
+    });
+    this.#sessions.set(ws, entry);
+    this.#options.metrics.sessionsActive.set(this.#sessions.size);
+    this.#options.metrics.sessionsTotal.inc();
+    this.#options.metrics.upgrades.inc({ outcome: 'accepted' });
+
+    let session: StreamSession;
+    try {
+      session = this.#options.handlers.openSession(ws, req, context);
+    } catch (err) {
+      this.#options.log.error('openSession failed', { code: 'RUNTIME_ERR_HANDLER', err });
+      this.#options.countError('RUNTIME_ERR_HANDLER');
+      entry.done = new Promise<void>((resolve) => ws.once('close', () => resolve()));
+      void entry.done.then(() => this.#forget(ws));
+      this.#closeOrTerminate(ws, 1011, 'internal error');
+      return;
+    }
+    entry.session = session;
+    entry.done = Promise.resolve(session.closed).then(
+      () => undefined,
+      (err: unknown) => {
+        this.#options.log.error('session ended with an error', {
+          code: 'RUNTIME_ERR_HANDLER',
+          sessionId: session.id,
+          err,
+        });
+        this.#options.countError('RUNTIME_ERR_HANDLER');
+      },
+    );
+    void entry.done.then(() => this.#forget(ws));
+  }
+
+  #forget(ws: WebSocket): void {
+    if (!this.#sessions.delete(ws)) return;
+    this.#options.metrics.sessionsActive.set(this.#sessions.size);
+    this.#options.onForget();
+  }
+
+  #shed(ws: WebSocket): void {
+    this.#shedding.add(ws);
+    this.#options.log.warn('slow reader, shedding session', {
+      code: 'RUNTIME_ERR_SLOW_READER',
+      sessionId: this.#sessions.get(ws)?.session?.id,
+      bufferedAmount: ws.bufferedAmount,
+      maxBufferedBytes: this.#options.maxBufferedBytes,
+    });
+    this.#options.countError('RUNTIME_ERR_SLOW_READER');
+    this.#options.metrics.sessionsShed.inc();
+    this.#closeOrTerminate(ws, 1013, 'slow reader');
+  }
+
+  /** Starts a close handshake; a peer that does not finish it within closeTimeoutMs is cut. */
+  #closeOrTerminate(ws: WebSocket, code: number, reason: string): void {
+    const timer = setTimeout(() => {
+      this.#terminateTimers.delete(timer);
+      ws.terminate();
+    }, this.#options.closeTimeoutMs);
+    this.#terminateTimers.add(timer);
+    ws.once('close', () => {
+      clearTimeout(timer);
+      this.#terminateTimers.delete(timer);
+    });
+    ws.close(code, reason);
+  }
+
+  /**
+   * Closes every session (through the session when it has one) with `code`; one whose close throws
+   * is terminated. Returns each session's `done`.
+   */
+  closeAll(code: number, reason: string): Promise<void>[] {
+    const entries = [...this.#sessions.values()];
+    for (const entry of entries) {
+      try {
+        if (entry.session) entry.session.close(code, reason);
+        else entry.ws.close(code, reason);
+      } catch (err) {
+        this.#options.log.error('session close failed, terminating', {
+          code: 'RUNTIME_ERR_HANDLER',
+          sessionId: entry.session?.id,
+          err,
+        });
+        this.#options.countError('RUNTIME_ERR_HANDLER');
+        entry.ws.terminate();
+      }
+    }
+    return entries.map((e) => e.done);
+  }
+
+  /** Terminates every session still open; returns each one's `done`. */
+  terminateAll(): Promise<void>[] {
+    const stragglers = [...this.#sessions.values()];
+    for (const entry of stragglers) entry.ws.terminate();
+    return stragglers.map((e) => e.done);
+  }
+
+  /** Cancels pending close-handshake deadlines (the listener is closing). */
+  clearTimers(): void {
+    for (const timer of this.#terminateTimers) clearTimeout(timer);
+    this.#terminateTimers.clear();
+  }
+}

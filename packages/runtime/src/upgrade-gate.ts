@@ -1,0 +1,224 @@
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Logger } from './logger.js';
+import { parseRequestTarget } from './request-target.js';
+import type { StreamServerOptions, UpgradeVerdict } from './stream-server-options.js';
+import type { StreamServerMetrics, UpgradeOutcome } from './stream-server-metrics.js';
+import { traceFields } from './trace.js';
+import { writeHttpError } from './write-http-error.js';
+
+const RETRY_AFTER_SECONDS = '5';
+const WS_KEY = /^[+/0-9A-Za-z]{22}==$/;
+
+export interface UpgradeGateOptions<Ctx> {
+  log: Logger;
+  metrics: StreamServerMetrics;
+  /** The server's own options object, so `routeUpgrade` is still called as its method. */
+  handlers: Pick<StreamServerOptions<Ctx>, 'maxSessions' | 'routeUpgrade'>;
+  /** Whether new sessions are taken (not draining past the accept grace, not destroyed). */
+  isAccepting: () => boolean;
+  /** Open sessions; with the upgrades still being decided, counted against `maxSessions`. */
+  sessionCount: () => number;
+  /** Completes the handshake of an accepted upgrade; the socket's 'error' listener is removed. */
+  accept: (req: IncomingMessage, socket: Duplex, head: Buffer, context: Ctx) => void;
+  /** Called each time an upgrade stops being pending, so the server can notice it went idle. */
+  onSettled: () => void;
+}
+
+/**
+ * Decides each upgrade before the handshake: a valid WebSocket handshake, drain, capacity, then the
+ * worker's `routeUpgrade`. Refusals answer a JSON HTTP error on the raw socket, are logged, and
+ * counted in `<prefix>_upgrades_total{outcome}` and `<prefix>_errors_total{code}`.
+ */
+export class UpgradeGate<Ctx> {
+  readonly #options: UpgradeGateOptions<Ctx>;
+  /** Sockets between the 'upgrade' event and handleUpgrade (awaiting routeUpgrade). */
+  readonly #pending = new Set<Duplex>();
+
+  constructor(options: UpgradeGateOptions<Ctx>) {
+    this.#options = options;
+  }
+
+  get pendingCount(): number {
+    return this.#pending.size;
+  }
+
+  /** Destroys the sockets of upgrades still being decided. */
+  destroyPending(): void {
+    for (const socket of this.#pending) socket.destroy();
+  }
+
+  /** The http.Server 'upgrade' listener. */
+  handle(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    // Node removed its own 'error' listener before emitting 'upgrade' (nodejs/node #18868): a
+    // peer reset without one crashes the process.
+    const onSocketError = (): void => {
+      socket.destroy();
+    };
+    socket.on('error', onSocketError);
+    try {
+      this.#upgrade(req, socket, head, onSocketError).catch((err: unknown) =>
+        this.#upgradeCrashed(socket, err),
+      );
+    } catch (err) {
+      this.#upgradeCrashed(socket, err);
+    }
+  }
+
+  async #upgrade(
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    onSocketError: () => void,
+  ): Promise<void> {
+    const url = parseRequestTarget(req);
+    if (!url) {
+      this.refuse(
+        socket,
+        'bad_handshake',
+        400,
+        'RUNTIME_ERR_BAD_HANDSHAKE',
+        'invalid request target',
+      );
+      return;
+    }
+    const problem = handshakeProblem(req);
+    if (problem) {
+      this.refuse(socket, 'bad_handshake', 400, 'RUNTIME_ERR_BAD_HANDSHAKE', problem, {}, url, req);
+      return;
+    }
+    if (!this.#options.isAccepting()) {
+      this.#refuseDraining(socket, url, req);
+      return;
+    }
+    const { handlers } = this.#options;
+    const max = handlers.maxSessions;
+    if (this.#options.sessionCount() + this.#pending.size >= max) {
+      this.refuse(
+        socket,
+        'over_capacity',
+        503,
+        'RUNTIME_ERR_TOO_MANY_SESSIONS',
+        `session limit of ${max} reached`,
+        { 'Retry-After': RETRY_AFTER_SECONDS },
+        url,
+        req,
+      );
+      return;
+    }
+
+    // Holding a slot while routeUpgrade runs keeps a burst of upgrades from overshooting the limit.
+    this.#pending.add(socket);
+    try {
+      let verdict: UpgradeVerdict<Ctx>;
+      try {
+        verdict = await handlers.routeUpgrade(req, url);
+      } catch (err) {
+        this.#options.log.error('routeUpgrade failed', {
+          code: 'RUNTIME_ERR_HANDLER',
+          path: url.pathname,
+          err,
+        });
+        this.refuse(socket, 'error', 500, 'RUNTIME_ERR_HANDLER', 'internal error');
+        return;
+      }
+      if (socket.destroyed || !socket.writable) {
+        // The client left while we decided; nothing to answer.
+        socket.destroy();
+        return;
+      }
+      if (!this.#options.isAccepting()) {
+        this.#refuseDraining(socket, url, req);
+        return;
+      }
+      if (!verdict.accept) {
+        const status = isErrorStatus(verdict.status) ? verdict.status : 500;
+        this.refuse(
+          socket,
+          'rejected',
+          status,
+          verdict.code,
+          verdict.message,
+          verdict.headers ?? {},
+          url,
+          req,
+        );
+        return;
+      }
+      const { context } = verdict;
+      // ws attaches its own socket 'error' listener for the rest of the socket's life.
+      socket.removeListener('error', onSocketError);
+      this.#options.accept(req, socket, head, context);
+    } finally {
+      this.#pending.delete(socket);
+      this.#options.onSettled();
+    }
+  }
+
+  #upgradeCrashed(socket: Duplex, err: unknown): void {
+    this.#options.log.error('upgrade failed', { code: 'RUNTIME_ERR_HANDLER', err });
+    this.#options.metrics.upgrades.inc({ outcome: 'error' });
+    this.#options.metrics.errors.inc({ code: 'RUNTIME_ERR_HANDLER' });
+    if (socket.listenerCount('error') === 0) socket.on('error', () => undefined);
+    socket.destroy();
+  }
+
+  #refuseDraining(socket: Duplex, url: URL, req: IncomingMessage): void {
+    this.refuse(
+      socket,
+      'draining',
+      503,
+      'RUNTIME_ERR_DRAINING',
+      'server is draining',
+      { 'Retry-After': RETRY_AFTER_SECONDS },
+      url,
+      req,
+    );
+  }
+
+  /** Answers `status` with a JSON error on the raw socket, logs (unless 'error') and counts it. */
+  refuse(
+    socket: Duplex,
+    outcome: Exclude<UpgradeOutcome, 'accepted'>,
+    status: number,
+    code: string,
+    message: string,
+    headers: Record<string, string> = {},
+    url?: URL,
+    req?: IncomingMessage,
+  ): void {
+    this.#options.metrics.upgrades.inc({ outcome });
+    this.#options.metrics.errors.inc({ code });
+    // outcome 'error' was logged where it happened, with its cause.
+    if (outcome !== 'error') {
+      const level = outcome === 'over_capacity' ? 'warn' : 'info';
+      // The tunnel id joins this line with the proxy's PROXY_ERR_UPSTREAM_REJECTED line.
+      const trace = req ? { tunnelId: traceFields(req).tunnelId } : {};
+      this.#options.log[level]('upgrade refused', {
+        code,
+        status,
+        outcome,
+        path: url?.pathname,
+        ...trace,
+      });
+    }
+    writeHttpError(socket, status, code, message, headers);
+  }
+}
+
+/** What is wrong with an upgrade request that is not a WebSocket handshake we can complete. */
+export function handshakeProblem(
+  req: Pick<IncomingMessage, 'method' | 'headers'>,
+): string | undefined {
+  if (req.method !== 'GET') return `WebSocket upgrades use GET, got ${req.method ?? 'none'}`;
+  if (req.headers.upgrade?.toLowerCase() !== 'websocket') return 'Upgrade must be websocket';
+  const key = req.headers['sec-websocket-key'];
+  if (key === undefined || !WS_KEY.test(key)) return 'missing or invalid Sec-WebSocket-Key';
+  const version = req.headers['sec-websocket-version'];
+  if (version !== '13' && version !== '8') return 'missing or invalid Sec-WebSocket-Version';
+  return undefined;
+}
+
+function isErrorStatus(status: number): boolean {
+  return Number.isInteger(status) && status >= 400 && status <= 599;
+}

@@ -1,0 +1,54 @@
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
+
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+// Header values may not carry CR/LF (response splitting) or other control characters.
+// eslint-disable-next-line no-control-regex -- the point is to reject control characters.
+const HEADER_VALUE = /^[^\x00-\x08\x0a-\x1f\x7f]*$/;
+// Headers writeHttpError sets itself; a verdict may not override them.
+const RESERVED_HEADERS = new Set([
+  'connection',
+  'content-type',
+  'content-length',
+  'transfer-encoding',
+]);
+// Bounds how long a refused socket may linger if the peer never lets the response drain.
+const REFUSAL_LINGER_MS = 2000;
+
+/**
+ * Writes a minimal HTTP/1.1 error response on a raw socket (before any WebSocket handshake) and
+ * destroys the socket once it is sent. Body: `{"error":{"code","message"}}`. Headers with invalid
+ * names or values, and ones this function sets itself, are dropped.
+ */
+export function writeHttpError(
+  socket: Duplex,
+  status: number,
+  code: string,
+  message: string,
+  headers: Record<string, string> = {},
+): void {
+  if (socket.listenerCount('error') === 0) socket.on('error', () => socket.destroy());
+  if (socket.destroyed || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const body = JSON.stringify({ error: { code, message } });
+  const lines = [
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}`,
+    'Connection: close',
+    'Content-Type: application/json',
+    `Content-Length: ${Buffer.byteLength(body)}`,
+  ];
+  for (const [name, value] of Object.entries(headers)) {
+    if (!HEADER_NAME.test(name) || RESERVED_HEADERS.has(name.toLowerCase())) continue;
+    if (!HEADER_VALUE.test(value)) continue;
+    lines.push(`${name}: ${value}`);
+  }
+  const linger = setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS);
+  linger.unref();
+  socket.once('close', () => clearTimeout(linger));
+  // Like ws's abortHandshake: destroy after the response is flushed, since the upgraded socket is
+  // half-open capable and would otherwise wait for the peer's FIN.
+  socket.once('finish', () => socket.destroy());
+  socket.end(`${lines.join('\r\n')}\r\n\r\n${body}`);
+}
