@@ -1,6 +1,14 @@
 import { EventEmitter } from 'node:events';
-import { Framer, Pacer, Resampler, frameSamples } from '@callgate/audio';
 import type { Logger } from '@callgate/runtime';
+import { AgentGuard, messageOf } from './agent-guard.js';
+import { CallInbound } from './call-inbound.js';
+import type { CallEvents } from './call-events.js';
+import {
+  createCallPacer,
+  type CallPacer,
+  type PacerFactory,
+  type PacerTick,
+} from './call-pacer.js';
 import { AgentError } from './errors.js';
 import { FRAME_MS, Playback } from './playback.js';
 import type {
@@ -13,41 +21,8 @@ import type {
   SayOptions,
 } from './types.js';
 
-/** Events of a Call; workers use them for metrics, turn logs and recordings. */
-export interface CallEvents {
-  /** The agent queued audio: utterance id, the piece at the agent's rate, and whether it was final. */
-  say: [utteranceId: string, samples: Int16Array, final: boolean];
-  clear: [];
-  dtmf: [digit: string];
-  /** The caller heard the whole utterance. */
-  played: [utteranceId: string];
-  hangup: [reason: string];
-  /** An agent callback threw (or `start` failed); the error has the code and the cause. */
-  'agent-error': [err: AgentError];
-  /** Every problem the call logs, with its code (for `<area>_errors_total{code}`). */
-  problem: [err: AgentError];
-  /** A 20 ms frame at the transport's rate, just handed to `transport.sendAudio`. */
-  'frame-out': [frame: Int16Array];
-  end: [reason: string];
-}
-
-export interface PacerTick {
-  tick: number;
-  lateMs: number;
-}
-
-/** The part of @callgate/audio's Pacer the Call uses; injectable so tests can tick by hand. */
-export interface CallPacer {
-  start(): void;
-  stop(): void;
-  readonly running: boolean;
-}
-
-export type PacerFactory = (options: {
-  intervalMs: number;
-  onTick: (info: PacerTick) => void;
-  now?: () => number;
-}) => CallPacer;
+export type { CallEvents } from './call-events.js';
+export type { CallPacer, PacerFactory, PacerTick } from './call-pacer.js';
 
 export interface CallOptions {
   info: CallInfo;
@@ -65,20 +40,17 @@ export interface CallOptions {
 }
 
 const LATE_FRAME_MS = 10;
-// Caller audio and digits that arrive while `agent.start()` is still pending are held for it,
-// up to one second; older frames are dropped.
-const MAX_EARLY_FRAMES = 50;
 
 type CallState = 'idle' | 'starting' | 'running' | 'ended';
 
-const defaultPacer: PacerFactory = (options) => new Pacer(options);
-
 /**
  * One call: connects a transport (Twilio, SansPBX, the browser test agent) to an agent. Owns the
- * inbound resampler and framer, the outbound playback queue and its pacer, and the marks.
+ * inbound path (`CallInbound`: resampler, framer, input held until the agent has started), the
+ * outbound playback queue and its pacer, and the marks.
  *
- * The agent never sees the transport: it gets an `AgentCall`. Every agent callback is guarded, so
- * a throwing agent is counted and logged but does not break the call (until `maxAgentErrors`).
+ * The agent never sees the transport: it gets an `AgentCall`. Every agent callback is guarded
+ * (`AgentGuard`), so a throwing agent is counted and logged but does not break the call (until
+ * `maxAgentErrors`).
  * After `end()` nothing reaches the agent session or the transport any more.
  */
 export class Call extends EventEmitter<CallEvents> {
@@ -88,7 +60,7 @@ export class Call extends EventEmitter<CallEvents> {
   readonly #agent: Agent;
   readonly #transport: CallTransport;
   readonly #log: Logger;
-  readonly #maxAgentErrors: number;
+  readonly #guard: AgentGuard;
   readonly #agentCall: AgentCall;
   readonly #stats: CallStats = {
     framesIn: 0,
@@ -108,12 +80,9 @@ export class Call extends EventEmitter<CallEvents> {
   #session: AgentSession | undefined;
   #endReason: string | undefined;
   #setupError: unknown;
-  #inboundResampler: Resampler | undefined;
-  #inboundFramer: Framer | undefined;
+  #inbound: CallInbound | undefined;
   #playback: Playback | undefined;
   #pacer: CallPacer | undefined;
-  #early: Array<{ frame: Int16Array } | { digit: string }> = [];
-  #queueFullLogged = new Set<string>();
 
   constructor(options: CallOptions) {
     super();
@@ -122,7 +91,14 @@ export class Call extends EventEmitter<CallEvents> {
     this.#agent = agent;
     this.#transport = transport;
     this.#log = logger;
-    this.#maxAgentErrors = options.maxAgentErrors ?? 20;
+    this.#guard = new AgentGuard({
+      agent,
+      log: logger,
+      maxAgentErrors: options.maxAgentErrors ?? 20,
+      stats: this.#stats,
+      call: this,
+      hangup: (reason) => this.#hangup(reason),
+    });
     this.transportSampleRate = transport.sampleRate;
     this.agentSampleRate = agent.sampleRate ?? transport.sampleRate;
     const maxQueuedMs = options.maxQueuedMs ?? 60_000;
@@ -134,10 +110,7 @@ export class Call extends EventEmitter<CallEvents> {
     try {
       const agentRate = this.agentSampleRate;
       const transportRate = this.transportSampleRate;
-      if (agentRate !== transportRate) {
-        this.#inboundResampler = new Resampler(transportRate, agentRate);
-      }
-      this.#inboundFramer = new Framer(frameSamples(agentRate, FRAME_MS));
+      this.#inbound = new CallInbound(transportRate, agentRate);
       this.#playback = new Playback({
         callId: info.callId,
         agentRate,
@@ -147,13 +120,7 @@ export class Call extends EventEmitter<CallEvents> {
     } catch (err) {
       this.#setupError = err;
     }
-    const createPacer = options.createPacer ?? defaultPacer;
-    const pacerOptions: Parameters<PacerFactory>[0] = {
-      intervalMs: FRAME_MS,
-      onTick: (tick) => this.#onTick(tick),
-    };
-    if (options.clock) pacerOptions.now = options.clock;
-    this.#pacer = createPacer(pacerOptions);
+    this.#pacer = createCallPacer(options, (tick) => this.#onTick(tick));
 
     const isSpeaking = (): boolean => this.isSpeaking;
     this.#agentCall = Object.freeze({
@@ -209,29 +176,18 @@ export class Call extends EventEmitter<CallEvents> {
         throw new TypeError(`start() returned ${session === null ? 'null' : typeof session}`);
       }
     } catch (err) {
-      if (this.isEnded) return;
-      const error = new AgentError(
-        'AGENT_ERR_START',
-        `agent "${this.#agent.name}" failed to start: ${messageOf(err)}`,
-        { cause: err },
-      );
-      this.#stats.agentErrors++;
-      this.#log.error('agent failed to start', { code: error.code, err: error });
-      this.emit('agent-error', error);
-      this.emit('problem', error);
-      this.#hangup('agent-error');
+      if (!this.isEnded) this.#guard.startFailed(err);
       return;
     }
     this.#session = session;
     if (this.isEnded) {
       // The call ended while the agent was starting; let it release what it set up.
-      this.#invoke('onEnd', () => session.onEnd?.(this.#endReason ?? 'ended'));
+      this.#guard.invoke('onEnd', () => session.onEnd?.(this.#endReason ?? 'ended'));
       return;
     }
     this.#state = 'running';
-    const early = this.#early;
-    this.#early = [];
-    for (const item of early) {
+    // A failed setup never gets here: it fails the start above.
+    for (const item of this.#inbound?.takeEarly() ?? []) {
       if (this.#state !== 'running') break;
       if ('frame' in item) this.#deliverFrame(item.frame);
       else this.#deliverDtmf(item.digit);
@@ -240,12 +196,12 @@ export class Call extends EventEmitter<CallEvents> {
 
   /** Caller audio at the transport's rate, any length. */
   receiveAudio(pcm: Int16Array): void {
-    if (this.isEnded || !this.#inboundFramer) return;
-    const atAgentRate = this.#inboundResampler ? this.#inboundResampler.process(pcm) : pcm;
-    for (const frame of this.#inboundFramer.push(atAgentRate)) {
+    const inbound = this.#inbound;
+    if (this.isEnded || !inbound) return;
+    for (const frame of inbound.frames(pcm)) {
       if (this.#state === 'running') this.#deliverFrame(frame);
       else if (this.isEnded) return;
-      else this.#holdEarly(frame);
+      else inbound.holdFrame(frame);
     }
   }
 
@@ -254,7 +210,8 @@ export class Call extends EventEmitter<CallEvents> {
     this.#stats.dtmfIn++;
     this.emit('dtmf', digit);
     if (this.#state === 'running') this.#deliverDtmf(digit);
-    else this.#early.push({ digit });
+    // Without an inbound path the start fails, so a digit held for it would never be delivered.
+    else this.#inbound?.holdDigit(digit);
   }
 
   /** A mark echo from the transport: "played" unless its utterance was cleared. */
@@ -273,7 +230,7 @@ export class Call extends EventEmitter<CallEvents> {
     }
     this.#stats.marksPlayed++;
     const session = this.#session;
-    if (session?.onPlayed) this.#invoke('onPlayed', () => session.onPlayed?.(name));
+    if (session?.onPlayed) this.#guard.invoke('onPlayed', () => session.onPlayed?.(name));
     if (this.isEnded) return;
     this.emit('played', name);
   }
@@ -289,29 +246,21 @@ export class Call extends EventEmitter<CallEvents> {
     this.#endReason = reason;
     this.#pacer?.stop();
     this.#playback?.clear();
-    this.#early = [];
+    this.#inbound?.dropEarly();
     const session = this.#session;
-    if (hadSession && session?.onEnd) this.#invoke('onEnd', () => session.onEnd?.(reason));
+    if (hadSession && session?.onEnd) this.#guard.invoke('onEnd', () => session.onEnd?.(reason));
     this.emit('end', reason);
-  }
-
-  #holdEarly(frame: Int16Array): void {
-    this.#early.push({ frame });
-    if (this.#early.length > MAX_EARLY_FRAMES) {
-      const oldest = this.#early.findIndex((item) => 'frame' in item);
-      this.#early.splice(oldest, 1);
-    }
   }
 
   #deliverFrame(frame: Int16Array): void {
     this.#stats.framesIn++;
     const session = this.#session;
-    if (session?.onAudio) this.#invoke('onAudio', () => session.onAudio?.(frame));
+    if (session?.onAudio) this.#guard.invoke('onAudio', () => session.onAudio?.(frame));
   }
 
   #deliverDtmf(digit: string): void {
     const session = this.#session;
-    if (session?.onDtmf) this.#invoke('onDtmf', () => session.onDtmf?.(digit));
+    if (session?.onDtmf) this.#guard.invoke('onDtmf', () => session.onDtmf?.(digit));
   }
 
   #say(pcm: Int16Array, final: boolean): string {
@@ -328,23 +277,9 @@ export class Call extends EventEmitter<CallEvents> {
     if (isNew) this.#stats.utterances++;
     if (droppedMs > 0) {
       this.#stats.droppedMs += droppedMs;
-      // One line per utterance: a streaming agent that outruns the queue would otherwise log
-      // every 20 ms.
-      if (!this.#queueFullLogged.has(utteranceId)) {
-        this.#queueFullLogged.add(utteranceId);
-        const error = new AgentError(
-          'AGENT_ERR_QUEUE_FULL',
-          `outbound queue is full; dropped ${droppedMs} ms of ${utteranceId}`,
-        );
-        this.#log.warn('outbound queue full, audio dropped', {
-          code: error.code,
-          utteranceId,
-          droppedMs,
-        });
-        this.emit('problem', error);
-      }
+      this.#guard.queueFull(utteranceId, droppedMs);
     }
-    if (final) this.#queueFullLogged.delete(utteranceId);
+    if (final) this.#guard.utteranceDone(utteranceId);
     this.emit('say', utteranceId, pcm, final);
     if (!playback.isEmpty && !this.isEnded && this.#pacer && !this.#pacer.running) {
       this.#pacer.start();
@@ -356,7 +291,7 @@ export class Call extends EventEmitter<CallEvents> {
     if (this.isEnded || !this.#playback) return;
     this.#playback.clear();
     this.#pacer?.stop();
-    this.#queueFullLogged.clear();
+    this.#guard.utterancesCleared();
     this.#stats.clears++;
     if (!this.#toTransport(() => this.#transport.sendClear())) return;
     this.emit('clear');
@@ -412,49 +347,4 @@ export class Call extends EventEmitter<CallEvents> {
       return false;
     }
   }
-
-  /** Runs an agent callback; a throw (or rejection) is counted, logged and emitted. */
-  #invoke(callback: string, fn: () => unknown): void {
-    try {
-      const result = fn();
-      if (isThenable(result)) {
-        result.then(undefined, (err: unknown) => this.#agentThrew(callback, err));
-      }
-    } catch (err) {
-      this.#agentThrew(callback, err);
-    }
-  }
-
-  #agentThrew(callback: string, err: unknown): void {
-    this.#stats.agentErrors++;
-    const error = new AgentError(
-      'AGENT_ERR_CALLBACK',
-      `agent "${this.#agent.name}" ${callback} threw: ${messageOf(err)}`,
-      { cause: err },
-    );
-    this.#log.warn('agent callback threw', { code: error.code, callback, err: error });
-    this.emit('agent-error', error);
-    this.emit('problem', error);
-    if (!this.isEnded && this.#stats.agentErrors > this.#maxAgentErrors) {
-      const fatal = new AgentError(
-        'AGENT_ERR_TOO_MANY_ERRORS',
-        `agent "${this.#agent.name}" threw ${this.#stats.agentErrors} times; hanging up`,
-      );
-      this.#log.error('too many agent errors, hanging up', { code: fatal.code });
-      this.emit('problem', fatal);
-      this.#hangup('agent-error');
-    }
-  }
-}
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (
-    typeof value === 'object' &&
-    value !== null &&
-    typeof (value as { then?: unknown }).then === 'function'
-  );
-}
-
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

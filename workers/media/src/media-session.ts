@@ -1,53 +1,22 @@
 import { randomUUID } from 'node:crypto';
-import type { Agent } from '@callgate/agent';
-import { mulawDecode, pcm16FromBytes } from '@callgate/audio';
-import {
-  decodeBase64Strict,
-  detectProvider,
-  messageText,
-  parseSansPbxInbound,
-  parseTwilioInbound,
-  type SansPbxAnswer,
-  type SansPbxInbound,
-  type TwilioInbound,
-  type TwilioMedia,
-  type TwilioStart,
-} from '@callgate/protocol';
+import { messageText } from '@callgate/protocol';
 import { errorCode, type Logger, type StreamSession } from '@callgate/runtime';
 import type { WebSocket, RawData } from 'ws';
-import { verifyCallToken } from './call-token.js';
-import type { MediaConfig } from './config.js';
 import { CloseCode, type MediaErrorCode } from './errors.js';
 import { MediaCall, type CallOutcome } from './media-call.js';
-import type { MediaMetrics, Provider } from './metrics.js';
-import { SansPbxTransport } from './sanspbx-transport.js';
-import { TwilioTransport, type TransportPort } from './twilio-transport.js';
+import type { Provider } from './metrics.js';
+import { SansPbxReceiver } from './sanspbx-receiver.js';
+import {
+  detectStream,
+  type CallStart,
+  type ReceiverContext,
+  type StreamReceiver,
+} from './stream-receiver.js';
+import type { SessionHost } from './session-host.js';
+import { TwilioReceiver } from './twilio-receiver.js';
+import type { TransportPort } from './twilio-transport.js';
 
-export type SessionConfig = Pick<
-  MediaConfig,
-  | 'workerId'
-  | 'callTokenSecret'
-  | 'recordingsDir'
-  | 'sansPbxEnabled'
-  | 'sansPbxSampleRate'
-  | 'startTimeoutMs'
-  | 'maxBadMessages'
->;
-
-/** What a session needs from its worker. */
-export interface SessionHost {
-  readonly config: SessionConfig;
-  readonly agent: Agent;
-  readonly metrics: MediaMetrics;
-  readonly logger: Logger;
-  /** StreamServer.send: backpressure; false when the socket is gone or was shed. */
-  send(ws: WebSocket, text: string): boolean;
-  /** One `media_errors_total{code}` for the whole worker. */
-  countError(code: string): void;
-  /** Registers the session as the live stream of `callSid`, replacing an older one. */
-  claimCall(callSid: string, session: MediaSession): void;
-  releaseCall(callSid: string, session: MediaSession): void;
-}
+export type { SessionConfig, SessionHost } from './session-host.js';
 
 type SessionState = 'detecting' | 'awaiting-start' | 'live' | 'closing' | 'closed';
 
@@ -56,11 +25,12 @@ const CLOSE_TIMEOUT_MS = 3000;
 const REPLACED_REASON = 'replaced by a newer stream for this call';
 
 /**
- * One WebSocket = one call leg. Detects the provider from the first messages, authenticates the
- * Twilio `start` (CallSid in the path, per-call token), then runs a `Call` between the socket and
- * the agent, records it when asked to, and counts everything. Bad input is counted and logged
- * with its code; what the session cannot go on with closes it with a clear close code. Nothing
- * here throws out of a socket event.
+ * One WebSocket = one call leg. Detects the provider from the first messages and hands the rest
+ * to that provider's receiver (`TwilioReceiver` authenticates the `start`: CallSid in the path,
+ * per-call token), then runs a `MediaCall` between the socket and the agent, records it when
+ * asked to, and counts everything. Bad input is counted and logged with its code; what the
+ * session cannot go on with closes it with a clear close code. Nothing here throws out of a
+ * socket event.
  */
 export class MediaSession implements StreamSession {
   readonly id = randomUUID();
@@ -72,6 +42,7 @@ export class MediaSession implements StreamSession {
   #log: Logger;
   #state: SessionState = 'detecting';
   #provider: Provider | undefined;
+  #receiver: StreamReceiver | undefined;
   #resolveClosed!: () => void;
   #startTimer: NodeJS.Timeout | undefined;
   #closeTimer: NodeJS.Timeout | undefined;
@@ -79,12 +50,10 @@ export class MediaSession implements StreamSession {
   #callSid: string | undefined;
   #streamSid: string | undefined;
   #call: MediaCall | undefined;
-  #sansPbx: SansPbxTransport | undefined;
   #outcome: CallOutcome | undefined;
   #closeCode: number | undefined;
   #bytesIn = 0;
   #bytesOut = 0;
-  #mediaFormatWarned = false;
   #messageStartMs = 0;
 
   /** `tunnelId`: the proxy's `X-Tunnel-Id`, on every line of the session when present. */
@@ -163,9 +132,8 @@ export class MediaSession implements StreamSession {
     this.#bytesIn += bytes;
     this.#host.metrics.bytesIn.inc({ provider: this.#provider ?? 'unknown' }, bytes);
     try {
-      if (this.#provider === undefined && !this.#detect(text)) return;
-      if (this.#provider === 'twilio') this.#onTwilio(text);
-      else this.#onSansPbx(text);
+      if (this.#receiver === undefined && !this.#detect(text)) return;
+      this.#receiver!.receive(text);
     } catch (err) {
       // A bug of ours, not the caller's: this call ends, the worker and other calls go on.
       this.#log.error('message handler failed', { code: 'MEDIA_ERR_INTERNAL', err });
@@ -175,22 +143,9 @@ export class MediaSession implements StreamSession {
   }
 
   #detect(text: string): boolean {
-    const provider = detectProvider(text);
-    if (provider === undefined) {
-      let value: unknown;
-      try {
-        value = JSON.parse(text);
-      } catch {
-        this.#bad('PROTO_ERR_INVALID_JSON', 'message is not valid JSON');
-        return false;
-      }
-      // A bare `connected` carries nothing to tell by; the next message will.
-      const event = (value as { event?: unknown } | null)?.event;
-      if (event !== 'connected') {
-        this.#bad('MEDIA_ERR_UNKNOWN_PROVIDER', 'first messages match neither Twilio nor SansPBX');
-      }
-      return false;
-    }
+    const { provider, bad } = detectStream(text);
+    if (bad) this.#bad(bad.code, bad.message);
+    if (provider === undefined) return false;
     if (provider === 'sanspbx' && !this.#host.config.sansPbxEnabled) {
       this.#reject('MEDIA_ERR_PROVIDER_DISABLED', 'SansPBX streams are turned off');
       return false;
@@ -198,227 +153,43 @@ export class MediaSession implements StreamSession {
     this.#provider = provider;
     this.#state = 'awaiting-start';
     this.#log = this.#log.child({ provider });
+    const ctx = this.#receiverContext();
+    this.#receiver = provider === 'twilio' ? new TwilioReceiver(ctx) : new SansPbxReceiver(ctx);
     return true;
   }
 
-  // ---- Twilio -------------------------------------------------------------------------------
-
-  #onTwilio(text: string): void {
-    let msg: TwilioInbound;
-    try {
-      msg = parseTwilioInbound(text);
-    } catch (err) {
-      this.#bad(errorCode(err, 'PROTO_ERR_INVALID_MESSAGE'), (err as Error).message);
-      return;
-    }
-    if (msg.event === 'connected') return;
-    if (msg.event === 'start') {
-      this.#startTwilio(msg);
-      return;
-    }
-    const call = this.#call;
-    if (!call) {
-      this.#reject('MEDIA_ERR_NOT_STARTED', `${msg.event} before start`);
-      return;
-    }
-    if (msg.streamSid !== this.#streamSid) {
-      this.#bad('MEDIA_ERR_WRONG_STREAM_SID', `${msg.event} for another stream`, {
-        gotStreamSid: msg.streamSid.slice(0, 64),
-      });
-      return;
-    }
-    switch (msg.event) {
-      case 'media':
-        this.#twilioMedia(call, msg);
-        return;
-      case 'dtmf':
-        this.#log.debug('dtmf', { digit: msg.dtmf.digit });
-        call.receiveDtmf(msg.dtmf.digit);
-        return;
-      case 'mark':
-        call.receiveMark(msg.mark.name);
-        return;
-      case 'stop':
-        this.#closeWith(CloseCode.normal, 'stop received', 'stop');
-        return;
-    }
-  }
-
-  #startTwilio(msg: TwilioStart): void {
-    if (this.#state !== 'awaiting-start') {
-      this.#bad('MEDIA_ERR_ALREADY_STARTED', 'second start on one stream');
-      return;
-    }
-    const { start } = msg;
-    const format = start.mediaFormat;
-    if (format.sampleRate !== 8000 || format.channels !== 1) {
-      this.#reject(
-        'MEDIA_ERR_MEDIA_FORMAT',
-        `media format ${format.encoding} ${format.sampleRate} Hz ${format.channels} ch is not μ-law 8 kHz mono`,
-      );
-      return;
-    }
-    if (this.#pathCallSid !== undefined && this.#pathCallSid !== start.callSid) {
-      this.#reject('MEDIA_ERR_CALLSID_MISMATCH', 'start.callSid differs from the URL path', {
-        callSid: start.callSid.slice(0, 64),
-        pathCallSid: this.#pathCallSid,
-      });
-      return;
-    }
-    const { callToken, ...customParameters } = start.customParameters;
-    const secret = this.#host.config.callTokenSecret;
-    if (secret !== undefined) {
-      const verdict = verifyCallToken({ secret, callSid: start.callSid, token: callToken });
-      if (!verdict.ok) {
-        this.#reject('MEDIA_ERR_BAD_CALL_TOKEN', `call token ${verdict.reason}`, {
-          callSid: start.callSid.slice(0, 64),
-          reason: verdict.reason,
-        });
-        return;
-      }
-    }
-    this.#begin({
-      callSid: start.callSid,
-      streamSid: msg.streamSid,
-      customParameters,
-      transport: new TwilioTransport(msg.streamSid, this.#port),
-      fields: { tracks: start.tracks },
-    });
-  }
-
-  #twilioMedia(call: MediaCall, msg: TwilioMedia): void {
-    // Only the caller's track is audio to answer; `outbound` appears on both_tracks streams.
-    if (msg.media.track !== 'inbound') return;
-    let bytes: Uint8Array;
-    try {
-      bytes = decodeBase64Strict(msg.media.payload);
-    } catch (err) {
-      this.#bad(errorCode(err, 'PROTO_ERR_BAD_BASE64'), (err as Error).message);
-      return;
-    }
-    if (!call.receiveAudio(mulawDecode(bytes), Number(msg.media.timestamp))) this.#tooFast();
-    else this.#observeMedia('twilio');
-  }
-
-  // ---- SansPBX ------------------------------------------------------------------------------
-
-  #onSansPbx(text: string): void {
-    let msg: SansPbxInbound;
-    try {
-      msg = parseSansPbxInbound(text);
-    } catch (err) {
-      this.#bad(errorCode(err, 'PROTO_ERR_INVALID_MESSAGE'), (err as Error).message);
-      return;
-    }
-    switch (msg.event) {
-      case 'connected':
-        return;
-      case 'answer':
-        this.#startSansPbx(msg);
-        return;
-      case 'start': {
-        const rate = msg.mediaFormat?.sampleRate;
-        const configured = this.#host.config.sansPbxSampleRate;
-        if (rate !== undefined && rate !== configured && !this.#mediaFormatWarned) {
-          // Not fatal: the vendor's own notes disagree on the rate, and the configured one wins.
-          this.#mediaFormatWarned = true;
-          this.#log.warn('SansPBX start names another sample rate; using SANSPBX_SAMPLE_RATE', {
-            code: 'MEDIA_ERR_MEDIA_FORMAT',
-            announcedRate: rate,
-            sampleRate: configured,
-          });
-          this.#host.countError('MEDIA_ERR_MEDIA_FORMAT');
-        }
-        return;
-      }
-      default:
-        break;
-    }
-    const call = this.#call;
-    if (!call) {
-      this.#reject('MEDIA_ERR_NOT_STARTED', `${msg.event} before answer`);
-      return;
-    }
-    if (msg.streamId !== undefined && msg.streamId !== this.#streamSid) {
-      this.#bad('MEDIA_ERR_WRONG_STREAM_SID', `${msg.event} for another stream`, {
-        gotStreamId: msg.streamId.slice(0, 64),
-      });
-      return;
-    }
-    switch (msg.event) {
-      case 'media': {
-        let bytes: Uint8Array;
-        try {
-          bytes = decodeBase64Strict(msg.payload);
-        } catch (err) {
-          this.#bad(errorCode(err, 'PROTO_ERR_BAD_BASE64'), (err as Error).message);
-          return;
-        }
-        if (bytes.byteLength % 2 !== 0) {
-          this.#bad('PROTO_ERR_INVALID_MESSAGE', 'payload is not whole PCM16 samples');
-          return;
-        }
-        if (!call.receiveAudio(pcm16FromBytes(bytes))) this.#tooFast();
-        else this.#observeMedia('sanspbx');
-        return;
-      }
-      case 'dtmf':
-        this.#log.debug('dtmf', { digit: msg.digit });
-        call.receiveDtmf(msg.digit);
-        return;
-      case 'stop':
-        this.#closeWith(CloseCode.normal, 'stop received', 'stop');
-        return;
-    }
-  }
-
-  #startSansPbx(msg: SansPbxAnswer): void {
-    if (this.#state !== 'awaiting-start') {
-      this.#bad('MEDIA_ERR_ALREADY_STARTED', 'second answer on one stream');
-      return;
-    }
-    if (this.#pathCallSid !== undefined && this.#pathCallSid !== msg.callId) {
-      this.#reject('MEDIA_ERR_CALLSID_MISMATCH', 'answer.callId differs from the URL path', {
-        callSid: msg.callId.slice(0, 64),
-        pathCallSid: this.#pathCallSid,
-      });
-      return;
-    }
-    const transport = new SansPbxTransport({
-      identity: { callId: msg.callId, streamId: msg.streamId, channelId: msg.channelId },
-      sampleRate: this.#host.config.sansPbxSampleRate,
+  /** The session as its receiver sees it: live state, and the bad-input and call policy. */
+  #receiverContext(): ReceiverContext {
+    return {
+      config: this.#host.config,
+      pathCallSid: this.#pathCallSid,
       port: this.#port,
-      onMark: (name) => this.#call?.receiveMark(name),
-    });
-    this.#sansPbx = transport;
-    this.#begin({
-      callSid: msg.callId,
-      streamSid: msg.streamId,
-      customParameters: { channelId: msg.channelId },
-      transport,
-      fields: { channelId: msg.channelId },
-    });
+      log: () => this.#log,
+      call: () => this.#call,
+      streamSid: () => this.#streamSid,
+      isAwaitingStart: () => this.#state === 'awaiting-start',
+      bad: (code, message, fields) => this.#bad(code, message, fields),
+      reject: (code, message, fields) => this.#reject(code, message, fields),
+      begin: (start) => this.#begin(start),
+      receiveAudio: (call, pcm, timestampMs) => this.#receiveAudio(call, pcm, timestampMs),
+      stop: () => this.#closeWith(CloseCode.normal, 'stop received', 'stop'),
+      countError: (code) => this.#host.countError(code),
+    };
   }
 
-  /** Time from the message's arrival (parse included) to the agent having the audio. */
-  #observeMedia(provider: Provider): void {
+  #receiveAudio(call: MediaCall, pcm: Int16Array, timestampMs?: number): void {
+    if (!call.receiveAudio(pcm, timestampMs)) {
+      this.#bad('MEDIA_ERR_TOO_FAST', 'caller audio arrives faster than real time');
+      return;
+    }
+    // Time from the message's arrival (parse included) to the agent having the audio.
     const seconds = (performance.now() - this.#messageStartMs) / 1000;
-    this.#host.metrics.inboundProcessing.observe({ provider }, seconds);
-  }
-
-  #tooFast(): void {
-    this.#bad('MEDIA_ERR_TOO_FAST', 'caller audio arrives faster than real time');
+    this.#host.metrics.inboundProcessing.observe({ provider: this.#provider! }, seconds);
   }
 
   // ---- the call -----------------------------------------------------------------------------
 
-  #begin(options: {
-    callSid: string;
-    streamSid: string;
-    customParameters: Record<string, string>;
-    transport: TwilioTransport | SansPbxTransport;
-    fields: Record<string, unknown>;
-  }): void {
+  #begin(options: CallStart): void {
     const provider = this.#provider!;
     const { callSid, streamSid, transport } = options;
     const host = this.#host;
@@ -521,7 +292,7 @@ export class MediaSession implements StreamSession {
     this.#outcome = outcome;
     this.#closeCode = code;
     clearTimeout(this.#startTimer);
-    this.#sansPbx?.close();
+    this.#receiver?.close();
     this.#call?.call.end(endReason);
     const ws = this.#ws;
     if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) {
@@ -539,7 +310,7 @@ export class MediaSession implements StreamSession {
     // peer going away without `stop`.
     this.#outcome ??= code === 1013 ? 'shed' : 'disconnected';
     this.#closeCode ??= code;
-    this.#sansPbx?.close();
+    this.#receiver?.close();
     if (this.#callSid !== undefined) this.#host.releaseCall(this.#callSid, this);
     try {
       if (this.#call) {

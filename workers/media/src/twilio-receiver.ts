@@ -1,0 +1,126 @@
+import { mulawDecode } from '@callgate/audio';
+import {
+  decodeBase64Strict,
+  parseTwilioInbound,
+  type TwilioInbound,
+  type TwilioMedia,
+  type TwilioStart,
+} from '@callgate/protocol';
+import { errorCode } from '@callgate/runtime';
+import { verifyCallToken } from './call-token.js';
+import type { MediaCall } from './media-call.js';
+import type { ReceiverContext, StreamReceiver } from './stream-receiver.js';
+import { TwilioTransport } from './twilio-transport.js';
+
+/**
+ * Inbound side of a Twilio Media Stream: authenticates the `start` (CallSid in the path, per-call
+ * token) and hands `media`, `dtmf`, `mark` and `stop` of its stream to the call.
+ */
+export class TwilioReceiver implements StreamReceiver {
+  readonly #ctx: ReceiverContext;
+
+  constructor(ctx: ReceiverContext) {
+    this.#ctx = ctx;
+  }
+
+  receive(text: string): void {
+    const ctx = this.#ctx;
+    let msg: TwilioInbound;
+    try {
+      msg = parseTwilioInbound(text);
+    } catch (err) {
+      ctx.bad(errorCode(err, 'PROTO_ERR_INVALID_MESSAGE'), (err as Error).message);
+      return;
+    }
+    if (msg.event === 'connected') return;
+    if (msg.event === 'start') {
+      this.#start(msg);
+      return;
+    }
+    const call = ctx.call();
+    if (!call) {
+      ctx.reject('MEDIA_ERR_NOT_STARTED', `${msg.event} before start`);
+      return;
+    }
+    if (msg.streamSid !== ctx.streamSid()) {
+      ctx.bad('MEDIA_ERR_WRONG_STREAM_SID', `${msg.event} for another stream`, {
+        gotStreamSid: msg.streamSid.slice(0, 64),
+      });
+      return;
+    }
+    switch (msg.event) {
+      case 'media':
+        this.#media(call, msg);
+        return;
+      case 'dtmf':
+        ctx.log().debug('dtmf', { digit: msg.dtmf.digit });
+        call.receiveDtmf(msg.dtmf.digit);
+        return;
+      case 'mark':
+        call.receiveMark(msg.mark.name);
+        return;
+      case 'stop':
+        ctx.stop();
+        return;
+    }
+  }
+
+  /** Twilio marks are echoed over the socket; there is nothing of ours to stop. */
+  close(): void {}
+
+  #start(msg: TwilioStart): void {
+    const ctx = this.#ctx;
+    if (!ctx.isAwaitingStart()) {
+      ctx.bad('MEDIA_ERR_ALREADY_STARTED', 'second start on one stream');
+      return;
+    }
+    const { start } = msg;
+    const format = start.mediaFormat;
+    if (format.sampleRate !== 8000 || format.channels !== 1) {
+      ctx.reject(
+        'MEDIA_ERR_MEDIA_FORMAT',
+        `media format ${format.encoding} ${format.sampleRate} Hz ${format.channels} ch is not μ-law 8 kHz mono`,
+      );
+      return;
+    }
+    if (ctx.pathCallSid !== undefined && ctx.pathCallSid !== start.callSid) {
+      ctx.reject('MEDIA_ERR_CALLSID_MISMATCH', 'start.callSid differs from the URL path', {
+        callSid: start.callSid.slice(0, 64),
+        pathCallSid: ctx.pathCallSid,
+      });
+      return;
+    }
+    const { callToken, ...customParameters } = start.customParameters;
+    const secret = ctx.config.callTokenSecret;
+    if (secret !== undefined) {
+      const verdict = verifyCallToken({ secret, callSid: start.callSid, token: callToken });
+      if (!verdict.ok) {
+        ctx.reject('MEDIA_ERR_BAD_CALL_TOKEN', `call token ${verdict.reason}`, {
+          callSid: start.callSid.slice(0, 64),
+          reason: verdict.reason,
+        });
+        return;
+      }
+    }
+    ctx.begin({
+      callSid: start.callSid,
+      streamSid: msg.streamSid,
+      customParameters,
+      transport: new TwilioTransport(msg.streamSid, ctx.port),
+      fields: { tracks: start.tracks },
+    });
+  }
+
+  #media(call: MediaCall, msg: TwilioMedia): void {
+    // Only the caller's track is audio to answer; `outbound` appears on both_tracks streams.
+    if (msg.media.track !== 'inbound') return;
+    let bytes: Uint8Array;
+    try {
+      bytes = decodeBase64Strict(msg.media.payload);
+    } catch (err) {
+      this.#ctx.bad(errorCode(err, 'PROTO_ERR_BAD_BASE64'), (err as Error).message);
+      return;
+    }
+    this.#ctx.receiveAudio(call, mulawDecode(bytes), Number(msg.media.timestamp));
+  }
+}
