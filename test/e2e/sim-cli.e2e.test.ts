@@ -49,6 +49,7 @@ describe('npm run sim', () => {
     const summary = JSON.parse(stdout) as {
       callSid: string;
       closedBy: string;
+      clears: number;
       replies: Array<{ latencyMs: number | null }>;
       protocolErrors: unknown[];
       customParameters: Record<string, string>;
@@ -57,6 +58,8 @@ describe('npm run sim', () => {
     expect(summary.customParameters.callToken).toEqual(expect.any(String));
     expect(summary.protocolErrors).toEqual([]);
     expect(summary.closedBy).toBe('caller');
+    // The default utterances are spaced so the parrot finishes each reply: no barge-in.
+    expect(summary.clears).toBe(0);
     // Without --wav the CLI speaks two utterances; the parrot answers both.
     expect(summary.replies).toHaveLength(2);
     for (const reply of summary.replies) expect(reply.latencyMs).toEqual(expect.any(Number));

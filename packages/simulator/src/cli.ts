@@ -228,15 +228,17 @@ export function toMono(samples: Int16Array, channels: number): Int16Array {
 
 /**
  * Caller audio when no --wav is given: two speech-like bursts (a gliding 120-160 Hz voice with
- * harmonics and a 4 Hz syllable envelope) separated by 900 ms of digital silence, so a voice
+ * harmonics and a 4 Hz syllable envelope) separated by 2.2 s of digital silence, so a voice
  * agent hears two utterances and the summary reports two reply latencies.
  */
 export function synthesizeBursts(sampleRate: number): Int16Array {
   const bursts = [
     { startMs: 200, durationMs: 800 },
-    { startMs: 1900, durationMs: 1000 },
+    // The parrot answers the first burst from ~1.7 s for ~0.9 s; start the second after that, so
+    // the default call is a conversation and not a barge-in.
+    { startMs: 3200, durationMs: 1000 },
   ];
-  const totalMs = 3100;
+  const totalMs = 4400;
   const pcm = new Int16Array(Math.round((totalMs * sampleRate) / 1000));
   for (const burst of bursts) {
     const start = Math.round((burst.startMs * sampleRate) / 1000);
