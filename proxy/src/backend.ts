@@ -87,6 +87,18 @@ export class Backend {
     if (!this.#isRemoved) this.#setState('down', reason);
   }
 
+  /**
+   * Passive health: the worker answered an upgrade with 503 (draining past its accept grace, or
+   * full), so it takes no new tunnels until a probe says otherwise (200 → up at once, as from a
+   * probe 503). Only an `up` backend moves: a `down` one must still earn its way back with good
+   * probes, and a removed one is already draining. Returns whether the state changed.
+   */
+  markDraining(reason: string): boolean {
+    if (this.#isRemoved || this.#state !== 'up') return false;
+    this.#setState('draining', reason);
+    return true;
+  }
+
   /** Active health: applies one probe result with rise/fall thresholds (HAProxy `rise`/`fall`). */
   recordProbe(result: ProbeResult, thresholds: HealthThresholds): void {
     if (this.#isRemoved) return;

@@ -272,6 +272,26 @@ export class Dispatcher {
     };
     if (code === undefined) logger.info('upgrade', fields);
     else logger.warn('upgrade', fields);
+    if (code === 'PROXY_ERR_UPSTREAM_REJECTED' && status === 503) this.#backendBusy(tunnel);
+  }
+
+  /**
+   * Passive health: a worker's 503 on an upgrade means it is draining or full, not that this
+   * request was wrong (unlike a 401/403/404/409), so it gets no new tunnels until its next probe
+   * decides. Without this, every caller until that probe would be sent there and refused. This
+   * runs synchronously inside the tunnel's decision, before any later upgrade picks a backend.
+   */
+  #backendBusy(tunnel: Tunnel): void {
+    const backend = tunnel.backend;
+    if (!backend?.markDraining('upgrade answered 503')) return;
+    const { metrics, logger } = this.#options;
+    metrics.error('PROXY_ERR_BACKEND_BUSY');
+    logger.warn('backend answered 503, no new tunnels until its next probe', {
+      code: 'PROXY_ERR_BACKEND_BUSY',
+      pool: backend.pool,
+      backend: backend.id,
+      tunnelId: tunnel.id,
+    });
   }
 
   #tunnelClosed(tunnel: Tunnel): void {
