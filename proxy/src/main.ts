@@ -1,9 +1,8 @@
 import {
-  ConfigError,
   collectDefaultMetrics,
   createLogger,
+  logConfigError,
   createRegistry,
-  errorCode,
   runMain,
 } from '@callgate/runtime';
 import { loadProxyConfig, type ProxyConfig } from './config.js';
@@ -15,11 +14,7 @@ try {
   config = loadProxyConfig(process.env);
 } catch (err) {
   // Nothing is bound yet: one line that lists every problem, then a plain exit.
-  createLogger({ fields: { service: 'proxy' } }).error('invalid configuration', {
-    code: errorCode(err, 'CONFIG_ERR_INVALID'),
-    problems: err instanceof ConfigError ? err.problems : undefined,
-    err,
-  });
+  logConfigError(createLogger({ fields: { service: 'proxy' } }), err);
   process.exit(1);
 }
 

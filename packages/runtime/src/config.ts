@@ -122,3 +122,18 @@ export function deepFreeze<T>(value: T): Readonly<T> {
   }
   return value;
 }
+
+/**
+ * Logs a configuration failure as one line that lists every problem (`CONFIG_ERR_INVALID`), for a
+ * process that has bound nothing yet. The caller exits.
+ */
+export function logConfigError(
+  logger: { error(msg: string, fields?: Record<string, unknown>): void },
+  err: unknown,
+): void {
+  logger.error('invalid configuration', {
+    code: err instanceof ConfigError ? err.code : 'CONFIG_ERR_INVALID',
+    problems: err instanceof ConfigError ? err.problems : undefined,
+    err,
+  });
+}

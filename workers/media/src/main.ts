@@ -1,12 +1,6 @@
 import { hostname } from 'node:os';
 import { loadAgent } from '@callgate/agent';
-import {
-  ConfigError,
-  collectDefaultMetrics,
-  createLogger,
-  errorCode,
-  runMain,
-} from '@callgate/runtime';
+import { collectDefaultMetrics, createLogger, logConfigError, runMain } from '@callgate/runtime';
 import { loadMediaConfig } from './config.js';
 import { MediaWorker } from './media-worker.js';
 
@@ -19,11 +13,7 @@ try {
   config = loadMediaConfig(process.env, { workerId: `${hostname()}-${process.pid}` });
 } catch (err) {
   // Nothing is bound yet: one line that lists every problem, then a plain exit.
-  createLogger({ fields: { service: SERVICE } }).error('invalid configuration', {
-    code: errorCode(err, 'CONFIG_ERR_INVALID'),
-    problems: err instanceof ConfigError ? err.problems : undefined,
-    err,
-  });
+  logConfigError(createLogger({ fields: { service: SERVICE } }), err);
   process.exit(1);
 }
 

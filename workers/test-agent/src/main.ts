@@ -1,10 +1,9 @@
 import { hostname } from 'node:os';
 import {
-  ConfigError,
   collectDefaultMetrics,
   createLogger,
+  logConfigError,
   createRegistry,
-  errorCode,
   runMain,
 } from '@callgate/runtime';
 import { loadTestAgentConfig } from './config.js';
@@ -18,11 +17,7 @@ try {
   config = loadTestAgentConfig(process.env, { workerId: `${hostname()}-${process.pid}` });
 } catch (err) {
   // Nothing is bound yet: one line that lists every problem, then a plain exit.
-  createLogger({ fields: { service: SERVICE } }).error('invalid configuration', {
-    code: errorCode(err, 'CONFIG_ERR_INVALID'),
-    problems: err instanceof ConfigError ? err.problems : undefined,
-    err,
-  });
+  logConfigError(createLogger({ fields: { service: SERVICE } }), err);
   process.exit(1);
 }
 
