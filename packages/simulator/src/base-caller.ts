@@ -372,7 +372,12 @@ export abstract class BaseCaller extends EventEmitter {
     }
     this.counters.framesSent++;
     this.send(this.mediaMessage(this.#nextOutFrame(), this.counters.framesSent, nowMs));
-    this.#play(nowMs);
+    // The speaker plays after this turn's socket reads: when this process was stalled (the
+    // Pacer then delivers every overdue tick at once, before any I/O), audio the worker sent in
+    // time is read first, so our own stall is not mistaken for a gap in the worker's audio.
+    setImmediate(() => {
+      if (this.#state !== 'closed') this.#play(nowMs);
+    });
   }
 
   #nextOutFrame(): Int16Array {

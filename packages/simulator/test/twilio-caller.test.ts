@@ -1,4 +1,4 @@
-import { mulawEncode } from '@callgate/audio';
+import { Pacer, mulawEncode } from '@callgate/audio';
 import { parseTwilioInbound } from '@callgate/protocol';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { simulateCall, type SimEvent } from '../src/index.js';
@@ -284,6 +284,45 @@ describe('simulateCall (twilio)', () => {
     const replyStart = events.find((e) => e.type === 'reply-start');
     expect(replyStart).toMatchObject({ type: 'reply-start', utteranceIndex: 0 });
     expect(replyStart?.type === 'reply-start' && replyStart.atMs).toBeGreaterThanOrEqual(320);
+  });
+
+  it('does not hear its own stall as a gap in audio the worker sent in time', async () => {
+    // The worker sends a 600 ms tone in real time, one frame per 20 ms, no lead. Midway, this
+    // whole process blocks for 150 ms: the worker's frames are due during the stall and leave as
+    // soon as it ends, together with the caller's overdue ticks. The caller must read them before
+    // it plays those ticks, as a phone with its own clock would have.
+    let stalled = false;
+    const w = await worker((c) => {
+      void streamSidOf(c).then((streamSid) => {
+        const pacer = new Pacer({
+          onTick: ({ tick }) => {
+            if (tick >= 30) return pacer.stop();
+            c.sendJson({ event: 'media', streamSid, media: { payload: b64(loudTone(20)) } });
+            if (tick === 10 && !stalled) {
+              stalled = true;
+              const until = performance.now() + 150;
+              while (performance.now() < until) {
+                // Blocks the event loop, as a GC pause or a busy CPU would.
+              }
+            }
+          },
+        });
+        pacer.start();
+        onTestFinished(() => pacer.stop());
+      });
+    });
+    const summary = await simulateCall({ url: `${w.origin}/media-stream`, hangupAfterMs: 1200 });
+    expect(stalled).toBe(true);
+    const frameRms = (i: number): number => {
+      const f = summary.replyAudio.subarray(i * 160, (i + 1) * 160);
+      return Math.sqrt(f.reduce((sum, x) => sum + x * x, 0) / f.length);
+    };
+    const frames = summary.replyAudio.length / 160;
+    const loud = Array.from({ length: frames }, (_, i) => frameRms(i) > 1000);
+    const first = loud.indexOf(true);
+    const last = loud.lastIndexOf(true);
+    expect(last - first + 1).toBe(30);
+    expect(loud.slice(first, last + 1).every(Boolean)).toBe(true);
   });
 
   it('uses explicit segments instead of detecting them', async () => {
