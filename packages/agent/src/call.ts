@@ -37,9 +37,18 @@ export interface CallOptions {
   maxAgentErrors?: number;
   /** Builds the outbound pacer (default: `new Pacer(options)` from @callgate/audio). */
   createPacer?: PacerFactory;
+  /**
+   * How far ahead of real time outbound audio is sent, so the far end's playback buffer always
+   * holds this much: a stall of the worker, the proxy or the network shorter than the lead is not
+   * heard as a gap. Costs nothing on barge-in (`clear` drops it). Rounded to 20 ms frames.
+   * Default 100; 0 sends each frame exactly in its slot.
+   */
+  playbackLeadMs?: number;
 }
 
 const LATE_FRAME_MS = 10;
+export const DEFAULT_PLAYBACK_LEAD_MS = 100;
+const MAX_PLAYBACK_LEAD_MS = 2000;
 
 type CallState = 'idle' | 'starting' | 'running' | 'ended';
 
@@ -83,6 +92,9 @@ export class Call extends EventEmitter<CallEvents> {
   #inbound: CallInbound | undefined;
   #playback: Playback | undefined;
   #pacer: CallPacer | undefined;
+  readonly #leadFrames: number;
+  /** Frames sent that the far end has not played yet, counted in pacer ticks (an estimate). */
+  #farEndFrames = 0;
 
   constructor(options: CallOptions) {
     super();
@@ -105,6 +117,13 @@ export class Call extends EventEmitter<CallEvents> {
     if (!(maxQueuedMs >= FRAME_MS)) {
       throw new TypeError(`maxQueuedMs must be at least ${FRAME_MS}, got ${maxQueuedMs}`);
     }
+    const leadMs = options.playbackLeadMs ?? DEFAULT_PLAYBACK_LEAD_MS;
+    if (!(leadMs >= 0 && leadMs <= MAX_PLAYBACK_LEAD_MS)) {
+      throw new TypeError(
+        `playbackLeadMs must be between 0 and ${MAX_PLAYBACK_LEAD_MS}, got ${leadMs}`,
+      );
+    }
+    this.#leadFrames = Math.round(leadMs / FRAME_MS);
     // An agent with an unusable rate is the agent's fault, not the worker's: remember the error
     // and fail in start() like any other agent start failure, instead of throwing here.
     try {
@@ -282,6 +301,8 @@ export class Call extends EventEmitter<CallEvents> {
     if (final) this.#guard.utteranceDone(utteranceId);
     this.emit('say', utteranceId, pcm, final);
     if (!playback.isEmpty && !this.isEnded && this.#pacer && !this.#pacer.running) {
+      // A new run of audio: what the far end held has played out or will, so fill the lead again.
+      this.#farEndFrames = 0;
       this.#pacer.start();
     }
     return utteranceId;
@@ -291,6 +312,7 @@ export class Call extends EventEmitter<CallEvents> {
     if (this.isEnded || !this.#playback) return;
     this.#playback.clear();
     this.#pacer?.stop();
+    this.#farEndFrames = 0; // the far end drops its buffer on clear
     this.#guard.utterancesCleared();
     this.#stats.clears++;
     if (!this.#toTransport(() => this.#transport.sendClear())) return;
@@ -304,21 +326,25 @@ export class Call extends EventEmitter<CallEvents> {
     this.end(reason);
   }
 
-  /** One pacer tick: leading marks, at most one frame, then the marks right behind it. */
+  /**
+   * One pacer tick: the far end has played one frame since the last tick, so send frames until it
+   * holds the lead again (the first tick of a run sends the whole lead at once, then one frame per
+   * tick), with every mark right where it sits between them.
+   */
   #onTick({ lateMs }: PacerTick): void {
     const playback = this.#playback;
     if (!playback || this.isEnded) {
       this.#pacer?.stop();
       return;
     }
-    let sentFrame = false;
+    this.#farEndFrames = Math.max(0, this.#farEndFrames - 1);
     for (;;) {
       if (this.isEnded) return;
       const item = playback.peek();
-      if (!item || (item.kind === 'frame' && sentFrame)) break;
+      if (!item || (item.kind === 'frame' && this.#farEndFrames > this.#leadFrames)) break;
       playback.take();
       if (item.kind === 'frame') {
-        sentFrame = true;
+        this.#farEndFrames++;
         if (!this.#toTransport(() => this.#transport.sendAudio(item.frame))) return;
         this.#stats.framesOut++;
         if (lateMs > LATE_FRAME_MS) this.#stats.lateFrames++;

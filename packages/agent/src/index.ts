@@ -7,7 +7,7 @@ export type {
   CallTransport,
   SayOptions,
 } from './types.js';
-export { Call } from './call.js';
+export { Call, DEFAULT_PLAYBACK_LEAD_MS } from './call.js';
 export type { CallEvents, CallOptions, CallPacer, PacerFactory, PacerTick } from './call.js';
 export { Playback, FRAME_MS } from './playback.js';
 export type { MarkOutcome, PlaybackItem, PlaybackOptions, SayResult } from './playback.js';

@@ -168,6 +168,86 @@ describe('Call', () => {
     });
   });
 
+  describe('playback lead', () => {
+    /** Frames handed to the transport after each of `ticks` ticks. */
+    function framesPerTick(t: ReturnType<typeof makeCall>, ticks: number): number[] {
+      const counts: number[] = [];
+      for (let i = 0; i < ticks; i++) {
+        const before = t.transport.count('audio');
+        t.pacer().tick();
+        counts.push(t.transport.count('audio') - before);
+      }
+      return counts;
+    }
+
+    it.each([
+      { leadMs: 0, expected: [1, 1, 1, 1, 1, 1, 1, 1, 1, 1] },
+      { leadMs: 60, expected: [4, 1, 1, 1, 1, 1, 1] },
+      { leadMs: 100, expected: [6, 1, 1, 1, 1] },
+      { leadMs: 90, expected: [6, 1, 1, 1, 1] }, // rounded to whole 20 ms frames
+      { leadMs: 400, expected: [10] },
+    ])('sends $leadMs ms ahead at the start of a run, then one frame per tick', async (row) => {
+      const { agent, rec } = recordingAgent();
+      const t = makeCall(agent, { extra: { playbackLeadMs: row.leadMs } });
+      await t.call.start();
+      rec.call!.say(new Int16Array(1600)); // 10 frames
+      expect(framesPerTick(t, row.expected.length)).toEqual(row.expected);
+      expect(t.transport.log.at(-1)).toEqual({ type: 'mark', name: 'CA1-u1' });
+      expect(t.pacer().running).toBe(false);
+    });
+
+    it('keeps the lead after a stall: every due tick sends one frame, never more than the lead', async () => {
+      const { agent, rec } = recordingAgent();
+      const t = makeCall(agent, { extra: { playbackLeadMs: 40 } });
+      await t.call.start();
+      rec.call!.say(new Int16Array(160 * 20));
+      // A stall: the pacer delivers five overdue ticks back to back (as the real Pacer does).
+      t.pacer().lateMs = 80;
+      expect(framesPerTick(t, 5)).toEqual([3, 1, 1, 1, 1]);
+      expect(t.call.stats.lateFrames).toBe(7);
+    });
+
+    it('refills the whole lead after a clear and after the queue ran dry', async () => {
+      const { agent, rec } = recordingAgent();
+      const t = makeCall(agent, { extra: { playbackLeadMs: 40 } });
+      await t.call.start();
+      rec.call!.say(new Int16Array(160 * 10));
+      expect(framesPerTick(t, 2)).toEqual([3, 1]);
+      rec.call!.clear();
+      rec.call!.say(new Int16Array(160 * 10));
+      expect(framesPerTick(t, 2)).toEqual([3, 1]);
+      t.pacer().drain();
+      rec.call!.say(new Int16Array(160 * 2));
+      expect(framesPerTick(t, 1)).toEqual([2]);
+      expect(t.transport.marks).toEqual(['CA1-u2', 'CA1-u3']); // u1 was cleared before its mark
+    });
+
+    it('puts the mark right behind the last frame even when the lead sends it early', async () => {
+      const { agent, rec } = recordingAgent();
+      const t = makeCall(agent, { extra: { playbackLeadMs: 100 } });
+      await t.call.start();
+      const a = rec.call!.say(new Int16Array(320));
+      const b = rec.call!.say(new Int16Array(320));
+      t.pacer().tick();
+      expect(t.transport.log.map((e) => e.type)).toEqual([
+        'audio',
+        'audio',
+        'mark',
+        'audio',
+        'audio',
+        'mark',
+      ]);
+      expect(t.transport.marks).toEqual([a, b]);
+    });
+
+    it.each([-20, 2020, Number.NaN])('rejects a lead of %s ms', (leadMs) => {
+      const { agent } = recordingAgent();
+      expect(() => makeCall(agent, { extra: { playbackLeadMs: leadMs } })).toThrow(
+        /playbackLeadMs must be between 0 and 2000/,
+      );
+    });
+  });
+
   describe('clear', () => {
     it('drops queued audio, sends clear, and counts echoes of sent marks as cleared', async () => {
       const { agent, rec } = recordingAgent();

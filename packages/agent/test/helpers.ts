@@ -141,6 +141,8 @@ export function makeCall(
     transport,
     logger: logs.logger,
     createPacer: factory,
+    // One frame per tick keeps tick arithmetic in tests plain; the lead has its own tests.
+    playbackLeadMs: 0,
     ...options.extra,
   });
   if (options.echoMarks) transport.echoTo = call;

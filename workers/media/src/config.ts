@@ -1,4 +1,5 @@
 import { EnvReader, deepFreeze, isLogLevel, type Env, type LogLevel } from '@callgate/runtime';
+import { DEFAULT_PLAYBACK_LEAD_MS } from '@callgate/agent';
 
 /** Rates the SansPBX leg may use; the ones `Resampler` from @callgate/audio supports. */
 export const SANSPBX_RATES = [8000, 16000, 24000, 44100, 48000] as const;
@@ -35,6 +36,8 @@ export interface MediaConfig {
   startTimeoutMs: number;
   /** Bad messages (invalid JSON, unknown event, wrong streamSid …) tolerated per socket. */
   maxBadMessages: number;
+  /** Outbound audio is sent this far ahead of real time (the caller's buffer rides out stalls). */
+  playbackLeadMs: number;
   /** Webhook body limit. */
   maxWebhookBytes: number;
   logLevel: LogLevel;
@@ -96,6 +99,7 @@ export function loadMediaConfig(env: Env, defaults: MediaConfigDefaults): Readon
     maxBufferedBytes: r.int('MAX_BUFFERED_BYTES', 262_144, { min: 16_384, max: 1 << 30 }),
     startTimeoutMs: r.int('START_TIMEOUT_MS', 10_000, { min: 100, max: 600_000 }),
     maxBadMessages: r.int('MAX_BAD_MESSAGES', 10, { min: 0, max: 10_000 }),
+    playbackLeadMs: r.int('PLAYBACK_LEAD_MS', DEFAULT_PLAYBACK_LEAD_MS, { min: 0, max: 2000 }),
     maxWebhookBytes: r.int('MAX_WEBHOOK_BYTES', 65_536, { min: 1024, max: 10_485_760 }),
     logLevel: isLogLevel(logLevelText) ? logLevelText : 'info',
   };

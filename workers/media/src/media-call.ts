@@ -29,6 +29,7 @@ export interface MediaCallOptions {
   log: Logger;
   workerId: string;
   recordingsDir: string | undefined;
+  playbackLeadMs: number;
   countError(code: string): void;
   /** The Call ended by itself (a transport throw, the agent failing); the session closes. */
   onEnd(reason: string): void;
@@ -99,6 +100,7 @@ export class MediaCall {
       agent: options.agent,
       transport,
       logger: log,
+      playbackLeadMs: options.playbackLeadMs,
     });
     this.call = call;
     this.#reported = call.stats;
@@ -106,7 +108,10 @@ export class MediaCall {
       this.#recorder?.writeAgent(frame);
       this.#syncStats();
     });
-    call.on('clear', () => this.#syncStats());
+    call.on('clear', () => {
+      this.#recorder?.agentCleared();
+      this.#syncStats();
+    });
     call.on('agent-error', () => this.#syncStats());
     // The Call logged each of these where it decided; here they are only counted.
     call.on('problem', (err) => options.countError(err.code));

@@ -211,6 +211,7 @@ export class MediaSession implements StreamSession {
       log: this.#log,
       workerId: host.config.workerId,
       recordingsDir: host.config.recordingsDir,
+      playbackLeadMs: host.config.playbackLeadMs,
       countError: (code) => host.countError(code),
       onEnd: (reason) => this.#onCallEnd(reason),
     });

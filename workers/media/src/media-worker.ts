@@ -38,6 +38,7 @@ export type MediaWorkerConfig = Pick<
   | 'maxBufferedBytes'
   | 'startTimeoutMs'
   | 'maxBadMessages'
+  | 'playbackLeadMs'
   | 'maxWebhookBytes'
 >;
 

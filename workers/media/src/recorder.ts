@@ -39,7 +39,8 @@ function safeName(value: string): string {
 /**
  * One call's recording: a stereo PCM16 WAV (caller left, agent right) on one timeline, and a JSON
  * summary written at the end. Caller frames are placed by `media.timestamp`, agent frames at the
- * time they were sent; holes are silence. Samples are buffered a little (`lookbackMs`) so late
+ * time they were sent, back to back (the playback lead sends a few ahead of time; a clear erases
+ * those, as the caller never heard them); holes are silence. Samples are buffered a little (`lookbackMs`) so late
  * caller frames still land in place, then handed to `WavFileWriter`, whose header on disk always
  * matches its data: a worker killed mid-call leaves a playable file missing at most the last
  * couple of seconds.
@@ -138,6 +139,20 @@ export class CallRecorder {
     this.#place('agent', pcm, pos);
     this.#agentEnd = pos + pcm.length;
     this.#advance(now);
+  }
+
+  /**
+   * The agent's audio was cleared (barge-in): the caller's side dropped what it had buffered, so
+   * agent audio placed after now (sent ahead by the playback lead) was never heard and is erased.
+   */
+  agentCleared(): void {
+    if (this.#closing || this.#error) return;
+    const now = this.#nowSamples();
+    if (this.#agentEnd <= now) return;
+    const from = Math.max(0, now - this.#base);
+    const to = Math.min(this.#agent.length, this.#agentEnd - this.#base);
+    if (to > from) this.#agent.fill(0, from, to);
+    this.#agentEnd = now;
   }
 
   /** Paced frames are contiguous; after a pause the next one starts at the current time. */

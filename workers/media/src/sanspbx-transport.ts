@@ -22,14 +22,14 @@ export interface SansPbxTransportOptions {
 /**
  * The Call's way out to a SansPBX stream: frames become `reverse-media` messages of base64 PCM16 LE
  * at the line rate. SansPBX has no marks and no clear, so this transport makes the marks itself:
- * a mark is reported played once every frame sent before it has had its 20 ms of playing time
- * after it was sent (the Call paces frames in real time, so that is when a PBX with no jitter
- * buffer finishes it). That is an estimate, documented as such in README.md: a PBX that buffers
- * plays later than we say. Without it the Call would think the agent speaks for ever.
+ * a mark is reported played once every frame sent before it has had its 20 ms of playing time,
+ * back to back from when the first was sent (the Call paces frames in real time, a playback lead
+ * ahead, so that is when a PBX that plays what it gets finishes it). That is an estimate,
+ * documented as such in README.md. Without it the Call would think the agent speaks for ever.
  *
- * `sendClear()` cannot take back audio already sent (at most the one frame in flight, since
- * nothing is sent ahead); it reports the pending marks at once, as Twilio echoes them on `clear`,
- * and the Call counts those as cleared.
+ * `sendClear()` cannot take back audio already sent (at most the playback lead, `PLAYBACK_LEAD_MS`);
+ * it reports the pending marks at once, as Twilio echoes them on `clear`, and the Call counts
+ * those as cleared.
  */
 export class SansPbxTransport implements CallTransport {
   readonly sampleRate: number;

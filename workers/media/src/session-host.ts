@@ -14,6 +14,7 @@ export type SessionConfig = Pick<
   | 'sansPbxSampleRate'
   | 'startTimeoutMs'
   | 'maxBadMessages'
+  | 'playbackLeadMs'
 >;
 
 /** What a session needs from its worker. */

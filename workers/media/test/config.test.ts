@@ -27,6 +27,7 @@ describe('loadMediaConfig', () => {
       maxBufferedBytes: 262_144,
       startTimeoutMs: 10_000,
       maxBadMessages: 10,
+      playbackLeadMs: 100,
       maxWebhookBytes: 65_536,
       logLevel: 'info',
     });
@@ -55,6 +56,7 @@ describe('loadMediaConfig', () => {
         MAX_BUFFERED_BYTES: '65536',
         START_TIMEOUT_MS: '2000',
         MAX_BAD_MESSAGES: '0',
+        PLAYBACK_LEAD_MS: '0',
         MAX_WEBHOOK_BYTES: '4096',
         LOG_LEVEL: 'debug',
       },
@@ -72,6 +74,7 @@ describe('loadMediaConfig', () => {
       sansPbxEnabled: false,
       sansPbxSampleRate: 16000,
       maxBadMessages: 0,
+      playbackLeadMs: 0,
       logLevel: 'debug',
     });
     expect(c.publicUrl?.href).toBe('https://edge.example.com/');
@@ -87,6 +90,7 @@ describe('loadMediaConfig', () => {
           CALL_TOKEN_SECRET: 'short',
           AGENT: 'robot',
           MAX_CALLS: '0',
+          PLAYBACK_LEAD_MS: '5000',
           SANSPBX_SAMPLE_RATE: '11025',
           LOG_LEVEL: 'loud',
         },
@@ -103,6 +107,7 @@ describe('loadMediaConfig', () => {
       'CALL_TOKEN_SECRET',
       'AGENT',
       'MAX_CALLS',
+      'PLAYBACK_LEAD_MS',
       'SANSPBX_SAMPLE_RATE',
       'LOG_LEVEL',
     ]) {

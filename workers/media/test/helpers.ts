@@ -26,6 +26,7 @@ export const BASE_CONFIG: MediaWorkerConfig = {
   maxBufferedBytes: 1_048_576,
   startTimeoutMs: 5000,
   maxBadMessages: 3,
+  playbackLeadMs: 100,
   maxWebhookBytes: 65_536,
 };
 

@@ -81,6 +81,41 @@ describe('CallRecorder', () => {
     });
   });
 
+  it('keeps agent audio sent ahead in place, and erases the part a clear dropped', async () => {
+    const dir = await tempDir();
+    let now = 1000;
+    const rec = CallRecorder.start({
+      dir,
+      callSid: 'CA2',
+      streamSid: 'MZ2',
+      sampleRate: 8000,
+      clock: () => now,
+      lookbackMs: 200,
+      chunkMs: 100,
+    });
+    const frame = tone([440], 20, 8000, 0.25);
+    // At 100 ms the playback lead sends six frames at once (100–220 ms), then one per 20 ms.
+    now = 1100;
+    for (let i = 0; i < 6; i++) rec.writeAgent(frame);
+    now = 1120;
+    rec.writeAgent(frame); // 220–240 ms
+    // Barge-in at 150 ms: the caller's side drops 150–240 ms, never heard.
+    now = 1150;
+    rec.agentCleared();
+    // The next reply starts at 400 ms, at its own send time.
+    now = 1400;
+    rec.writeAgent(frame);
+    now = 2000;
+    await rec.close({ callSid: 'CA2', outcome: 'stop' });
+
+    const { right } = split(readWav(await readFile(rec.wavPath)).samples);
+    expect(nonZero(right.subarray(0, 800))).toBe(0);
+    expect(nonZero(right.subarray(800, 1200))).toBeGreaterThan(390); // 100–150 ms: heard
+    expect(nonZero(right.subarray(1200, 3200))).toBe(0); // 150–400 ms: cleared, then silence
+    expect(nonZero(right.subarray(3200, 3360))).toBeGreaterThan(150); // the next reply
+    expect(nonZero(right.subarray(3360))).toBe(0);
+  });
+
   it('leaves a valid stereo WAV on disk while the call is still going (never closed)', async () => {
     const dir = await tempDir();
     let now = 0;

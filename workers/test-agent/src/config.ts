@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { DEFAULT_PLAYBACK_LEAD_MS } from '@callgate/agent';
 import { TEST_AGENT_SAMPLE_RATES, type TestAgentSampleRate } from '@callgate/protocol';
 import { EnvReader, deepFreeze, isLogLevel, type Env, type LogLevel } from '@callgate/runtime';
 import { MIN_SECRET_BYTES } from './session-token.js';
@@ -36,6 +37,8 @@ export interface TestAgentConfig {
   maxBufferedBytes: number;
   /** Malformed messages tolerated per session; one more closes it with 1008. */
   maxBadMessages: number;
+  /** Agent audio is sent this far ahead of real time (the page's buffer rides out stalls). */
+  playbackLeadMs: number;
   logLevel: LogLevel;
 }
 
@@ -98,6 +101,7 @@ export function loadTestAgentConfig(
     heartbeatIntervalMs: r.int('HEARTBEAT_INTERVAL_MS', 15_000, { min: 100, max: 600_000 }),
     maxBufferedBytes: r.int('MAX_BUFFERED_BYTES', 262_144, { min: 16_384, max: 1 << 30 }),
     maxBadMessages: r.int('MAX_BAD_MESSAGES', 10, { min: 0, max: 10_000 }),
+    playbackLeadMs: r.int('PLAYBACK_LEAD_MS', DEFAULT_PLAYBACK_LEAD_MS, { min: 0, max: 2000 }),
     logLevel: isLogLevel(logLevelText) ? logLevelText : 'info',
   };
   r.done();

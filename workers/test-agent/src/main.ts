@@ -50,6 +50,7 @@ const worker = new TestAgentWorker({
   sessionTokenTtlSeconds: config.sessionTokenTtlSeconds,
   sessionCreateRatePerMinute: config.sessionCreateRatePerMinute,
   maxBadMessages: config.maxBadMessages,
+  playbackLeadMs: config.playbackLeadMs,
   heartbeatIntervalMs: config.heartbeatIntervalMs,
   maxBufferedBytes: config.maxBufferedBytes,
   acceptGraceMs: config.acceptGraceMs,

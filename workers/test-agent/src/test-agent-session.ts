@@ -38,6 +38,8 @@ export interface TestAgentSessionOptions {
   closeTimeoutMs?: number;
   /** Outbound pacer for the Call; tests may tick by hand. */
   createPacer?: PacerFactory;
+  /** How far ahead of real time agent audio is sent (Call `playbackLeadMs`). Default 100. */
+  playbackLeadMs?: number;
 }
 
 type SessionState = 'open' | 'closing' | 'closed';
@@ -131,6 +133,7 @@ export class TestAgentSession implements StreamSession, CallTransport {
       logger: this.#log,
     };
     if (options.createPacer) callOptions.createPacer = options.createPacer;
+    if (options.playbackLeadMs !== undefined) callOptions.playbackLeadMs = options.playbackLeadMs;
     this.#call = new Call(callOptions);
     this.#call.on('say', (id, pcm, final) => this.#callOnSay(id, pcm, final));
     this.#call.on('dtmf', (digit) => this.#sendControl({ type: 'event', event: 'dtmf', digit }));

@@ -59,6 +59,8 @@ export interface TestAgentWorkerOptions {
   now?: () => number;
   /** Outbound pacer of each Call; tests may tick by hand. */
   createPacer?: PacerFactory;
+  /** How far ahead of real time agent audio is sent (Call `playbackLeadMs`). Default 100. */
+  playbackLeadMs?: number;
 }
 
 interface UpgradeContext {
@@ -277,6 +279,9 @@ export class TestAgentWorker implements DrainableService {
       sessionOptions.closeTimeoutMs = this.#options.closeTimeoutMs;
     }
     if (this.#options.createPacer) sessionOptions.createPacer = this.#options.createPacer;
+    if (this.#options.playbackLeadMs !== undefined) {
+      sessionOptions.playbackLeadMs = this.#options.playbackLeadMs;
+    }
     const session = new TestAgentSession(sessionOptions);
     this.#slots.set(sessionId, { state: 'live' });
     void session.closed.then(() => {

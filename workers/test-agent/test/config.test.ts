@@ -22,6 +22,7 @@ describe('loadTestAgentConfig', () => {
       heartbeatIntervalMs: 15_000,
       maxBufferedBytes: 262_144,
       maxBadMessages: 10,
+      playbackLeadMs: 100,
       logLevel: 'info',
     });
     expect(a.secret).toMatch(/^[0-9a-f]{64}$/);
@@ -48,6 +49,7 @@ describe('loadTestAgentConfig', () => {
       HEARTBEAT_INTERVAL_MS: '500',
       MAX_BUFFERED_BYTES: '65536',
       MAX_BAD_MESSAGES: '3',
+      PLAYBACK_LEAD_MS: '40',
       LOG_LEVEL: 'debug',
     });
     expect(config).toEqual({
@@ -69,6 +71,7 @@ describe('loadTestAgentConfig', () => {
       heartbeatIntervalMs: 500,
       maxBufferedBytes: 65536,
       maxBadMessages: 3,
+      playbackLeadMs: 40,
       logLevel: 'debug',
     });
   });
