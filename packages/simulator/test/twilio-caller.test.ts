@@ -327,7 +327,9 @@ describe('simulateCall (twilio)', () => {
       eval: true,
       workerData: { payload: b64(loudTone(20)), frames: 40, leadFrames: 10 },
     });
-    onTestFinished(() => worker.terminate());
+    onTestFinished(async () => {
+      await worker.terminate();
+    });
     const [{ port }] = (await once(worker, 'message')) as [{ port: number }];
     let stalled = false;
     const summary = await simulateCall({
