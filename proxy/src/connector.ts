@@ -13,6 +13,8 @@ export interface ConnectorOptions {
 
 export interface ConnectRequest {
   sessionId?: string | undefined;
+  /** See `PickOptions.affinityKey`; held by the returned lease until it is released. */
+  affinityKey?: string | undefined;
   /** Aborted when the client leaves; the pending connect is destroyed. */
   signal: AbortSignal;
   /** For log lines. */
@@ -20,7 +22,7 @@ export interface ConnectRequest {
 }
 
 export type ConnectResult =
-  | { ok: true; lease: Lease; socket: Socket }
+  | { ok: true; lease: Lease; socket: Socket; byAffinity: boolean }
   | { ok: false; reason: 'no-backend' | 'aborted'; tried: number };
 
 /**
@@ -40,14 +42,16 @@ export class Connector {
     const tried = new Set<Backend>();
     for (;;) {
       if (request.signal.aborted) return { ok: false, reason: 'aborted', tried: tried.size };
-      const backend = pool.pick({ sessionId: request.sessionId, exclude: tried });
+      const { sessionId, affinityKey } = request;
+      const backend = pool.pick({ sessionId, affinityKey, exclude: tried });
       if (!backend) return { ok: false, reason: 'no-backend', tried: tried.size };
+      const byAffinity = backend === pool.affinityHolder(affinityKey);
       tried.add(backend);
       // Counted while connecting, so a burst of new calls spreads over the pool.
-      const lease = backend.acquire();
+      const lease = withAffinity(pool, affinityKey, backend.acquire());
       try {
         const socket = await connectSocket(backend, this.#options.timeoutMs, request.signal);
-        return { ok: true, lease, socket };
+        return { ok: true, lease, socket, byAffinity };
       } catch (err) {
         lease.release();
         if (request.signal.aborted) return { ok: false, reason: 'aborted', tried: tried.size };
@@ -64,6 +68,19 @@ export class Connector {
       }
     }
   }
+}
+
+/** The lease also holds the affinity key on its backend (from the connect on) until released. */
+function withAffinity(pool: Pool, key: string | undefined, lease: Lease): Lease {
+  if (key === undefined) return lease;
+  const unhold = pool.holdAffinity(key, lease.backend);
+  return {
+    backend: lease.backend,
+    release: () => {
+      lease.release();
+      unhold();
+    },
+  };
 }
 
 /** Resolves with a connected socket; on failure, timeout or abort the socket is destroyed. */

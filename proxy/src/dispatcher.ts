@@ -122,6 +122,7 @@ export class Dispatcher {
       pathname: match.pathname,
       forwardUrl: match.forwardUrl,
       sessionId: match.sessionId,
+      affinityKey: match.segment,
       req,
       client: socket,
       head,
@@ -264,6 +265,8 @@ export class Dispatcher {
       path: tunnel.path,
       pool: tunnel.pool,
       backend: tunnel.backend?.id,
+      // Sent where the same call's live stream is (see PickOptions.affinityKey).
+      callAffinity: tunnel.byAffinity || undefined,
       outcome,
       code,
       status,

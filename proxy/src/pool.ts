@@ -13,6 +13,12 @@ export interface PoolEvents {
 export interface PickOptions {
   /** Pins the pick with a rendezvous hash (test-agent sessions). */
   sessionId?: string | undefined;
+  /**
+   * Call affinity (media streams: the CallSid): while a tunnel holds this key (`holdAffinity`),
+   * new tunnels with it go to the same backend if it is still up or draining, so the worker that
+   * has the call sees the second stream and hands over, instead of two agents talking at once.
+   */
+  affinityKey?: string | undefined;
   /** Backends already tried for this request. */
   exclude?: ReadonlySet<Backend>;
 }
@@ -25,13 +31,16 @@ export interface BackendAddress {
 /**
  * A named set of backends for one worker kind, plus the pick policy: least active connections, or
  * a rendezvous hash of the session id, always among `up` backends only (draining and down ones
- * keep their tunnels and get no new ones).
+ * keep their tunnels and get no new ones). One exception: a new stream of a call that has a live
+ * tunnel goes where that tunnel is, even if that backend is draining (`affinityKey`).
  */
 export class Pool extends EventEmitter<PoolEvents> implements BackendObserver {
   readonly name: string;
   readonly #backends = new Map<string, Backend>();
   /** Backend id → the configured entries (`media:8080`, `10.0.0.5:8080`) that list it. */
   readonly #listedBy = new Map<string, Set<string>>();
+  /** Affinity key → the backend holding it and how many tunnels hold it there. */
+  readonly #affinity = new Map<string, { backend: Backend; holds: number }>();
 
   constructor(name: string) {
     super();
@@ -47,12 +56,43 @@ export class Pool extends EventEmitter<PoolEvents> implements BackendObserver {
   }
 
   pick(options: PickOptions = {}): Backend | undefined {
+    const holder = this.affinityHolder(options.affinityKey);
+    if (holder && holder.state !== 'down' && !(options.exclude?.has(holder) ?? false)) {
+      return holder;
+    }
     const candidates = this.backends.filter(
       (b) => b.state === 'up' && !(options.exclude?.has(b) ?? false),
     );
     return options.sessionId === undefined
       ? leastTunnels(candidates)
       : rendezvous(options.sessionId, candidates);
+  }
+
+  /** The backend a live tunnel with this affinity key went to, if any. */
+  affinityHolder(key: string | undefined): Backend | undefined {
+    return key === undefined ? undefined : this.#affinity.get(key)?.backend;
+  }
+
+  /**
+   * Records that a tunnel with `key` went to `backend`, until the returned release is called
+   * (idempotent). A newer holder on another backend (the old one went down) replaces the entry;
+   * the old holders' releases then leave it alone.
+   */
+  holdAffinity(key: string, backend: Backend): () => void {
+    let entry = this.#affinity.get(key);
+    if (entry?.backend !== backend) {
+      entry = { backend, holds: 0 };
+      this.#affinity.set(key, entry);
+    }
+    const held = entry;
+    held.holds++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      held.holds--;
+      if (held.holds === 0 && this.#affinity.get(key) === held) this.#affinity.delete(key);
+    };
   }
 
   /**

@@ -31,6 +31,8 @@ export interface TunnelOptions {
   pathname: string;
   forwardUrl: string;
   sessionId?: string | undefined;
+  /** Call affinity key (the CallSid of `/media-stream/<CallSid>`); see `PickOptions`. */
+  affinityKey?: string | undefined;
   req: IncomingMessage;
   client: Socket;
   head: Buffer;
@@ -67,6 +69,7 @@ export class Tunnel implements TunnelHandler {
   readonly #abort = new AbortController();
   #state: TunnelState = 'connecting';
   #lease: Lease | undefined;
+  #byAffinity = false;
   #upstream: Socket | undefined;
   #proxyReq: ClientRequest | undefined;
   #handshakeTimer: NodeJS.Timeout | undefined;
@@ -94,6 +97,11 @@ export class Tunnel implements TunnelHandler {
 
   get backend(): Backend | undefined {
     return this.#lease?.backend;
+  }
+
+  /** The backend was chosen because a live tunnel of the same call is there. */
+  get byAffinity(): boolean {
+    return this.#byAffinity;
   }
 
   get closedBy(): ClosedBy | undefined {
@@ -149,9 +157,10 @@ export class Tunnel implements TunnelHandler {
   }
 
   async #connect(): Promise<void> {
-    const { pool, connector, sessionId } = this.#options;
+    const { pool, connector, sessionId, affinityKey } = this.#options;
     const result = await connector.connect(pool, {
       sessionId,
+      affinityKey,
       signal: this.#abort.signal,
       requestId: this.id,
     });
@@ -167,6 +176,7 @@ export class Tunnel implements TunnelHandler {
       else this.#clientGone(undefined);
       return;
     }
+    this.#byAffinity = result.byAffinity;
     this.#handshake(result.lease, result.socket);
   }
 

@@ -102,6 +102,49 @@ describe('Pool', () => {
     });
   });
 
+  describe('call affinity', () => {
+    it.each<[string, BackendState, boolean, 'holder' | 'other']>([
+      ['an up holder, even with more load', 'up', false, 'holder'],
+      ['a draining holder (its worker still has the call)', 'draining', false, 'holder'],
+      ['not a down holder', 'down', false, 'other'],
+      ['not a holder already tried for this request', 'up', true, 'other'],
+    ])('sends the same call to %s', (_what, state, excluded, expected) => {
+      const pool = poolOf(1, 2);
+      const [holder, other] = pool.backends as [Backend, Backend];
+      pool.holdAffinity('CA1', holder);
+      holder.acquire();
+      holder.acquire();
+      if (state === 'draining') holder.recordProbe('draining', thresholds);
+      if (state === 'down') holder.markDown('refused');
+      const exclude = new Set(excluded ? [holder] : []);
+      expect(pool.pick({ affinityKey: 'CA1', exclude })).toBe(
+        expected === 'holder' ? holder : other,
+      );
+      // Another call is balanced as usual.
+      if (state === 'up') expect(pool.pick({ affinityKey: 'CA2' })).toBe(other);
+    });
+
+    it('holds a key while any of its tunnels lives, and a newer holder replaces an old one', () => {
+      const pool = poolOf(1, 2);
+      const [a, b] = pool.backends as [Backend, Backend];
+      const first = pool.holdAffinity('CA1', a);
+      const second = pool.holdAffinity('CA1', a);
+      first();
+      first(); // idempotent
+      expect(pool.affinityHolder('CA1')).toBe(a);
+      second();
+      expect(pool.affinityHolder('CA1')).toBeUndefined();
+
+      const onA = pool.holdAffinity('CA2', a);
+      const onB = pool.holdAffinity('CA2', b); // `a` went down, the call's new stream went to `b`
+      expect(pool.affinityHolder('CA2')).toBe(b);
+      onA();
+      expect(pool.affinityHolder('CA2')).toBe(b);
+      onB();
+      expect(pool.affinityHolder('CA2')).toBeUndefined();
+    });
+  });
+
   describe('#setMembers', () => {
     it('adds new addresses up and removes idle ones at once', () => {
       const pool = new Pool('media');

@@ -129,6 +129,31 @@ describe('Edge routing', () => {
     expect(a.upgrades).toHaveLength(6);
   });
 
+  it('sends a second stream of a live call to the worker that has the call', async () => {
+    const a = await startWsBackend({ name: 'a' });
+    const b = await startWsBackend({ name: 'b' });
+    const t = await startEdge({ MEDIA_BACKENDS: `${a.hostPort},${b.hostPort}` });
+    const ownerOf = async (ws: WebSocket): Promise<string> => {
+      ws.send('hi');
+      return (await nextMessage(ws)).split(':')[0]!;
+    };
+    const first = await openWs(`${t.wsUrl}/media-stream/CAsame`);
+    const owner = await ownerOf(first);
+    // Least tunnels alone would pick the idle worker; the call's worker gets it instead, so it
+    // can hand the call over to the new stream rather than two agents talking at once.
+    const second = await openWs(`${t.wsUrl}/media-stream/CAsame`);
+    expect(await ownerOf(second)).toBe(owner);
+    expect(await ownerOf(await openWs(`${t.wsUrl}/media-stream/CAother`))).not.toBe(owner);
+    await eventually(() => t.logs.some((l) => l.msg === 'upgrade' && l.callAffinity === true));
+    expect(t.logs.filter((l) => l.msg === 'upgrade' && l.callAffinity === true)).toHaveLength(1);
+    // Once the call's streams have ended, the CallSid holds nothing any more.
+    first.close();
+    second.close();
+    await eventually(() => t.edge.tunnels.size === 1);
+    const later = await openWs(`${t.wsUrl}/media-stream/CAsame`);
+    expect(await ownerOf(later)).toBe(owner); // the idle worker again, by least tunnels
+  });
+
   it('pins a test-agent session to its rendezvous backend, whatever the load', async () => {
     const backends = [
       await startWsBackend({ name: 'x' }),
