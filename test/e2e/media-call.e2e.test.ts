@@ -195,6 +195,33 @@ describe('media calls through the proxy', () => {
     expect(replyMatch(summary, 0, u1)).toBeGreaterThan(0.8);
   });
 
+  it('hands a call to its newer stream on the same worker, never two agents at once', async () => {
+    const sid = callSid();
+    // The first stream stays up; the second opens once the first call has started on its worker.
+    const first = simulateCall({ ...twilioUrls(proxy, sid), callSid: sid, hangupAfterMs: 20_000 });
+    const owner = await Promise.race(
+      workers.map((w) =>
+        w.waitForLog((l) => l.msg === 'call started' && l.callSid === sid).then(() => w),
+      ),
+    );
+    const second = await simulateCall({
+      ...twilioUrls(proxy, sid),
+      callSid: sid,
+      dtmf: [{ atMs: 200, digit: '#' }],
+      hangupAfterMs: 5000,
+    });
+    const replaced = await first;
+    expect(replaced.closedBy).toBe('server');
+    expect(replaced.closeCode).toBe(4409);
+    expect(second.closeCode).toBe(1000);
+    // Both streams reached the worker that had the call (the other one was idle).
+    const started = (w: SpawnedProcess): number =>
+      w.logs.filter((l) => l.msg === 'call started' && l.callSid === sid).length;
+    expect(started(owner)).toBe(2);
+    expect(workers.filter((w) => w !== owner).map(started)).toEqual([0]);
+    await proxy.waitForLog((l) => l.msg === 'upgrade' && l.callAffinity === true);
+  });
+
   it('never lets an upgrade with a bad signature reach a worker', async () => {
     const before = await Promise.all(workers.map((w) => metricValue(w, 'media_sessions_total')));
     const sid = callSid();
