@@ -15,6 +15,8 @@ export interface ConnectRequest {
   sessionId?: string | undefined;
   /** See `PickOptions.affinityKey`; held by the returned lease until it is released. */
   affinityKey?: string | undefined;
+  /** Backends this request already tried (a worker that answered 503). */
+  exclude?: ReadonlySet<Backend>;
   /** Aborted when the client leaves; the pending connect is destroyed. */
   signal: AbortSignal;
   /** For log lines. */
@@ -39,7 +41,7 @@ export class Connector {
   }
 
   async connect(pool: Pool, request: ConnectRequest): Promise<ConnectResult> {
-    const tried = new Set<Backend>();
+    const tried = new Set<Backend>(request.exclude);
     for (;;) {
       if (request.signal.aborted) return { ok: false, reason: 'aborted', tried: tried.size };
       const { sessionId, affinityKey } = request;

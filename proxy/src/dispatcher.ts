@@ -4,6 +4,7 @@ import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from '@callgate/runtime';
 import { answerProbe } from './admin.js';
+import type { Backend } from './backend.js';
 import type { PoolName } from './config.js';
 import type { Connector } from './connector.js';
 import { outcomeOf, type ProxyErrorCode } from './errors.js';
@@ -55,6 +56,10 @@ export class Dispatcher {
     this.#httpProto = secure ? 'https' : 'http';
     this.#hooks = {
       assigned: (tunnel) => options.tracker.assigned(tunnel),
+      busy: (tunnel, backend) => {
+        options.tracker.unassigned(tunnel, backend);
+        this.#backendBusy(tunnel, backend, true);
+      },
       decided: (tunnel, code, status) => this.#tunnelDecided(tunnel, code, status),
       closed: (tunnel) => this.#tunnelClosed(tunnel),
     };
@@ -275,25 +280,29 @@ export class Dispatcher {
     };
     if (code === undefined) logger.info('upgrade', fields);
     else logger.warn('upgrade', fields);
-    if (code === 'PROXY_ERR_UPSTREAM_REJECTED' && status === 503) this.#backendBusy(tunnel);
+    if (code === 'PROXY_ERR_UPSTREAM_REJECTED' && status === 503 && tunnel.backend) {
+      this.#backendBusy(tunnel, tunnel.backend, false);
+    }
   }
 
   /**
    * Passive health: a worker's 503 on an upgrade means it is draining or full, not that this
    * request was wrong (unlike a 401/403/404/409), so it gets no new tunnels until its next probe
-   * decides. Without this, every caller until that probe would be sent there and refused. This
-   * runs synchronously inside the tunnel's decision, before any later upgrade picks a backend.
+   * decides. Without this, every caller until that probe would be sent there first. This runs
+   * synchronously, before any later upgrade picks a backend. `retrying`: the tunnel goes on to
+   * the next backend (the usual case); otherwise the 503 went to the caller (call affinity).
    */
-  #backendBusy(tunnel: Tunnel): void {
-    const backend = tunnel.backend;
-    if (!backend?.markDraining('upgrade answered 503')) return;
+  #backendBusy(tunnel: Tunnel, backend: Backend, retrying: boolean): void {
     const { metrics, logger } = this.#options;
     metrics.error('PROXY_ERR_BACKEND_BUSY');
-    logger.warn('backend answered 503, no new tunnels until its next probe', {
+    const marked = backend.markDraining('upgrade answered 503');
+    logger.warn(retrying ? 'backend answered 503, trying the next one' : 'backend answered 503', {
       code: 'PROXY_ERR_BACKEND_BUSY',
       pool: backend.pool,
       backend: backend.id,
       tunnelId: tunnel.id,
+      // Draining from now until its next probe says otherwise (false: it already was).
+      markedDraining: marked,
     });
   }
 

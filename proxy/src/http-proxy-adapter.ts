@@ -10,6 +10,11 @@ import httpProxy from 'http-proxy';
 /** What http-proxy reports about one tunnel, found through the request it was given. */
 export interface TunnelHandler {
   proxyRequest(proxyReq: ClientRequest): void;
+  /**
+   * A non-101 answer arrived, before any listener: true takes it back (the handler will retry
+   * on another backend), so http-proxy never relays it and this request is abandoned.
+   */
+  retryAnswer(res: IncomingMessage): boolean;
   /** The 101 went out and both pipes are set up. */
   piped(): void;
   proxyError(err: Error): void;
@@ -51,6 +56,32 @@ class PreconnectedAgent extends Agent {
 }
 
 /**
+ * http-proxy writes a non-101 answer to the client from its own 'response' listener, so a busy
+ * worker's 503 would reach the caller even when another worker could take the call. This sits in
+ * front of every listener of one upstream request: when the handler takes the answer back, that
+ * 'response' reaches no listener, and neither do the request's later 'error' or 'upgrade' (http-
+ * proxy would end the client socket on an error of the abandoned request). Everything else
+ * ('close', 'socket', ...) passes through.
+ */
+function interceptRetry(proxyReq: ClientRequest, handler: TunnelHandler): void {
+  const emit = proxyReq.emit.bind(proxyReq) as (
+    event: string | symbol,
+    ...args: unknown[]
+  ) => boolean;
+  let abandoned = false;
+  const intercepted = (event: string | symbol, ...args: unknown[]): boolean => {
+    if (!abandoned && event === 'response') {
+      abandoned = handler.retryAnswer(args[0] as IncomingMessage);
+    }
+    if (abandoned && (event === 'response' || event === 'error' || event === 'upgrade')) {
+      return true;
+    }
+    return emit(event, ...args);
+  };
+  proxyReq.emit = intercepted as ClientRequest['emit'];
+}
+
+/**
  * The one http-proxy instance of an edge, with exactly one `error` listener (guard 1). Events are
  * routed to the tunnel or request they belong to through the request object.
  */
@@ -73,7 +104,12 @@ export class HttpProxyAdapter {
       if (handler) handler.proxyError(err);
       else res.destroy();
     });
-    this.#proxy.on('proxyReqWs', (proxyReq, req) => this.#tunnels.get(req)?.proxyRequest(proxyReq));
+    this.#proxy.on('proxyReqWs', (proxyReq, req) => {
+      const handler = this.#tunnels.get(req);
+      if (!handler) return;
+      interceptRetry(proxyReq, handler);
+      handler.proxyRequest(proxyReq);
+    });
     this.#proxy.on('open', (upstream) => this.#tunnelsByUpstream.get(upstream)?.piped());
     this.#proxy.on('proxyReq', (proxyReq, req) => this.#exchanges.get(req)?.proxyRequest(proxyReq));
     this.#proxy.on('proxyRes', (proxyRes, req) =>

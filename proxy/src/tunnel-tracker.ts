@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
+import type { Backend } from './backend.js';
 import type { ProxyErrorCode } from './errors.js';
 import type { ProxyMetrics } from './metrics.js';
 import type { Tunnel } from './tunnel.js';
@@ -76,6 +77,14 @@ export class TunnelTracker extends EventEmitter<TunnelTrackerEvents> {
     if (!activity || !backend || activity.isCounted) return;
     activity.isCounted = true;
     this.#options.metrics.tunnelsOpen.inc({ pool: tunnel.pool, backend: backend.id });
+  }
+
+  /** The tunnel left `backend` before its 101 (a 503 retried elsewhere): out of its gauge. */
+  unassigned(tunnel: Tunnel, backend: Backend): void {
+    const activity = this.#tunnels.get(tunnel);
+    if (!activity?.isCounted) return;
+    activity.isCounted = false;
+    this.#options.metrics.tunnelsOpen.dec({ pool: tunnel.pool, backend: backend.id });
   }
 
   /** Called once the client socket has closed. */

@@ -17,6 +17,8 @@ export type ClosedBy = 'client' | 'backend' | 'proxy';
 export interface TunnelHooks {
   /** A backend accepted the TCP connection and the upgrade is being sent to it. */
   assigned(tunnel: Tunnel): void;
+  /** `backend` answered the upgrade 503 (full or draining); the tunnel tries the next one. */
+  busy(tunnel: Tunnel, backend: Backend): void;
   /** The handshake is decided, once: `code` undefined means the 101 went through. */
   decided(tunnel: Tunnel, code: ProxyErrorCode | undefined, status: number | undefined): void;
   /** The client socket closed and everything is released; always last, always once. */
@@ -70,6 +72,10 @@ export class Tunnel implements TunnelHandler {
   #state: TunnelState = 'connecting';
   #lease: Lease | undefined;
   #byAffinity = false;
+  /** Backends that answered this upgrade 503; the next attempt skips them. */
+  readonly #busy = new Set<Backend>();
+  /** The client's headers, before the upstream set is built from them for each attempt. */
+  #clientHeaders: IncomingMessage['headers'] | undefined;
   #upstream: Socket | undefined;
   #proxyReq: ClientRequest | undefined;
   #handshakeTimer: NodeJS.Timeout | undefined;
@@ -137,14 +143,7 @@ export class Tunnel implements TunnelHandler {
       this.#finalize();
       return;
     }
-    this.#connect().catch((err: unknown) => {
-      this.#options.logger.error('tunnel setup failed', {
-        code: 'PROXY_ERR_INTERNAL',
-        tunnelId: this.id,
-        err,
-      });
-      this.#fail('PROXY_ERR_INTERNAL');
-    });
+    this.#startConnect();
   }
 
   /** Proxy-initiated end (idle watchdog, forced drain): both sockets are destroyed now. */
@@ -156,11 +155,23 @@ export class Tunnel implements TunnelHandler {
     this.#teardown();
   }
 
+  #startConnect(): void {
+    this.#connect().catch((err: unknown) => {
+      this.#options.logger.error('tunnel setup failed', {
+        code: 'PROXY_ERR_INTERNAL',
+        tunnelId: this.id,
+        err,
+      });
+      this.#fail('PROXY_ERR_INTERNAL');
+    });
+  }
+
   async #connect(): Promise<void> {
     const { pool, connector, sessionId, affinityKey } = this.#options;
     const result = await connector.connect(pool, {
       sessionId,
       affinityKey,
+      exclude: this.#busy,
       signal: this.#abort.signal,
       requestId: this.id,
     });
@@ -185,15 +196,23 @@ export class Tunnel implements TunnelHandler {
     this.#state = 'handshaking';
     this.#lease = lease;
     this.#upstream = upstream;
-    upstream.on('error', (err) => this.#upstreamGone(err));
-    upstream.on('end', () => this.#upstreamEnded());
-    upstream.on('close', () => this.#upstreamGone(undefined));
+    // A socket of an attempt given up on (503, retried) may still report; only the current counts.
+    upstream.on('error', (err) => {
+      if (upstream === this.#upstream) this.#upstreamGone(err);
+    });
+    upstream.on('end', () => {
+      if (upstream === this.#upstream) this.#upstreamEnded();
+    });
+    upstream.on('close', () => {
+      if (upstream === this.#upstream) this.#upstreamGone(undefined);
+    });
     this.#options.hooks.assigned(this);
     this.#handshakeTimer = setTimeout(() => this.#handshakeTimedOut(), handshakeTimeoutMs);
     // Guards 6 and 10: the worker gets exactly the path that was routed and a header set built
     // here. setupOutgoing() copies req.headers verbatim, so replacing them is the whole job.
+    this.#clientHeaders ??= req.headers;
     req.headers = upstreamHeaders(
-      req.headers,
+      this.#clientHeaders,
       { ...forwarded, requestId: this.id, tunnelId: this.id },
       true,
     );
@@ -206,6 +225,35 @@ export class Tunnel implements TunnelHandler {
     // Registered before http-proxy's own listeners, so these run first.
     proxyReq.on('upgrade', () => this.#upgraded());
     proxyReq.on('response', (res: IncomingMessage) => this.#answeredWithout101(res));
+  }
+
+  /**
+   * A worker that answers 503 is full or draining, not refusing this caller: like a refused
+   * connect, the next backend is tried before the caller notices (the 503 reaches it only when no
+   * backend is left, as the proxy's own). Not when call affinity chose the worker: the call's
+   * other stream lives there, and a second worker would start a second agent on it.
+   */
+  retryAnswer(res: IncomingMessage): boolean {
+    const lease = this.#lease;
+    if (this.#state !== 'handshaking' || res.statusCode !== 503 || this.#byAffinity || !lease) {
+      return false;
+    }
+    const backend = lease.backend;
+    this.#busy.add(backend);
+    clearTimeout(this.#handshakeTimer);
+    res.on('error', () => {});
+    const upstream = this.#upstream;
+    const proxyReq = this.#proxyReq;
+    this.#upstream = undefined;
+    this.#proxyReq = undefined;
+    this.#lease = undefined;
+    this.#state = 'connecting';
+    upstream?.destroy();
+    proxyReq?.destroy();
+    this.#options.hooks.busy(this, backend);
+    lease.release();
+    this.#startConnect();
+    return true;
   }
 
   piped(): void {

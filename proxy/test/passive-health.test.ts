@@ -3,6 +3,7 @@ import type { Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { rendezvous } from '../src/balancer.js';
 import {
+  eventually,
   handshakeHeaders,
   metricValue,
   nextMessage,
@@ -13,6 +14,7 @@ import {
   startEdge,
   startRawBackend,
   startWsBackend,
+  switchingProtocols,
 } from './helpers/index.js';
 
 /** What a worker sends when it is full (MAX_SESSIONS) or draining past its accept grace. */
@@ -37,7 +39,7 @@ function sessionsOwnedBy(owner: string, ids: string[], count: number): string[] 
 }
 
 describe('passive health on a worker 503', () => {
-  it('marks a backend that answers an upgrade 503 draining at once, and up again when a probe sees 200', async () => {
+  it('retries an upgrade a worker answers 503 on the next one, and marks that worker draining until a probe sees 200', async () => {
     // A full worker: its /readyz says ready (the probe is held until the test answers it, so no
     // probe decides anything in between), every upgrade gets 503.
     const heldProbes: Socket[] = [];
@@ -59,31 +61,44 @@ describe('passive health on a worker 503', () => {
     const pool = t.edge.pools.get('test-agent')!;
     const backend = pool.get(full.hostPort)!;
     expect(backend.state).toBe('up');
-    // Sessions pinned to the full worker by the rendezvous hash: without the passive marking
-    // every one of them would be sent there and refused.
+    // Sessions pinned to the full worker by the rendezvous hash.
     const sessions = sessionsOwnedBy(full.hostPort, [full.hostPort, ok.hostPort], 5);
+    const upgradesOnFull = (): number =>
+      full.heads.filter((h) => !h.startsWith('GET /readyz ')).length;
 
-    const first = await refusedStatus(`${t.wsUrl}/test-agent/${sessions[0]}?token=t`);
-    expect(first.status).toBe(503);
-    expect(first.body).toBe('RUNTIME_ERR_TOO_MANY_SESSIONS');
+    // The first one is refused by the full worker and carried by the other, unnoticed.
+    const first = await openWs(`${t.wsUrl}/test-agent/${sessions[0]}?token=t`);
+    first.send('hi');
+    expect(await nextMessage(first)).toBe('ok:hi');
+    expect(upgradesOnFull()).toBe(1);
     expect(backend.state).toBe('draining');
-
-    for (const session of sessions) {
+    // The rest go straight to the other worker: the full one is draining until its next probe.
+    for (const session of sessions.slice(1)) {
       const ws = await openWs(`${t.wsUrl}/test-agent/${session}?token=t`);
       ws.send('hi');
       expect(await nextMessage(ws)).toBe('ok:hi');
     }
-    const upgradesOnFull = (): number =>
-      full.heads.filter((h) => !h.startsWith('GET /readyz ')).length;
     expect(upgradesOnFull()).toBe(1);
     expect(ok.upgrades).toHaveLength(5);
+    // The abandoned attempt left nothing open on the full worker.
+    await eventually(() => full.openSockets === heldProbes.length, 5000, 'refused upgrade closed');
 
     expect(t.logs.filter((l) => l.code === 'PROXY_ERR_BACKEND_BUSY')).toEqual([
-      expect.objectContaining({ level: 'warn', pool: 'test-agent', backend: full.hostPort }),
+      expect.objectContaining({
+        level: 'warn',
+        msg: 'backend answered 503, trying the next one',
+        pool: 'test-agent',
+        backend: full.hostPort,
+        markedDraining: true,
+      }),
     ]);
     expect(
       t.logs.find((l) => l.msg === 'backend state' && l.backend === full.hostPort),
     ).toMatchObject({ from: 'up', to: 'draining', reason: 'upgrade answered 503' });
+    const upgrade = t.logs.find(
+      (l) => l.msg === 'upgrade' && l.path === `/test-agent/${sessions[0]}`,
+    );
+    expect(upgrade).toMatchObject({ outcome: 'ok', backend: ok.hostPort, status: 101 });
     expect(
       await metricValue(t.adminUrl, 'proxy_errors_total', { code: 'PROXY_ERR_BACKEND_BUSY' }),
     ).toBe(1);
@@ -92,7 +107,20 @@ describe('passive health on a worker 503', () => {
         route: 'test-agent',
         outcome: 'upstream_rejected',
       }),
-    ).toBe(1);
+    ).toBeUndefined();
+    // The open-tunnel gauge moved with the tunnel: nothing is left counted on the full worker.
+    expect(
+      await metricValue(t.adminUrl, 'proxy_tunnels_open', {
+        pool: 'test-agent',
+        backend: full.hostPort,
+      }),
+    ).toBe(0);
+    expect(
+      await metricValue(t.adminUrl, 'proxy_tunnels_open', {
+        pool: 'test-agent',
+        backend: ok.hostPort,
+      }),
+    ).toBe(5);
     expect(
       await metricValue(t.adminUrl, 'proxy_backend_state', {
         pool: 'test-agent',
@@ -101,14 +129,62 @@ describe('passive health on a worker 503', () => {
       }),
     ).toBe(1);
 
-    // The probe decides again: 200 → up, and the worker is picked once more.
+    // The probe decides again: 200 → up, and the worker is tried once more.
     heldProbes[0]!.end(PROBE_OK);
     while (backend.state !== 'up') await once(pool, 'state');
-    const again = await refusedStatus(`${t.wsUrl}/test-agent/${sessions[1]}?token=t`);
-    expect(again.status).toBe(503);
+    const again = await openWs(`${t.wsUrl}/test-agent/${sessions[1]}?token=again`);
+    again.send('hi');
+    expect(await nextMessage(again)).toBe('ok:hi');
     expect(upgradesOnFull()).toBe(2);
     expect(backend.state).toBe('draining');
     expect(t.logs.filter((l) => l.code === 'PROXY_ERR_BACKEND_BUSY')).toHaveLength(2);
+  });
+
+  it('answers 503 itself when every worker is busy, and leaves no socket open on any', async () => {
+    const busy = await Promise.all(
+      [0, 1, 2].map(() =>
+        startRawBackend((socket) => socket.end(refusal(503, 'RUNTIME_ERR_DRAINING'))),
+      ),
+    );
+    const t = await startEdge({ MEDIA_BACKENDS: busy.map((b) => b.hostPort).join(',') });
+    const refused = await refusedStatus(`${t.wsUrl}/media-stream/CA1`);
+    expect(refused.status).toBe(503);
+    expect(refused.headers['retry-after']).toBe('5');
+    expect(refused.body).toContain('PROXY_ERR_NO_BACKEND');
+    // Each worker was asked once, in turn.
+    expect(busy.map((b) => b.heads.length)).toEqual([1, 1, 1]);
+    await eventually(() => busy.every((b) => b.openSockets === 0), 5000, 'upstreams closed');
+    await t.edge.tunnels.waitForEmpty();
+    expect(t.edge.backends('media').map((b) => b.state)).toEqual([
+      'draining',
+      'draining',
+      'draining',
+    ]);
+    expect(t.logs.find((l) => l.msg === 'upgrade')).toMatchObject({
+      code: 'PROXY_ERR_NO_BACKEND',
+      status: 503,
+    });
+  });
+
+  it("relays a 503 from the worker that has the call's other stream, instead of a second agent elsewhere", async () => {
+    // Worker A takes the call's first stream, then is full; worker B is idle.
+    let callStreams = 0;
+    const a = await startRawBackend((socket, head) => {
+      if (callStreams++ === 0) socket.write(switchingProtocols(head));
+      else socket.end(refusal(503, 'RUNTIME_ERR_TOO_MANY_SESSIONS'));
+    });
+    const b = await startWsBackend({ name: 'b' });
+    const t = await startEdge({ MEDIA_BACKENDS: `${a.hostPort},${b.hostPort}` });
+    // B looks busier for the first stream, so least tunnels picks A.
+    const lease = t.edge.pools.get('media')!.get(b.hostPort)!.acquire();
+    await openWs(`${t.wsUrl}/media-stream/CAsame`);
+    lease.release();
+    const second = await refusedStatus(`${t.wsUrl}/media-stream/CAsame`);
+    expect(second).toMatchObject({ status: 503, body: 'RUNTIME_ERR_TOO_MANY_SESSIONS' });
+    expect(b.upgrades).toHaveLength(0);
+    expect(t.logs.filter((l) => l.code === 'PROXY_ERR_BACKEND_BUSY')).toEqual([
+      expect.objectContaining({ msg: 'backend answered 503', backend: a.hostPort }),
+    ]);
   });
 
   it.each([401, 403, 404, 409])(

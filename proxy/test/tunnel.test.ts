@@ -140,13 +140,13 @@ describe('Tunnel guards', () => {
   it('shows a real worker refusal to a ws client as that status', async () => {
     const backend = await startRawBackend((socket) =>
       socket.end(
-        'HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\nRetry-After: 1\r\n\r\nfull',
+        'HTTP/1.1 410 Gone\r\nContent-Length: 7\r\nX-Worker-Code: TEST_AGENT_ERR_EXPIRED\r\n\r\nexpired',
       ),
     );
     const t = await startEdge({ MEDIA_BACKENDS: backend.hostPort });
     const refused = await refusedStatus(`${t.wsUrl}/media-stream/CA1`);
-    expect(refused).toMatchObject({ status: 503, body: 'full' });
-    expect(refused.headers['retry-after']).toBe('1');
+    expect(refused).toMatchObject({ status: 410, body: 'expired' });
+    expect(refused.headers['x-worker-code']).toBe('TEST_AGENT_ERR_EXPIRED');
   });
 
   it('answers 502 when the upstream closes without answering', async () => {

@@ -126,4 +126,75 @@ describe('a draining media worker', () => {
       true,
     );
   });
+
+  it('refuses a new call, which the proxy gives to another worker, unnoticed by the caller', async () => {
+    // Two workers with no accept grace, and a proxy that does not probe again during the test:
+    // it learns that the drained worker refuses only from that worker's 503.
+    const workers = await Promise.all(
+      ['media-a', 'media-b'].map((name) =>
+        spawn(name, entryPoints.media, { WORKER_ID: name, ACCEPT_GRACE_MS: '0' }),
+      ),
+    );
+    const proxy = await spawn('proxy', entryPoints.proxy, {
+      ADMIN_PORT: '0',
+      MEDIA_BACKENDS: workers.map((w) => `127.0.0.1:${w.port}`).join(','),
+      HEALTH_CHECK_INTERVAL_MS: '600000',
+    });
+    const ownerOf = (sid: string): SpawnedProcess | undefined =>
+      workers.find((w) => w.logs.some((l) => l.msg === 'call started' && l.callSid === sid));
+    // Three live calls: least tunnels puts two on one worker and one on the other (the one
+    // drained next), which then has fewer tunnels and is the proxy's next pick.
+    const held = [1, 2, 3].map((n) => {
+      const sid = `CA00000000000000000000000000000e0${n}`;
+      const { onEvent, opened } = watchOpen();
+      const done = simulateCall({
+        url: `ws://127.0.0.1:${proxy.port}/media-stream/${sid}`,
+        callSid: sid,
+        hangupAfterMs: 6000,
+        onEvent,
+      });
+      return { sid, opened, done };
+    });
+    for (const c of held) await c.opened;
+    for (const c of held) {
+      await Promise.race(
+        workers.map((w) => w.waitForLog((l) => l.msg === 'call started' && l.callSid === c.sid)),
+      );
+    }
+    const owners = held.map((c) => ownerOf(c.sid));
+    const drained = workers.find((w) => owners.filter((o) => o === w).length === 1)!;
+    const other = workers.find((w) => w !== drained)!;
+    drained.signal('SIGTERM');
+    await drained.waitForLog((l) => l.msg === 'draining');
+
+    const sid = 'CA00000000000000000000000000000e04';
+    const summary = await simulateCall({
+      url: `ws://127.0.0.1:${proxy.port}/media-stream/${sid}`,
+      callSid: sid,
+      audio: noise(700, 10),
+      segments: [{ startMs: 0, endMs: 700 }],
+      hangupAfterMs: 2500,
+    });
+    // The caller had an ordinary call, with the worker that was not draining.
+    expect(summary.closedBy).toBe('caller');
+    expect(summary.closeCode).toBe(1000);
+    expect(summary.replies[0]?.firstReplyMs).toEqual(expect.any(Number));
+    expect(ownerOf(sid)).toBe(other);
+    // The drained worker did refuse it, and the proxy tried the next one.
+    expect(drained.logs.some((l) => l.code === 'RUNTIME_ERR_DRAINING')).toBe(true);
+    expect(proxy.logs.find((l) => l.code === 'PROXY_ERR_BACKEND_BUSY')).toMatchObject({
+      msg: 'backend answered 503, trying the next one',
+      backend: `127.0.0.1:${drained.port}`,
+      markedDraining: true,
+    });
+    expect(
+      proxy.logs.find((l) => l.msg === 'upgrade' && l.path === `/media-stream/${sid}`),
+    ).toMatchObject({
+      outcome: 'ok',
+      status: 101,
+      backend: `127.0.0.1:${other.port}`,
+    });
+    for (const c of held) expect((await c.done).closedBy).toBe('caller');
+    expect(await drained.exited).toBe(0);
+  });
 });

@@ -165,7 +165,7 @@ describe('rolling a media worker behind the proxy', () => {
     a.signal('SIGTERM');
     await a.waitForLog((l) => l.msg === 'stream server draining');
     // The proxy has not probed A since: least-tunnels sends the next call to A (1 tunnel vs 2).
-    // Without the accept grace, A answers it with 503 and the proxy relays that: a lost call.
+    // Without the accept grace, A would answer it with 503 (the proxy then retries it on B).
     const first = call(proxy, 2500);
     await Promise.race([first.opened, first.done]);
     const second = call(proxy, 2500);
