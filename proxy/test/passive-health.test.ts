@@ -7,6 +7,7 @@ import {
   handshakeHeaders,
   metricValue,
   nextMessage,
+  openSocket,
   openWs,
   rawRequest,
   exchange,
@@ -164,6 +165,48 @@ describe('passive health on a worker 503', () => {
       code: 'PROXY_ERR_NO_BACKEND',
       status: 503,
     });
+  });
+
+  it.each([
+    ['resets', 'PROXY_ERR_CLIENT_GONE'],
+    ['waits past the handshake deadline of the second worker', 'PROXY_ERR_UPSTREAM_TIMEOUT'],
+  ])('cleans up a retried upgrade whose caller %s', async (what, code) => {
+    // The session's worker is busy; the retry goes to a worker that never answers.
+    const busy = await startRawBackend((socket) =>
+      socket.end(refusal(503, 'RUNTIME_ERR_DRAINING')),
+    );
+    const silent = await startRawBackend(() => {});
+    const t = await startEdge({
+      TEST_AGENT_BACKENDS: `${busy.hostPort},${silent.hostPort}`,
+      UPSTREAM_HANDSHAKE_TIMEOUT_MS: code === 'PROXY_ERR_UPSTREAM_TIMEOUT' ? '300' : '10000',
+    });
+    const [session] = sessionsOwnedBy(busy.hostPort, [busy.hostPort, silent.hostPort], 1);
+    const client = await openSocket(t.port);
+    const retried = once(silent, 'request');
+    client.write(rawRequest(`GET /test-agent/${session} HTTP/1.1`, handshakeHeaders()));
+    await retried;
+    let answer = '';
+    client.on('data', (chunk: Buffer) => (answer += chunk.toString('latin1')));
+    if (what === 'resets') client.resetAndDestroy();
+    else await once(client, 'close');
+    await t.edge.tunnels.waitForEmpty();
+    await eventually(async () => (await t.edge.connections()) === 0, 5000, 'proxy sockets closed');
+    await eventually(
+      () => busy.openSockets === 0 && silent.openSockets === 0,
+      5000,
+      'upstreams closed',
+    );
+    expect(t.logs.find((l) => l.msg === 'upgrade')).toMatchObject({ code });
+    if (code === 'PROXY_ERR_UPSTREAM_TIMEOUT') {
+      expect(answer).toMatch(/^HTTP\/1\.1 504 /);
+      expect(
+        t.edge
+          .backends('test-agent')
+          .map((b) => b.state)
+          .sort(),
+      ).toEqual(['down', 'draining']);
+    }
+    expect((await fetch(`${t.httpUrl}/healthz`)).status).toBe(200);
   });
 
   it("relays a 503 from the worker that has the call's other stream, instead of a second agent elsewhere", async () => {
