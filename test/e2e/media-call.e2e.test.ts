@@ -6,7 +6,7 @@ import {
   type SimEvent,
 } from '@callgate/simulator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { entryPoints, spawnProcess, type SpawnedProcess } from '../helpers/index.js';
+import { entryPoints, noise, spawnProcess, type SpawnedProcess } from '../helpers/index.js';
 
 // Calls through the real built stack: a proxy in front of two media workers (parrot agent),
 // driven by the simulator exactly as Twilio and SansPBX would.
@@ -53,17 +53,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all(spawned.map((p) => p.kill()));
 });
-
-/** Deterministic white noise: speech-like for an energy VAD, and it correlates only with itself. */
-function noise(ms: number, seed: number, amplitude = 0.3): Int16Array {
-  const out = new Int16Array((ms * RATE) / 1000);
-  let x = seed >>> 0;
-  for (let i = 0; i < out.length; i++) {
-    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
-    out[i] = Math.round((x / 2 ** 32 - 0.5) * 2 * amplitude * 32767);
-  }
-  return out;
-}
 
 /** Utterances placed on a silent timeline. */
 function timeline(totalMs: number, parts: Array<{ atMs: number; pcm: Int16Array }>): Int16Array {

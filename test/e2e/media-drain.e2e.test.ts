@@ -1,11 +1,10 @@
 import { simulateCall, type SimEvent } from '@callgate/simulator';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { entryPoints, spawnProcess, type SpawnedProcess } from '../helpers/index.js';
+import { entryPoints, noise, spawnProcess, type SpawnedProcess } from '../helpers/index.js';
 
 // SIGTERM to a media worker in the middle of a call, through the real proxy.
 
-const RATE = 8000;
 const spawned: SpawnedProcess[] = [];
 
 afterEach(async () => {
@@ -31,16 +30,6 @@ async function stack(
     MEDIA_BACKENDS: `127.0.0.1:${worker.port}`,
   });
   return { worker, proxy };
-}
-
-function noise(ms: number, seed: number): Int16Array {
-  const out = new Int16Array((ms * RATE) / 1000);
-  let x = seed >>> 0;
-  for (let i = 0; i < out.length; i++) {
-    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
-    out[i] = Math.round((x / 2 ** 32 - 0.5) * 0.6 * 32767);
-  }
-  return out;
 }
 
 /** Status of a WebSocket upgrade sent straight to `port` (101 when accepted). */

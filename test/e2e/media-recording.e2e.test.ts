@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { readWav } from '@callgate/audio';
 import { simulateCall, type SimEvent } from '@callgate/simulator';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { entryPoints, spawnProcess, type SpawnedProcess } from '../helpers/index.js';
+import { entryPoints, noise, spawnProcess, type SpawnedProcess } from '../helpers/index.js';
 
 // Call recordings of a real media worker behind the real proxy: complete and playable after a
 // normal end, still playable when the worker is SIGKILLed mid-call.
@@ -30,16 +30,6 @@ async function stack(): Promise<{ worker: SpawnedProcess; proxy: SpawnedProcess;
   });
   spawned.push(proxy);
   return { worker, proxy, dir };
-}
-
-function noise(ms: number, seed: number): Int16Array {
-  const out = new Int16Array((ms * RATE) / 1000);
-  let x = seed >>> 0;
-  for (let i = 0; i < out.length; i++) {
-    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
-    out[i] = Math.round((x / 2 ** 32 - 0.5) * 0.6 * 32767);
-  }
-  return out;
 }
 
 function channelRms(samples: Int16Array, channel: 0 | 1): number {

@@ -2,14 +2,13 @@ import { once } from 'node:events';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { simulateCall, type CallSummary, type SimEvent } from '@callgate/simulator';
 import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest';
-import { entryPoints, spawnProcess, type SpawnedProcess } from '../helpers/index.js';
+import { entryPoints, noise, spawnProcess, type SpawnedProcess } from '../helpers/index.js';
 
 // A rolling restart of one media worker behind the real proxy, with the proxy's default health
 // checks (a /readyz probe every 2 s, 1 s timeout) and the workers' default ACCEPT_GRACE_MS.
 // Between the SIGTERM and the proxy's next probe, the proxy still picks the draining worker for
 // new calls: the worker must serve them, not answer 503.
 
-const RATE = 8000;
 const spawned: SpawnedProcess[] = [];
 
 afterEach(async () => {
@@ -76,16 +75,6 @@ async function spawn(
   const p = await spawnProcess(name, entry, { env: { LOG_LEVEL: 'info', ...env } });
   spawned.push(p);
   return p;
-}
-
-function noise(ms: number, seed: number): Int16Array {
-  const out = new Int16Array((ms * RATE) / 1000);
-  let x = seed >>> 0;
-  for (let i = 0; i < out.length; i++) {
-    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
-    out[i] = Math.round((x / 2 ** 32 - 0.5) * 0.6 * 32767);
-  }
-  return out;
 }
 
 let sidCounter = 0;

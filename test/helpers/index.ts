@@ -1,1 +1,2 @@
 export * from './spawn.js';
+export * from './signals.js';

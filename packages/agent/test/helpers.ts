@@ -1,3 +1,4 @@
+import { concatPcm } from '@callgate/audio';
 import { createLogger } from '@callgate/runtime';
 import type { Logger } from '@callgate/runtime';
 import { Call } from '../src/call.js';
@@ -149,17 +150,8 @@ export function makeCall(
   return { call, transport, pacer, logs };
 }
 
-export function concat(chunks: readonly Int16Array[]): Int16Array {
-  let length = 0;
-  for (const c of chunks) length += c.length;
-  const out = new Int16Array(length);
-  let offset = 0;
-  for (const c of chunks) {
-    out.set(c, offset);
-    offset += c.length;
-  }
-  return out;
-}
+/** Concatenates PCM chunks (the audio package's own). */
+export const concat = concatPcm;
 
 /** Splits a signal into chunks of `size` samples (the last may be shorter). */
 export function chunks(pcm: Int16Array, size: number): Int16Array[] {
