@@ -18,7 +18,33 @@ export interface LoggerOptions {
   stream?: { write(line: string): unknown };
   /** Fields on every line, e.g. `{ service: 'proxy' }`. */
   fields?: LogFields;
+  /**
+   * Flood control for `warn` and `error` lines (on by default; `false` turns it off): per
+   * message, code and source (the line's `callSid`, `sessionId`, `client` or `tunnelId`), the
+   * first `lines` lines of each `intervalMs` are written, the rest are counted and summarised in
+   * one `log lines suppressed` line (with `suppressed`, `suppressedMsg`, `suppressedCode`) when the
+   * interval ends.
+   */
+  throttle?: Partial<LogThrottleOptions> | false;
 }
+
+export interface LogThrottleOptions {
+  /** Lines written per key and interval before the rest are counted. Default 5. */
+  lines: number;
+  /** Default 10000. */
+  intervalMs: number;
+  /** Keys tracked at once; past it, lines are keyed by message and code only. Default 10000. */
+  maxKeys: number;
+}
+
+export const DEFAULT_LOG_THROTTLE: Readonly<LogThrottleOptions> = {
+  lines: 5,
+  intervalMs: 10_000,
+  maxKeys: 10_000,
+};
+
+/** The fields that say which call or client a line is about, in order of preference. */
+const SOURCE_FIELDS = ['callSid', 'sessionId', 'client', 'tunnelId'] as const;
 
 const LEVELS: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
@@ -34,7 +60,97 @@ export function isLogLevel(value: string): value is LogLevel {
 export function createLogger(options: LoggerOptions = {}): Logger {
   const minLevel = LEVELS[options.level ?? 'info'];
   const stream = options.stream ?? process.stdout;
-  return makeLogger(minLevel, stream, options.fields ?? {});
+  const throttle =
+    options.throttle === false
+      ? undefined
+      : new LogThrottle({ ...DEFAULT_LOG_THROTTLE, ...options.throttle }, stream);
+  return makeLogger(minLevel, stream, options.fields ?? {}, throttle);
+}
+
+interface ThrottleEntry {
+  written: number;
+  suppressed: number;
+  level: LogLevel;
+  msg: string;
+  code: unknown;
+  fields: LogFields;
+}
+
+/**
+ * Per key (level, msg, code, source), counts the lines of the current interval; one timer per
+ * logger tree, unref'd and only while something is being counted, ends each interval and writes
+ * one summary line per key that lost lines.
+ */
+class LogThrottle {
+  readonly #o: LogThrottleOptions;
+  readonly #stream: { write(line: string): unknown };
+  #entries = new Map<string, ThrottleEntry>();
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(options: LogThrottleOptions, stream: { write(line: string): unknown }) {
+    this.#o = options;
+    this.#stream = stream;
+  }
+
+  /** True when the line may be written; false when it was counted instead. */
+  admit(level: LogLevel, msg: string, base: LogFields, fields: LogFields | undefined): boolean {
+    if (level !== 'warn' && level !== 'error') return true;
+    const code = fields?.code ?? base.code;
+    let source: unknown;
+    for (const name of SOURCE_FIELDS) {
+      source = fields?.[name] ?? base[name];
+      if (source !== undefined) break;
+    }
+    let key = `${level}\u0000${msg}\u0000${String(code)}\u0000${String(source)}`;
+    if (!this.#entries.has(key) && this.#entries.size >= this.#o.maxKeys) {
+      key = `${level}\u0000${msg}\u0000${String(code)}\u0000*`;
+      source = undefined;
+    }
+    let entry = this.#entries.get(key);
+    if (!entry) {
+      const where: LogFields = { ...base };
+      for (const name of SOURCE_FIELDS) {
+        const value = fields?.[name];
+        if (value !== undefined) where[name] = value;
+      }
+      entry = { written: 0, suppressed: 0, level, msg, code, fields: where };
+      this.#entries.set(key, entry);
+      this.#timer ??= setInterval(() => this.#flush(), this.#o.intervalMs).unref();
+    }
+    if (entry.written < this.#o.lines) {
+      entry.written++;
+      return true;
+    }
+    entry.suppressed++;
+    return false;
+  }
+
+  #flush(): void {
+    const entries = this.#entries;
+    this.#entries = new Map();
+    for (const e of entries.values()) {
+      if (e.suppressed === 0) continue;
+      const line = {
+        time: new Date().toISOString(),
+        level: e.level,
+        msg: 'log lines suppressed',
+        ...e.fields,
+        suppressed: e.suppressed,
+        suppressedMsg: e.msg,
+        suppressedCode: e.code,
+        intervalMs: this.#o.intervalMs,
+      };
+      try {
+        this.#stream.write(JSON.stringify(line) + '\n');
+      } catch {
+        // A broken stream loses the summary like any other line.
+      }
+    }
+    if (this.#entries.size === 0 && this.#timer) {
+      clearInterval(this.#timer);
+      this.#timer = undefined;
+    }
+  }
 }
 
 /** A logger that writes nothing, for tests and libraries used without one. */
@@ -52,9 +168,11 @@ function makeLogger(
   minLevel: number,
   stream: { write(line: string): unknown },
   base: LogFields,
+  throttle: LogThrottle | undefined,
 ): Logger {
   const write = (level: LogLevel, msg: string, fields?: LogFields): void => {
     if (LEVELS[level] < minLevel) return;
+    if (throttle && !throttle.admit(level, msg, base, fields)) return;
     const line: LogFields = { time: new Date().toISOString(), level, msg, ...base };
     if (fields) for (const [k, v] of Object.entries(fields)) line[k] = serialize(v);
     let text: string;
@@ -70,7 +188,7 @@ function makeLogger(
     info: (msg, fields) => write('info', msg, fields),
     warn: (msg, fields) => write('warn', msg, fields),
     error: (msg, fields) => write('error', msg, fields),
-    child: (fields) => makeLogger(minLevel, stream, { ...base, ...fields }),
+    child: (fields) => makeLogger(minLevel, stream, { ...base, ...fields }, throttle),
   };
 }
 

@@ -142,3 +142,50 @@ describe('isLogLevel', () => {
     expect(isLogLevel(value)).toBe(expected);
   });
 });
+
+describe('log throttling', () => {
+  it('writes the first lines per call and source, then one summary per interval', async () => {
+    const c = capture({ throttle: { lines: 3, intervalMs: 50 } });
+    const logger = createLogger(c.options);
+    const call = logger.child({ callSid: 'CA1' });
+    for (let i = 0; i < 1000; i++) call.warn('bad message ignored', { code: 'X_BAD' });
+    // Another call and another code are counted apart; info lines are never throttled.
+    for (let i = 0; i < 4; i++) logger.child({ callSid: 'CA2' }).warn('bad message ignored');
+    for (let i = 0; i < 10; i++) call.info('fine');
+    expect(c.lines.filter((l) => l.callSid === 'CA1' && l.level === 'warn')).toHaveLength(3);
+    expect(c.lines.filter((l) => l.callSid === 'CA2')).toHaveLength(3);
+    expect(c.lines.filter((l) => l.msg === 'fine')).toHaveLength(10);
+    await new Promise((resolve) => setTimeout(resolve, 120));
+    const summaries = c.lines.filter((l) => l.msg === 'log lines suppressed');
+    expect(summaries).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({
+          callSid: 'CA1',
+          suppressed: 997,
+          suppressedMsg: 'bad message ignored',
+          suppressedCode: 'X_BAD',
+        }),
+        expect.objectContaining({ callSid: 'CA2', suppressed: 1 }),
+      ]),
+    );
+    expect(summaries).toHaveLength(2);
+    // A new interval writes again.
+    call.warn('bad message ignored', { code: 'X_BAD' });
+    expect(c.lines.at(-1)).toMatchObject({ msg: 'bad message ignored', callSid: 'CA1' });
+  });
+
+  it('keys lines by client address when there is no call', () => {
+    const c = capture({ throttle: { lines: 2 } });
+    const logger = createLogger(c.options);
+    for (let i = 0; i < 50; i++) logger.warn('bad request', { client: '127.0.0.2', requestId: i });
+    logger.warn('bad request', { client: '127.0.0.1' });
+    expect(c.lines.map((l) => l.client)).toEqual(['127.0.0.2', '127.0.0.2', '127.0.0.1']);
+  });
+
+  it('can be turned off', () => {
+    const c = capture({ throttle: false });
+    const logger = createLogger(c.options);
+    for (let i = 0; i < 20; i++) logger.warn('same');
+    expect(c.lines).toHaveLength(20);
+  });
+});
