@@ -44,6 +44,7 @@ export class Backend {
   #isRemoved = false;
   #goodProbes = 0;
   #badProbes = 0;
+  #full = false;
 
   constructor(pool: string, host: string, port: number, observer: BackendObserver) {
     this.pool = pool;
@@ -60,6 +61,15 @@ export class Backend {
   /** Open tunnels plus connects in progress and HTTP requests in flight: the balancer's load. */
   get active(): number {
     return this.#active;
+  }
+
+  /**
+   * Answered an upgrade with 503 while `up`: full (or draining, until the next probe says so).
+   * Still `up`: plain requests (webhooks) go on, and new tunnels go to it only when every other
+   * `up` backend is full too. Cleared by the next ready probe (as `draining` was before).
+   */
+  get isFull(): boolean {
+    return this.#full;
   }
 
   get isRemoved(): boolean {
@@ -94,8 +104,16 @@ export class Backend {
    * probes, and a removed one is already draining. Returns whether the state changed.
    */
   markDraining(reason: string): boolean {
-    if (this.#isRemoved || this.#state !== 'up') return false;
-    this.#setState('draining', reason);
+    return this.markFull(reason);
+  }
+
+  /**
+   * A worker's 503 on an upgrade: full, not draining (a draining worker says so on `/readyz`,
+   * and the next probe marks it). Returns whether the flag was newly set on an `up` backend.
+   */
+  markFull(_reason: string): boolean {
+    if (this.#isRemoved || this.#state !== 'up' || this.#full) return false;
+    this.#full = true;
     return true;
   }
 
@@ -104,6 +122,7 @@ export class Backend {
     if (this.#isRemoved) return;
     switch (result) {
       case 'ready':
+        this.#full = false;
         this.#badProbes = 0;
         this.#goodProbes++;
         // A worker that stopped draining is ready at once; one that was down must prove itself.

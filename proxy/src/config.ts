@@ -1,3 +1,4 @@
+import { cidrProblems } from './client-limits.js';
 import {
   EnvReader,
   deepFreeze,
@@ -54,6 +55,17 @@ export interface ProxyConfig {
   signatureMode: SignatureMode;
   sansPbxEnabled: boolean;
   logLevel: LogLevel;
+  /** Open connections per client address (0: off). */
+  maxConnectionsPerClient: number;
+  /** Connections per client address still sending request headers (0: off). */
+  maxPendingPerClient: number;
+  /** Load balancers whose CLIENT_ADDRESS_HEADER names the client. */
+  trustedProxyCidrs: readonly string[];
+  clientAddressHeader: string;
+  /** A plain request's worker must send its first response byte within this. */
+  firstByteTimeoutMs: number;
+  /** Bodies up to this size are read whole first, so a request can be retried on another worker. */
+  retryBodyBytes: number;
 }
 
 /** Every default in one place (the README table mirrors it). */
@@ -78,6 +90,12 @@ export const PROXY_DEFAULTS = {
   drainTimeoutMs: 3_600_000,
   sansPbxEnabled: true,
   logLevel: 'info',
+  maxConnectionsPerClient: 1000,
+  maxPendingPerClient: 32,
+  trustedProxyCidrs: [],
+  clientAddressHeader: 'x-forwarded-for',
+  firstByteTimeoutMs: 2000,
+  retryBodyBytes: 65_536,
 } as const;
 
 const D = PROXY_DEFAULTS;
@@ -135,6 +153,8 @@ export function loadProxyConfig(env: Env): Readonly<ProxyConfig> {
   const logLevel = r.string('LOG_LEVEL', D.logLevel);
   if (!isLogLevel(logLevel)) r.problem('LOG_LEVEL must be debug, info, warn or error');
 
+  const trustedProxyCidrs = r.list('TRUSTED_PROXY_CIDRS');
+  for (const problem of cidrProblems(trustedProxyCidrs)) r.problem(`TRUSTED_PROXY_CIDRS: ${problem}`);
   const config: ProxyConfig = {
     host: r.string('HOST', D.host),
     port: r.port('PORT', D.port),
@@ -187,6 +207,21 @@ export function loadProxyConfig(env: Env): Readonly<ProxyConfig> {
     signatureMode,
     sansPbxEnabled: r.bool('SANSPBX_ENABLED', D.sansPbxEnabled),
     logLevel: isLogLevel(logLevel) ? logLevel : D.logLevel,
+    maxConnectionsPerClient: r.int('MAX_CONNECTIONS_PER_CLIENT', D.maxConnectionsPerClient, {
+      min: 0,
+      max: 1_000_000,
+    }),
+    maxPendingPerClient: r.int('MAX_PENDING_PER_CLIENT', D.maxPendingPerClient, {
+      min: 0,
+      max: 1_000_000,
+    }),
+    trustedProxyCidrs,
+    clientAddressHeader: r.string('CLIENT_ADDRESS_HEADER', D.clientAddressHeader).toLowerCase(),
+    firstByteTimeoutMs: r.int('FIRST_BYTE_TIMEOUT_MS', D.firstByteTimeoutMs, {
+      min: 10,
+      max: 120_000,
+    }),
+    retryBodyBytes: r.int('RETRY_BODY_BYTES', D.retryBodyBytes, { min: 0, max: 10_485_760 }),
   };
   r.done();
   return deepFreeze(config);

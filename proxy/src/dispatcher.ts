@@ -5,6 +5,7 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from '@callgate/runtime';
 import { answerProbe } from './admin.js';
 import type { Backend } from './backend.js';
+import type { ClientLimits } from './client-limits.js';
 import type { PoolName } from './config.js';
 import type { Connector } from './connector.js';
 import { outcomeOf, type ProxyErrorCode } from './errors.js';
@@ -31,6 +32,14 @@ export interface DispatcherOptions {
   publicUrl: URL | undefined;
   maxTunnels: number;
   upstreamHandshakeTimeoutMs: number;
+  /** Per-client-address limits; none in some tests. */
+  clientLimits?: ClientLimits | undefined;
+  /** Plain requests: per-worker first-byte deadline (retry elsewhere when safe). */
+  firstByteTimeoutMs?: number | undefined;
+  /** Plain requests: bodies up to this are read whole first, so they can be retried. */
+  retryBodyBytes?: number | undefined;
+  /** Plain requests: the client's whole body must arrive within this (else 408). */
+  requestTimeoutMs?: number | undefined;
   isDraining(): boolean;
   metrics: ProxyMetrics;
   logger: Logger;
@@ -66,6 +75,7 @@ export class Dispatcher {
   }
 
   upgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
+    if (this.#options.clientLimits?.admitUpgrade(req, socket) === false) return;
     const { metrics, logger, routes, tracker } = this.#options;
     const requestId = randomUUID();
     const startedAt = performance.now();
@@ -147,7 +157,12 @@ export class Dispatcher {
   }
 
   request(req: IncomingMessage, res: ServerResponse): void {
-    const { metrics, logger, routes } = this.#options;
+    const { metrics, logger, routes, clientLimits } = this.#options;
+    if (clientLimits?.admitRequest(req, res) === false) {
+      metrics.httpRequests.inc({ route: 'none', outcome: outcomeOf('PROXY_ERR_CLIENT_LIMIT') });
+      return;
+    }
+    const client = clientLimits?.clientOf(req) ?? req.socket.remoteAddress ?? '';
     const requestId = randomUUID();
     const startedAt = performance.now();
     const method = req.method ?? '';
@@ -170,7 +185,7 @@ export class Dispatcher {
         code,
         reason,
         status: statusOf(code),
-        client: req.socket.remoteAddress,
+        client,
         durationMs: elapsed(startedAt),
       });
       sendError(res, code, requestId);
@@ -199,11 +214,29 @@ export class Dispatcher {
       req,
       res,
       forwarded: {
-        clientAddress: req.socket.remoteAddress ?? '',
+        clientAddress: client,
         proto: this.#httpProto,
         host: req.headers.host,
       },
       responseTimeoutMs: this.#options.upstreamHandshakeTimeoutMs,
+      firstByteTimeoutMs: this.#options.firstByteTimeoutMs,
+      retryBodyBytes: this.#options.retryBodyBytes,
+      bodyTimeoutMs: this.#options.requestTimeoutMs,
+      slowBackend: (f, backend, retrying) => {
+        metrics.error('PROXY_ERR_FIRST_BYTE_TIMEOUT');
+        if (retrying) metrics.requestRetries.inc({ pool: f.pool, reason: 'first_byte_timeout' });
+        logger.warn(
+          retrying ? 'backend sent no response, trying the next one' : 'backend sent no response',
+          {
+            code: 'PROXY_ERR_FIRST_BYTE_TIMEOUT',
+            requestId: f.id,
+            route: f.route,
+            pool: f.pool,
+            backend: backend.id,
+            client,
+          },
+        );
+      },
       connector: this.#options.connector,
       adapter: this.#options.adapter,
       logger,
@@ -222,6 +255,8 @@ export class Dispatcher {
           outcome,
           code,
           status,
+          attempts: f.attempts > 1 ? f.attempts : undefined,
+          client,
           durationMs: elapsed(f.startedAt),
         };
         if (code === undefined) logger.info('request', fields);

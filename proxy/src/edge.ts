@@ -9,6 +9,7 @@ import {
 import { AdminServer } from './admin.js';
 import { POOL_NAMES, type PoolName, type ProxyConfig } from './config.js';
 import { Connector } from './connector.js';
+import { ClientLimits } from './client-limits.js';
 import { Dispatcher } from './dispatcher.js';
 import { HealthChecker } from './health-check.js';
 import { Listener } from './listener.js';
@@ -80,7 +81,19 @@ export class Edge implements DrainableService {
             mode: config.signatureMode,
           })
         : undefined;
+    const clientLimits = new ClientLimits({
+      maxConnectionsPerClient: config.maxConnectionsPerClient,
+      maxPendingPerClient: config.maxPendingPerClient,
+      trustedProxyCidrs: config.trustedProxyCidrs,
+      clientAddressHeader: config.clientAddressHeader,
+      metrics: this.metrics,
+      logger,
+    });
     const dispatcher = new Dispatcher({
+      clientLimits,
+      firstByteTimeoutMs: config.firstByteTimeoutMs,
+      retryBodyBytes: config.retryBodyBytes,
+      requestTimeoutMs: config.requestTimeoutMs,
       routes: new RouteTable({ sansPbxEnabled: config.sansPbxEnabled }),
       pools,
       tracker: this.tunnels,
@@ -105,6 +118,7 @@ export class Edge implements DrainableService {
       headersTimeoutMs: config.headersTimeoutMs,
       requestTimeoutMs: config.requestTimeoutMs,
       maxConnections: config.maxConnections,
+      clientLimits,
       logger,
       metrics: this.metrics,
       onRequest: (req, res) => dispatcher.request(req, res),

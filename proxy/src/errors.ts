@@ -16,6 +16,10 @@ export const ERROR_STATUS = {
   PROXY_ERR_BAD_HANDSHAKE: 400,
   PROXY_ERR_NO_ROUTE: 404,
   PROXY_ERR_BAD_SIGNATURE: 403,
+  /** A request body that did not arrive within REQUEST_TIMEOUT_MS (the client is slow, not the worker). */
+  PROXY_ERR_CLIENT_TIMEOUT: 408,
+  /** One client address over MAX_CONNECTIONS_PER_CLIENT / MAX_PENDING_PER_CLIENT. */
+  PROXY_ERR_CLIENT_LIMIT: 429,
   // Capacity.
   PROXY_ERR_DRAINING: 503,
   PROXY_ERR_TOO_MANY_TUNNELS: 503,
@@ -27,6 +31,8 @@ export const ERROR_STATUS = {
   PROXY_ERR_UPSTREAM_TIMEOUT: 504,
   PROXY_ERR_UPSTREAM_REJECTED: null,
   PROXY_ERR_BACKEND_BUSY: null,
+  /** A worker sent no response byte within FIRST_BYTE_TIMEOUT_MS: retried elsewhere, marked down. */
+  PROXY_ERR_FIRST_BYTE_TIMEOUT: null,
   // The tunnel.
   PROXY_ERR_CLIENT_GONE: null,
   PROXY_ERR_TUNNEL_IDLE: null,

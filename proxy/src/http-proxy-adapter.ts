@@ -1,6 +1,6 @@
 import { Agent, type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
+import { Readable, type Duplex } from 'node:stream';
 import httpProxy from 'http-proxy';
 
 // The only module that knows http-proxy. Everything around it owns the sockets; the library only
@@ -141,11 +141,14 @@ export class HttpProxyAdapter {
     upstream: Socket,
     target: Target,
     handler: ExchangeHandler,
+    body?: Buffer,
   ): void {
     this.#exchanges.set(req, handler);
     this.#proxy.web(req, res, {
       target: { host: target.host, port: target.port },
       agent: new PreconnectedAgent(upstream),
+      // A body read whole beforehand (so the request can be sent again) instead of `req`.
+      ...(body === undefined ? {} : { buffer: Readable.from([body]) }),
     });
   }
 }

@@ -9,6 +9,7 @@ import {
   type Service,
 } from '@callgate/runtime';
 import { ProxyError, type ProxyErrorCode } from './errors.js';
+import type { ClientLimits } from './client-limits.js';
 import type { ProxyMetrics } from './metrics.js';
 import { endSocket, rawErrorResponse, sendError } from './responses.js';
 
@@ -19,6 +20,8 @@ export interface ListenerOptions {
   headersTimeoutMs: number;
   requestTimeoutMs: number;
   maxConnections: number;
+  /** Per-client-address limits, checked at accept; none in some tests. */
+  clientLimits?: ClientLimits | undefined;
   logger: Logger;
   metrics: ProxyMetrics;
   onRequest(req: IncomingMessage, res: ServerResponse): void;
@@ -71,11 +74,13 @@ export class Listener implements Service {
       this.#upgrade(req, socket, head),
     );
     this.#server.on('clientError', (err: Error, socket: Socket) => this.#clientError(err, socket));
-    this.#server.on('drop', () => {
+    this.#server.on('drop', (data?: { remoteAddress?: string }) => {
       options.metrics.error('PROXY_ERR_TOO_MANY_CONNECTIONS');
+      // Throttled per client by the logger: a reconnect storm is a few lines and a count.
       options.logger.warn('connection dropped at accept', {
         code: 'PROXY_ERR_TOO_MANY_CONNECTIONS',
         maxConnections: options.maxConnections,
+        client: data?.remoteAddress,
       });
     });
   }
@@ -155,6 +160,7 @@ export class Listener implements Service {
   }
 
   #track(socket: Socket): void {
+    if (this.#options.clientLimits && !this.#options.clientLimits.accept(socket)) return;
     this.#sockets.add(socket);
     socket.once('close', () => this.#sockets.delete(socket));
   }
@@ -163,6 +169,7 @@ export class Listener implements Service {
     // Guard 2: Node removed its own error handler before emitting 'upgrade'; a reset from here on
     // would crash the process without this. It stays for the socket's whole life.
     socket.on('error', socketOnError);
+    this.#options.clientLimits?.headersDone(socket);
     try {
       this.#options.onUpgrade(req, socket, head);
     } catch (err) {
@@ -176,6 +183,7 @@ export class Listener implements Service {
   }
 
   #request(req: IncomingMessage, res: ServerResponse): void {
+    this.#options.clientLimits?.headersDone(req.socket);
     try {
       this.#options.onRequest(req, res);
     } catch (err) {
@@ -194,7 +202,12 @@ export class Listener implements Service {
     const code = CLIENT_ERRORS[nodeCode] ?? 'PROXY_ERR_BAD_REQUEST';
     const requestId = randomUUID();
     this.#options.metrics.error(code);
-    this.#options.logger.warn('bad request', { code, cause: nodeCode, requestId });
+    this.#options.logger.warn('bad request', {
+      code,
+      cause: nodeCode,
+      requestId,
+      client: socket.remoteAddress,
+    });
     // The socket still belongs to Node's parser: answer, then destroy once written.
     if (socket.bytesWritten === 0) {
       endSocket(socket, rawErrorResponse(code, requestId), { drainInput: false });

@@ -16,6 +16,8 @@ export class ProxyMetrics {
   readonly signatureChecks: Counter<'verdict'>;
   readonly errors: Counter<'code'>;
   readonly draining: Gauge;
+  readonly clientLimited: Counter<'at'>;
+  readonly requestRetries: Counter<'pool' | 'reason'>;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -73,6 +75,18 @@ export class ProxyMetrics {
       name: 'proxy_errors_total',
       help: 'Errors by code (see proxy/README.md).',
       labelNames: ['code'],
+      registers,
+    });
+    this.clientLimited = new Counter({
+      name: 'proxy_client_limited_total',
+      help: 'Connections (at=accept) and requests or tunnels (at=request) refused by a per-client limit.',
+      labelNames: ['at'],
+      registers,
+    });
+    this.requestRetries = new Counter({
+      name: 'proxy_request_retries_total',
+      help: 'Plain requests sent again to another worker, by reason (first_byte_timeout).',
+      labelNames: ['pool', 'reason'],
       registers,
     });
     this.draining = new Gauge({

@@ -63,9 +63,12 @@ export class Pool extends EventEmitter<PoolEvents> implements BackendObserver {
     const candidates = this.backends.filter(
       (b) => b.state === 'up' && !(options.exclude?.has(b) ?? false),
     );
+    // A full worker still takes webhooks, and new work only when every other one is full too.
+    const free = candidates.filter((b) => !b.isFull);
+    const from = free.length > 0 ? free : candidates;
     return options.sessionId === undefined
-      ? leastTunnels(candidates)
-      : rendezvous(options.sessionId, candidates);
+      ? leastTunnels(from)
+      : rendezvous(options.sessionId, from);
   }
 
   /** The backend a live tunnel with this affinity key went to, if any. */

@@ -72,8 +72,10 @@ describe('passive health on a worker 503', () => {
     first.send('hi');
     expect(await nextMessage(first)).toBe('ok:hi');
     expect(upgradesOnFull()).toBe(1);
-    expect(backend.state).toBe('draining');
-    // The rest go straight to the other worker: the full one is draining until its next probe.
+    // Full, not draining: still `up` (webhooks go on), no new work while another is free.
+    expect(backend.state).toBe('up');
+    expect(backend.isFull).toBe(true);
+    // The rest go straight to the other worker: the full one is skipped until its next probe.
     for (const session of sessions.slice(1)) {
       const ws = await openWs(`${t.wsUrl}/test-agent/${session}?token=t`);
       ws.send('hi');
@@ -95,7 +97,7 @@ describe('passive health on a worker 503', () => {
     ]);
     expect(
       t.logs.find((l) => l.msg === 'backend state' && l.backend === full.hostPort),
-    ).toMatchObject({ from: 'up', to: 'draining', reason: 'upgrade answered 503' });
+    ).toBeUndefined();
     const upgrade = t.logs.find(
       (l) => l.msg === 'upgrade' && l.path === `/test-agent/${sessions[0]}`,
     );
@@ -126,18 +128,18 @@ describe('passive health on a worker 503', () => {
       await metricValue(t.adminUrl, 'proxy_backend_state', {
         pool: 'test-agent',
         backend: full.hostPort,
-        state: 'draining',
+        state: 'up',
       }),
     ).toBe(1);
 
-    // The probe decides again: 200 → up, and the worker is tried once more.
+    // The probe decides again: 200 → not full, and the worker is tried once more.
     heldProbes[0]!.end(PROBE_OK);
-    while (backend.state !== 'up') await once(pool, 'state');
+    await eventually(() => !backend.isFull, 5000, 'full flag cleared by the probe');
     const again = await openWs(`${t.wsUrl}/test-agent/${sessions[1]}?token=again`);
     again.send('hi');
     expect(await nextMessage(again)).toBe('ok:hi');
     expect(upgradesOnFull()).toBe(2);
-    expect(backend.state).toBe('draining');
+    expect(backend.isFull).toBe(true);
     expect(t.logs.filter((l) => l.code === 'PROXY_ERR_BACKEND_BUSY')).toHaveLength(2);
   });
 
@@ -156,10 +158,11 @@ describe('passive health on a worker 503', () => {
     expect(busy.map((b) => b.heads.length)).toEqual([1, 1, 1]);
     await eventually(() => busy.every((b) => b.openSockets === 0), 5000, 'upstreams closed');
     await t.edge.tunnels.waitForEmpty();
-    expect(t.edge.backends('media').map((b) => b.state)).toEqual([
-      'draining',
-      'draining',
-      'draining',
+    // Full, not draining: webhooks still reach them.
+    expect(t.edge.pools.get('media')!.backends.map((b) => [b.state, b.isFull])).toEqual([
+      ['up', true],
+      ['up', true],
+      ['up', true],
     ]);
     expect(t.logs.find((l) => l.msg === 'upgrade')).toMatchObject({
       code: 'PROXY_ERR_NO_BACKEND',
@@ -204,7 +207,7 @@ describe('passive health on a worker 503', () => {
           .backends('test-agent')
           .map((b) => b.state)
           .sort(),
-      ).toEqual(['down', 'draining']);
+      ).toEqual(['down', 'up']);
     }
     expect((await fetch(`${t.httpUrl}/healthz`)).status).toBe(200);
   });
