@@ -51,6 +51,8 @@ export class Edge implements DrainableService {
   readonly tunnels: TunnelTracker;
   readonly #config: Readonly<EdgeConfig>;
   readonly #logger: Logger;
+  /** Per-client-address limits of the public port. */
+  readonly clientLimits: ClientLimits;
   readonly #listener: Listener;
   readonly #admin: AdminServer;
   readonly #membership: Membership;
@@ -81,14 +83,14 @@ export class Edge implements DrainableService {
             mode: config.signatureMode,
           })
         : undefined;
-    const clientLimits = new ClientLimits({
+    const clientLimits = (this.clientLimits = new ClientLimits({
       maxConnectionsPerClient: config.maxConnectionsPerClient,
       maxPendingPerClient: config.maxPendingPerClient,
       trustedProxyCidrs: config.trustedProxyCidrs,
       clientAddressHeader: config.clientAddressHeader,
       metrics: this.metrics,
       logger,
-    });
+    }));
     const dispatcher = new Dispatcher({
       clientLimits,
       firstByteTimeoutMs: config.firstByteTimeoutMs,

@@ -198,12 +198,52 @@ function requireCallSid(params: Record<string, string>): string {
   return callSid;
 }
 
+// An oversized body is read and dropped up to this much (or this long) before the 413 goes out:
+// answering while the peer still writes ends in a TCP reset that can destroy the answer on its way
+// (a proxy then sees ECONNRESET and answers 502 instead of relaying the 413).
+const DISCARD_BYTES = 1 << 20;
+const DISCARD_MS = 2000;
+
+/** Reads and drops the rest of `req` (bounded), then settles with the 413. */
+function discardThenReject(
+  req: IncomingMessage,
+  maxBytes: number,
+  already: number,
+  reject: (err: WebhookError) => void,
+): void {
+  let size = already;
+  let settled = false;
+  const done = (): void => {
+    if (settled) return;
+    settled = true;
+    clearTimeout(timer);
+    req.off('data', onData);
+    req.off('end', done);
+    req.on('error', () => undefined);
+    req.resume(); // keep the socket flowing so the 413 can be written
+    reject(new WebhookError(413, 'MEDIA_ERR_BODY_TOO_LARGE', `body over ${maxBytes} bytes`));
+  };
+  const onData = (chunk: Buffer): void => {
+    size += chunk.length;
+    if (size > maxBytes + DISCARD_BYTES) done();
+  };
+  const timer = setTimeout(done, DISCARD_MS);
+  if (req.readableEnded) {
+    done();
+    return;
+  }
+  req.on('data', onData);
+  req.once('end', done);
+  req.once('error', done);
+}
+
 function readBody(req: IncomingMessage, maxBytes: number): Promise<string> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > maxBytes) {
-    return Promise.reject(
-      new WebhookError(413, 'MEDIA_ERR_BODY_TOO_LARGE', `body over ${maxBytes} bytes`),
-    );
+    return new Promise<string>((_resolve, reject) => {
+      if (declared > maxBytes + DISCARD_BYTES) discardThenReject(req, maxBytes, Infinity, reject);
+      else discardThenReject(req, maxBytes, 0, reject);
+    });
   }
   return new Promise<string>((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -212,8 +252,7 @@ function readBody(req: IncomingMessage, maxBytes: number): Promise<string> {
       size += chunk.length;
       if (size > maxBytes) {
         cleanup();
-        req.resume(); // keep the socket flowing so the 413 can be written
-        reject(new WebhookError(413, 'MEDIA_ERR_BODY_TOO_LARGE', `body over ${maxBytes} bytes`));
+        discardThenReject(req, maxBytes, size, reject);
         return;
       }
       chunks.push(chunk);
