@@ -154,7 +154,8 @@ export function loadProxyConfig(env: Env): Readonly<ProxyConfig> {
   if (!isLogLevel(logLevel)) r.problem('LOG_LEVEL must be debug, info, warn or error');
 
   const trustedProxyCidrs = r.list('TRUSTED_PROXY_CIDRS');
-  for (const problem of cidrProblems(trustedProxyCidrs)) r.problem(`TRUSTED_PROXY_CIDRS: ${problem}`);
+  for (const problem of cidrProblems(trustedProxyCidrs))
+    r.problem(`TRUSTED_PROXY_CIDRS: ${problem}`);
   const config: ProxyConfig = {
     host: r.string('HOST', D.host),
     port: r.port('PORT', D.port),

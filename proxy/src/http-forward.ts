@@ -100,7 +100,11 @@ export class HttpForward implements ExchangeHandler {
         if (!this.#bodyDone) this.#fail('PROXY_ERR_CLIENT_TIMEOUT');
       }, bodyTimeoutMs);
     }
-    req.headers = upstreamHeaders(req.headers, { ...this.#options.forwarded, requestId: this.id }, false);
+    req.headers = upstreamHeaders(
+      req.headers,
+      { ...this.#options.forwarded, requestId: this.id },
+      false,
+    );
     req.url = this.#options.forwardUrl;
     if (this.#retryable()) {
       this.#readBody();

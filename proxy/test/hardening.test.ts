@@ -152,7 +152,10 @@ describe('per-client-address limits', () => {
       localAddress: '127.0.0.3',
       headers: { 'x-forwarded-for': '203.0.113.7' },
     });
-    const [, res] = (await once(second, 'unexpected-response')) as [unknown, { statusCode: number }];
+    const [, res] = (await once(second, 'unexpected-response')) as [
+      unknown,
+      { statusCode: number },
+    ];
     expect(res.statusCode).toBe(429);
     second.terminate();
     // Another client behind the same balancer is not affected.

@@ -10,7 +10,7 @@ import {
   type PacerTick,
 } from './call-pacer.js';
 import { AgentError } from './errors.js';
-import { FRAME_MS, Playback } from './playback.js';
+import { FRAME_MS, Playback, type MarkOutcome } from './playback.js';
 import type {
   Agent,
   AgentCall,
@@ -233,25 +233,34 @@ export class Call extends EventEmitter<CallEvents> {
     else this.#inbound?.holdDigit(digit);
   }
 
-  /** A mark echo from the transport: "played" unless its utterance was cleared. */
-  receiveMark(name: string): void {
-    if (this.isEnded || !this.#playback) return;
+  /** How long the oldest sent mark has waited for its echo (ms); undefined when none waits. */
+  get markEchoWaitMs(): number | undefined {
+    return this.#playback?.oldestEchoWaitMs();
+  }
+
+  /**
+   * A mark echo from the transport: "played" unless its utterance was cleared. Returns what it
+   * was; an `unknown` mark is left to the caller (the media session counts it as a bad message).
+   */
+  receiveMark(name: string): MarkOutcome | undefined {
+    if (this.isEnded || !this.#playback) return undefined;
     const outcome = this.#playback.markEchoed(name);
     if (outcome === 'cleared') {
       this.#stats.marksCleared++;
-      return;
+      return outcome;
     }
     if (outcome === 'unknown') {
       const error = new AgentError('AGENT_ERR_UNKNOWN_MARK', `mark "${name}" names no utterance`);
-      this.#log.warn('unknown mark ignored', { code: error.code, mark: name });
+      this.#log.debug('unknown mark ignored', { code: error.code, mark: name });
       this.emit('problem', error);
-      return;
+      return outcome;
     }
     this.#stats.marksPlayed++;
     const session = this.#session;
     if (session?.onPlayed) this.#guard.invoke('onPlayed', () => session.onPlayed?.(name));
-    if (this.isEnded) return;
+    if (this.isEnded) return outcome;
     this.emit('played', name);
+    return outcome;
   }
 
   /**

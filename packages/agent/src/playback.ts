@@ -47,8 +47,8 @@ export class Playback {
   #open: string | undefined;
   /** Said, mark not yet sent (includes the open utterance). */
   readonly #unmarked = new Set<string>();
-  /** Mark sent, echo not yet received. */
-  readonly #awaitingEcho = new Set<string>();
+  /** Mark sent, echo not yet received: when it was sent (`performance.now()`), oldest first. */
+  readonly #awaitingEcho = new Map<string, number>();
   /** Mark sent, then cleared; Twilio still echoes it. */
   readonly #cleared = new Set<string>();
 
@@ -137,9 +137,19 @@ export class Playback {
       this.#queuedFrames--;
     } else {
       this.#unmarked.delete(item.utteranceId);
-      this.#awaitingEcho.add(item.utteranceId);
+      this.#awaitingEcho.set(item.utteranceId, performance.now());
     }
     return item;
+  }
+
+  /**
+   * How long the oldest sent mark has waited for its echo (ms), or undefined when none waits.
+   * Marks go out right behind their audio, a moment ahead of real time, so a caller that reads
+   * and plays its audio echoes each within a fraction of a second: a long wait is a stuck reader.
+   */
+  oldestEchoWaitMs(now: number = performance.now()): number | undefined {
+    for (const sentAt of this.#awaitingEcho.values()) return now - sentAt;
+    return undefined;
   }
 
   /** Classifies a mark echo and forgets the utterance. */
@@ -164,7 +174,7 @@ export class Playback {
     this.#framer.reset();
     this.#resampler?.reset();
     const cleared = this.#awaitingEcho.size;
-    for (const id of this.#awaitingEcho) this.#cleared.add(id);
+    for (const id of this.#awaitingEcho.keys()) this.#cleared.add(id);
     this.#awaitingEcho.clear();
     while (this.#cleared.size > MAX_REMEMBERED_CLEARED) {
       const oldest = this.#cleared.values().next().value as string;

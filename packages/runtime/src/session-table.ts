@@ -43,6 +43,46 @@ export class SessionTable<Ctx> {
     return this.#sessions.size;
   }
 
+  /** Sessions that say they have started (or cannot say). */
+  get startedCount(): number {
+    let n = 0;
+    for (const e of this.#sessions.values()) if (e.session?.started ?? true) n++;
+    return n;
+  }
+
+  /**
+   * Closes the oldest session that has not started (1013), to make room for a new socket; false
+   * when every session has started.
+   */
+  evictOldestUnstarted(): boolean {
+    for (const entry of this.#sessions.values()) {
+      const session = entry.session;
+      if (!session || (session.started ?? true) || this.#shedding.has(entry.ws)) continue;
+      this.#shedding.add(entry.ws);
+      this.#options.countError('RUNTIME_ERR_UNSTARTED_EVICTED');
+      this.#options.log.warn('too many unstarted streams, closing the oldest', {
+        code: 'RUNTIME_ERR_UNSTARTED_EVICTED',
+        sessionId: session.id,
+      });
+      try {
+        session.close(1013, 'too many unstarted streams');
+      } finally {
+        this.#closeOrTerminate(entry.ws, 1013, 'too many unstarted streams');
+      }
+      return true;
+    }
+    return false;
+  }
+
+  /** Sessions that have not started, not counting those already being closed. */
+  get unstartedCount(): number {
+    let n = 0;
+    for (const e of this.#sessions.values()) {
+      if (e.session && !(e.session.started ?? true) && !this.#shedding.has(e.ws)) n++;
+    }
+    return n;
+  }
+
   entries(): IterableIterator<SessionEntry> {
     return this.#sessions.values();
   }
@@ -122,17 +162,33 @@ export class SessionTable<Ctx> {
     this.#options.onForget();
   }
 
-  #shed(ws: WebSocket): void {
+  /**
+   * Ends a session whose peer does not read: 1013 'slow reader' (through the session, so it can
+   * record the outcome `shed`), terminated if the close handshake does not finish in
+   * closeTimeoutMs, counted once. `why` says what showed it (the default: ws's own buffer).
+   */
+  shed(ws: WebSocket, why: Record<string, unknown> = {}): void {
+    if (this.#shedding.has(ws) || ws.readyState !== WebSocket.OPEN) return;
     this.#shedding.add(ws);
+    const session = this.#sessions.get(ws)?.session;
     this.#options.log.warn('slow reader, shedding session', {
       code: 'RUNTIME_ERR_SLOW_READER',
-      sessionId: this.#sessions.get(ws)?.session?.id,
+      sessionId: session?.id,
       bufferedAmount: ws.bufferedAmount,
       maxBufferedBytes: this.#options.maxBufferedBytes,
+      ...why,
     });
     this.#options.countError('RUNTIME_ERR_SLOW_READER');
     this.#options.metrics.sessionsShed.inc();
-    this.#closeOrTerminate(ws, 1013, 'slow reader');
+    try {
+      session?.close(1013, 'slow reader');
+    } finally {
+      this.#closeOrTerminate(ws, 1013, 'slow reader');
+    }
+  }
+
+  #shed(ws: WebSocket): void {
+    this.shed(ws);
   }
 
   /** Starts a close handshake; a peer that does not finish it within closeTimeoutMs is cut. */

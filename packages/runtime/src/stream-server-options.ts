@@ -19,6 +19,11 @@ export interface StreamSession {
   close(code: number, reason: string): void;
   /** Resolves when the session is over (socket closed and session cleanup done). */
   readonly closed: Promise<void>;
+  /**
+   * With `maxUnstartedSessions`: whether the session is real work yet (a call past its `start`).
+   * Sessions without it count as started.
+   */
+  readonly started?: boolean;
 }
 
 export interface StreamServerOptions<Ctx> {
@@ -34,6 +39,14 @@ export interface StreamServerOptions<Ctx> {
   registry: Registry;
   /** Over it, upgrades get 503 with Retry-After (RUNTIME_ERR_TOO_MANY_SESSIONS). */
   maxSessions: number;
+  /**
+   * Default: none, and every session holds one of `maxSessions`. When set, only started sessions
+   * (`StreamSession.started`) and upgrades being decided count against `maxSessions`; sockets that
+   * have not started are bounded by this on their own, and a new one past it evicts the oldest
+   * (closed 1013 'too many unstarted streams', `RUNTIME_ERR_UNSTARTED_EVICTED`), so idle sockets
+   * can never keep real calls out.
+   */
+  maxUnstartedSessions?: number;
   /** Default 65536; ws closes larger messages with 1009. */
   maxPayloadBytes?: number;
   /** Default 15000; a socket that missed the previous ping's pong is terminated. */
@@ -90,6 +103,7 @@ export function validateStreamServerOptions<Ctx>(o: StreamServerOptions<Ctx>): v
     ['maxHeaderBytes', o.maxHeaderBytes, 1],
     ['closeTimeoutMs', o.closeTimeoutMs, 0],
     ['acceptGraceMs', o.acceptGraceMs, 0],
+    ['maxUnstartedSessions', o.maxUnstartedSessions, 1],
   ];
   for (const [name, value, min] of counts) {
     if (value === undefined && name !== 'maxSessions') continue;

@@ -90,7 +90,12 @@ export class StreamServer<Ctx> implements DrainableService {
       metrics: this.#metrics,
       handlers: options,
       isAccepting: () => this.isAccepting,
-      sessionCount: () => this.#sessions.size,
+      sessionCount: () =>
+        options.maxUnstartedSessions === undefined
+          ? this.#sessions.size
+          : this.#sessions.startedCount,
+      unstartedCount: () => this.#sessions.unstartedCount,
+      evictUnstarted: () => this.#sessions.evictOldestUnstarted(),
       accept: (req, socket, head, context) => {
         this.#wss.handleUpgrade(req, socket, head, (ws) => this.#sessions.open(ws, req, context));
       },
@@ -229,6 +234,14 @@ export class StreamServer<Ctx> implements DrainableService {
    */
   send(ws: WebSocket, data: string | Buffer | Uint8Array, options?: { binary?: boolean }): boolean {
     return this.#sessions.send(ws, data, options);
+  }
+
+  /**
+   * Sheds a session whose peer stopped reading, found by the worker's own bound (e.g. mark
+   * echoes lagging): the same 1013, log line and counters as a `send()` over `maxBufferedBytes`.
+   */
+  shed(ws: WebSocket, why: Record<string, unknown> = {}): void {
+    this.#sessions.shed(ws, why);
   }
 
   async #listen(): Promise<void> {

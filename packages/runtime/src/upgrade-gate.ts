@@ -14,11 +14,18 @@ export interface UpgradeGateOptions<Ctx> {
   log: Logger;
   metrics: StreamServerMetrics;
   /** The server's own options object, so `routeUpgrade` is still called as its method. */
-  handlers: Pick<StreamServerOptions<Ctx>, 'maxSessions' | 'routeUpgrade'>;
+  handlers: Pick<StreamServerOptions<Ctx>, 'maxSessions' | 'routeUpgrade' | 'maxUnstartedSessions'>;
   /** Whether new sessions are taken (not draining past the accept grace, not destroyed). */
   isAccepting: () => boolean;
-  /** Open sessions; with the upgrades still being decided, counted against `maxSessions`. */
+  /**
+   * Sessions holding a slot (all of them, or with `maxUnstartedSessions` the started ones); with
+   * the upgrades still being decided, counted against `maxSessions`.
+   */
   sessionCount: () => number;
+  /** With `maxUnstartedSessions`: sockets open that have not started. */
+  unstartedCount?: () => number;
+  /** With `maxUnstartedSessions`: closes the oldest unstarted socket; false if there is none. */
+  evictUnstarted?: () => boolean;
   /** Completes the handshake of an accepted upgrade; the socket's 'error' listener is removed. */
   accept: (req: IncomingMessage, socket: Duplex, head: Buffer, context: Ctx) => void;
   /** Called each time an upgrade stops being pending, so the server can notice it went idle. */
@@ -105,6 +112,13 @@ export class UpgradeGate<Ctx> {
         req,
       );
       return;
+    }
+
+    const maxUnstarted = handlers.maxUnstartedSessions;
+    if (maxUnstarted !== undefined && this.#options.unstartedCount) {
+      // A new socket pushes out the oldest idle one: squatters cannot keep callers out.
+      let over = this.#options.unstartedCount() + this.#pending.size - maxUnstarted + 1;
+      while (over > 0 && this.#options.evictUnstarted?.()) over--;
     }
 
     // Holding a slot while routeUpgrade runs keeps a burst of upgrades from overshooting the limit.

@@ -40,6 +40,14 @@ export interface MediaConfig {
   playbackLeadMs: number;
   /** Webhook body limit. */
   maxWebhookBytes: number;
+  /** Sockets open without a `start` at once; a new one past it closes the oldest (1013). */
+  maxUnstartedStreams: number;
+  /** A started stream with no caller audio this long is ended (1008, MEDIA_ERR_NO_MEDIA). */
+  noMediaTimeoutMs: number;
+  /** A sent mark not echoed this long means the caller stopped reading: shed (1013). */
+  stuckReaderMs: number;
+  /** Shared secret a SansPBX stream must send (`Authorization: Bearer …`); undefined: none. */
+  sansPbxToken: string | undefined;
   logLevel: LogLevel;
 }
 
@@ -71,6 +79,32 @@ export function loadMediaConfig(env: Env, defaults: MediaConfigDefaults): Readon
   if (twilioAuthToken !== undefined && publicUrl === undefined) {
     r.problem('TWILIO_AUTH_TOKEN needs PUBLIC_URL (the origin Twilio signs webhook URLs with)');
   }
+  const production = (r.optionalString('NODE_ENV') ?? '') === 'production';
+  const allowUnsigned = r.bool('ALLOW_UNSIGNED_WEBHOOKS', false);
+  const sansPbxToken = r.optionalString('SANSPBX_TOKEN');
+  if (sansPbxToken !== undefined && sansPbxToken.length < 16) {
+    r.problem('SANSPBX_TOKEN must be at least 16 characters');
+  }
+  const sansPbxEnabled = r.bool('SANSPBX_ENABLED', true);
+  const sansPbxOpen = r.bool('SANSPBX_ALLOW_UNAUTHENTICATED', false);
+  // In production an open webhook or stream endpoint must be a decision, never an omission.
+  if (production) {
+    if (publicUrl === undefined) {
+      r.problem(
+        'NODE_ENV=production needs PUBLIC_URL (the TwiML stream host is never taken from Host)',
+      );
+    }
+    if (twilioAuthToken === undefined && !allowUnsigned) {
+      r.problem(
+        'NODE_ENV=production needs TWILIO_AUTH_TOKEN, or ALLOW_UNSIGNED_WEBHOOKS=true to accept unsigned webhooks',
+      );
+    }
+    if (sansPbxEnabled && sansPbxToken === undefined && !sansPbxOpen) {
+      r.problem(
+        'NODE_ENV=production with SANSPBX_ENABLED needs SANSPBX_TOKEN, or SANSPBX_ALLOW_UNAUTHENTICATED=true',
+      );
+    }
+  }
   const agentName = r.oneOf('AGENT', ['parrot', 'echo'] as const, 'parrot');
   const rateText = r.oneOf(
     'SANSPBX_SAMPLE_RATE',
@@ -93,7 +127,7 @@ export function loadMediaConfig(env: Env, defaults: MediaConfigDefaults): Readon
     maxCalls: r.int('MAX_CALLS', 100, { min: 1, max: 100_000 }),
     drainTimeoutMs: r.int('DRAIN_TIMEOUT_MS', 3_600_000, { min: 0, max: 86_400_000 }),
     acceptGraceMs: r.int('ACCEPT_GRACE_MS', 5000, { min: 0, max: 600_000 }),
-    sansPbxEnabled: r.bool('SANSPBX_ENABLED', true),
+    sansPbxEnabled,
     sansPbxSampleRate: Number(rateText) as SansPbxRate,
     heartbeatIntervalMs: r.int('HEARTBEAT_INTERVAL_MS', 15_000, { min: 100, max: 600_000 }),
     maxBufferedBytes: r.int('MAX_BUFFERED_BYTES', 262_144, { min: 16_384, max: 1 << 30 }),
@@ -101,6 +135,10 @@ export function loadMediaConfig(env: Env, defaults: MediaConfigDefaults): Readon
     maxBadMessages: r.int('MAX_BAD_MESSAGES', 10, { min: 0, max: 10_000 }),
     playbackLeadMs: r.int('PLAYBACK_LEAD_MS', DEFAULT_PLAYBACK_LEAD_MS, { min: 0, max: 2000 }),
     maxWebhookBytes: r.int('MAX_WEBHOOK_BYTES', 65_536, { min: 1024, max: 10_485_760 }),
+    maxUnstartedStreams: r.int('MAX_UNSTARTED_STREAMS', 32, { min: 1, max: 100_000 }),
+    noMediaTimeoutMs: r.int('NO_MEDIA_TIMEOUT_MS', 5000, { min: 100, max: 600_000 }),
+    stuckReaderMs: r.int('STUCK_READER_MS', 5000, { min: 100, max: 600_000 }),
+    sansPbxToken,
     logLevel: isLogLevel(logLevelText) ? logLevelText : 'info',
   };
   r.done();

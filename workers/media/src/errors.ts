@@ -27,6 +27,14 @@ export type MediaErrorCode =
   | 'MEDIA_ERR_PROVIDER_DISABLED'
   /** No `start` within START_TIMEOUT_MS of the upgrade (close 1008). */
   | 'MEDIA_ERR_START_TIMEOUT'
+  /** A started stream sent no caller audio for NO_MEDIA_TIMEOUT_MS (close 1008). */
+  | 'MEDIA_ERR_NO_MEDIA'
+  /** A `start` arrived while MAX_CALLS calls are live (close 1013: try again later). */
+  | 'MEDIA_ERR_TOO_MANY_CALLS'
+  /** A mark echo naming no mark this stream sent; counted as a bad message. */
+  | 'MEDIA_ERR_UNKNOWN_MARK'
+  /** A SansPBX upgrade without the SANSPBX_TOKEN bearer credential (401). */
+  | 'MEDIA_ERR_SANSPBX_AUTH'
   /** Caller audio more than 5 s ahead of real time (a flood); dropped, counted as a bad message. */
   | 'MEDIA_ERR_TOO_FAST'
   /** More than MAX_BAD_MESSAGES bad messages on one socket (close 1008). */
@@ -70,6 +78,8 @@ export const CloseCode = {
   internal: 1011,
   /** The drain deadline passed (service restart). */
   serviceRestart: 1012,
+  /** Try again later: every call slot is taken, or the caller stopped reading (shed). */
+  tryAgainLater: 1013,
   /** A newer stream for the same CallSid took over (4000–4999 is for applications). */
   replaced: 4409,
 } as const;

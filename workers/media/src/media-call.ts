@@ -1,4 +1,10 @@
-import { Call, type Agent, type CallStats, type CallTransport } from '@callgate/agent';
+import {
+  Call,
+  type Agent,
+  type CallStats,
+  type CallTransport,
+  type MarkOutcome,
+} from '@callgate/agent';
 import type { Logger } from '@callgate/runtime';
 import type { MediaMetrics, Provider } from './metrics.js';
 import { CallRecorder } from './recorder.js';
@@ -166,9 +172,16 @@ export class MediaCall {
     this.call.receiveDtmf(digit);
   }
 
-  receiveMark(name: string): void {
-    this.call.receiveMark(name);
+  /** Returns what the mark was (`unknown`: no mark of this call; the receiver decides). */
+  receiveMark(name: string): MarkOutcome | undefined {
+    const outcome = this.call.receiveMark(name);
     this.#syncStats();
+    return outcome;
+  }
+
+  /** How long the oldest sent mark has waited for its echo (ms); undefined when none waits. */
+  get markEchoWaitMs(): number | undefined {
+    return this.call.markEchoWaitMs;
   }
 
   /**

@@ -45,6 +45,9 @@ export class MediaSession implements StreamSession {
   #receiver: StreamReceiver | undefined;
   #resolveClosed!: () => void;
   #startTimer: NodeJS.Timeout | undefined;
+  /** While live: the no-media and stuck-reader checks. */
+  #watchTimer: NodeJS.Timeout | undefined;
+  #lastMediaMs = 0;
   #closeTimer: NodeJS.Timeout | undefined;
   #badMessages = 0;
   #callSid: string | undefined;
@@ -97,9 +100,19 @@ export class MediaSession implements StreamSession {
     return this.#provider;
   }
 
-  /** StreamServer's way to end the session (1012 at the drain deadline). Idempotent. */
+  /** A call began on this socket: it holds a call slot (until then, only an unstarted one). */
+  get started(): boolean {
+    return this.#call !== undefined;
+  }
+
+  /**
+   * StreamServer's way to end the session: 1012 at the drain deadline, 1013 for a slow reader
+   * or an evicted unstarted socket. Idempotent.
+   */
   close(code: number, reason: string): void {
-    this.#closeWith(code, reason, code === CloseCode.serviceRestart ? 'service-restart' : 'error');
+    const outcome: CallOutcome =
+      code === CloseCode.serviceRestart ? 'service-restart' : code === 1013 ? 'shed' : 'error';
+    this.#closeWith(code, reason, outcome);
   }
 
   /**
@@ -178,6 +191,7 @@ export class MediaSession implements StreamSession {
   }
 
   #receiveAudio(call: MediaCall, pcm: Int16Array, timestampMs?: number): void {
+    this.#lastMediaMs = this.#messageStartMs;
     if (!call.receiveAudio(pcm, timestampMs)) {
       this.#bad('MEDIA_ERR_TOO_FAST', 'caller audio arrives faster than real time');
       return;
@@ -198,7 +212,16 @@ export class MediaSession implements StreamSession {
     this.#streamSid = streamSid;
     this.#log = this.#log.child({ callSid, streamSid });
     // Ends an older stream of this call (and its agent) before this one's agent starts.
-    host.claimCall(callSid, this);
+    if (!host.claimCall(callSid, this)) {
+      this.#callSid = undefined;
+      this.#reject(
+        'MEDIA_ERR_TOO_MANY_CALLS',
+        'every call slot is taken',
+        {},
+        CloseCode.tryAgainLater,
+      );
+      return;
+    }
     const call = new MediaCall({
       provider,
       sessionId: this.id,
@@ -225,6 +248,39 @@ export class MediaSession implements StreamSession {
       recording: call.recordingPath,
     });
     call.start();
+    this.#watch(call);
+  }
+
+  /**
+   * Two bounds of a live call, independent of the heartbeat: Twilio sends caller audio every
+   * 20 ms for the whole call, so none for NO_MEDIA_TIMEOUT_MS ends it (1008); and a caller echoes
+   * each mark once the audio before it has played, so a mark unechoed for STUCK_READER_MS means
+   * the caller stopped reading, whatever the kernel buffers still absorb: shed (1013).
+   */
+  #watch(call: MediaCall): void {
+    const { noMediaTimeoutMs, stuckReaderMs } = this.#host.config;
+    this.#lastMediaMs = performance.now();
+    const everyMs = Math.max(
+      50,
+      Math.min(500, Math.floor(Math.min(noMediaTimeoutMs, stuckReaderMs) / 4)),
+    );
+    this.#watchTimer = setInterval(() => {
+      if (this.#state !== 'live') return;
+      const now = performance.now();
+      const wait = call.markEchoWaitMs;
+      if (wait !== undefined && wait > stuckReaderMs) {
+        this.#outcome = 'shed';
+        this.#closeCode = 1013;
+        this.#host.shed(this.#ws, { markEchoWaitMs: Math.round(wait), stuckReaderMs });
+        // The server's shed closes through close(1013); make sure the call ends either way.
+        this.#closeWith(1013, 'slow reader', 'shed');
+        return;
+      }
+      if (now - this.#lastMediaMs > noMediaTimeoutMs) {
+        this.#reject('MEDIA_ERR_NO_MEDIA', `no media for ${noMediaTimeoutMs} ms`);
+      }
+    }, everyMs);
+    this.#watchTimer.unref();
   }
 
   #onAgentHangup(reason: string): void {
@@ -293,6 +349,7 @@ export class MediaSession implements StreamSession {
     this.#outcome = outcome;
     this.#closeCode = code;
     clearTimeout(this.#startTimer);
+    clearInterval(this.#watchTimer);
     this.#receiver?.close();
     this.#call?.call.end(endReason);
     const ws = this.#ws;
@@ -306,6 +363,7 @@ export class MediaSession implements StreamSession {
     if (this.#state === 'closed') return;
     this.#state = 'closed';
     clearTimeout(this.#startTimer);
+    clearInterval(this.#watchTimer);
     clearTimeout(this.#closeTimer);
     // 1013 comes from StreamServer shedding a slow reader; anything else we did not start is the
     // peer going away without `stop`.

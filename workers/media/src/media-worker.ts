@@ -1,3 +1,4 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -40,6 +41,10 @@ export type MediaWorkerConfig = Pick<
   | 'maxBadMessages'
   | 'playbackLeadMs'
   | 'maxWebhookBytes'
+  | 'maxUnstartedStreams'
+  | 'noMediaTimeoutMs'
+  | 'stuckReaderMs'
+  | 'sansPbxToken'
 >;
 
 export interface MediaWorkerOptions {
@@ -95,6 +100,8 @@ export class MediaWorker implements DrainableService {
       logger: this.#log,
       registry: this.registry,
       maxSessions: config.maxCalls,
+      // Sockets without a `start` hold no call slot; a bounded few, the oldest pushed out.
+      maxUnstartedSessions: config.maxUnstartedStreams,
       acceptGraceMs: config.acceptGraceMs,
       heartbeatIntervalMs: config.heartbeatIntervalMs,
       maxBufferedBytes: config.maxBufferedBytes,
@@ -176,8 +183,18 @@ export class MediaWorker implements DrainableService {
   #routeUpgrade(req: IncomingMessage, url: URL): UpgradeVerdict<UpgradeContext> {
     const path = url.pathname;
     const { tunnelId } = traceFields(req);
-    if (path === STREAM_PATH)
+    if (path === STREAM_PATH) {
+      const token = this.#config.sansPbxToken;
+      if (token !== undefined && !bearerMatches(req.headers.authorization, token)) {
+        return {
+          accept: false,
+          status: 401,
+          code: 'MEDIA_ERR_SANSPBX_AUTH',
+          message: 'SansPBX streams need Authorization: Bearer <SANSPBX_TOKEN>',
+        };
+      }
       return { accept: true, context: { pathCallSid: undefined, tunnelId } };
+    }
     if (path.startsWith(`${STREAM_PATH}/`)) {
       const segment = path.slice(STREAM_PATH.length + 1);
       if (CALL_SID_RE.test(segment)) {
@@ -207,13 +224,25 @@ export class MediaWorker implements DrainableService {
       countError: (code) => this.#server.countError(code),
       claimCall: (callSid, session) => {
         const older = this.#calls.get(callSid);
+        // A second stream of a live call takes that call's slot; a new call needs a free one.
+        if (!older && this.#calls.size >= this.#config.maxCalls) return false;
         this.#calls.set(callSid, session);
         // The older agent ends here, synchronously, before the newer one is started.
         if (older && older !== session) older.replace();
+        return true;
       },
+      shed: (socket, why) => this.#server.shed(socket, why),
       releaseCall: (callSid, session) => {
         if (this.#calls.get(callSid) === session) this.#calls.delete(callSid);
       },
     };
   }
+}
+
+/** Constant-time check of `Authorization: Bearer <token>`. */
+function bearerMatches(header: string | undefined, token: string): boolean {
+  const match = /^Bearer\s+(\S+)$/i.exec(header ?? '');
+  if (!match) return false;
+  const digest = (text: string): Buffer => createHash('sha256').update(text).digest();
+  return timingSafeEqual(digest(match[1]!), digest(token));
 }

@@ -15,6 +15,8 @@ export type SessionConfig = Pick<
   | 'startTimeoutMs'
   | 'maxBadMessages'
   | 'playbackLeadMs'
+  | 'noMediaTimeoutMs'
+  | 'stuckReaderMs'
 >;
 
 /** What a session needs from its worker. */
@@ -27,7 +29,12 @@ export interface SessionHost {
   send(ws: WebSocket, text: string): boolean;
   /** One `media_errors_total{code}` for the whole worker. */
   countError(code: string): void;
-  /** Registers the session as the live stream of `callSid`, replacing an older one. */
-  claimCall(callSid: string, session: MediaSession): void;
+  /**
+   * Registers the session as the live stream of `callSid`, replacing an older one. False (nothing
+   * registered) when MAX_CALLS other calls are live: slots belong to started calls only.
+   */
+  claimCall(callSid: string, session: MediaSession): boolean;
+  /** StreamServer.shed: 1013 'slow reader', counted in `media_sessions_shed_total`. */
+  shed(ws: WebSocket, why: Record<string, unknown>): void;
   releaseCall(callSid: string, session: MediaSession): void;
 }

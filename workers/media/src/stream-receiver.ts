@@ -25,6 +25,8 @@ export interface ReceiverContext {
   readonly config: SessionConfig;
   /** The CallSid in the URL path, when the stream was routed by one. */
   readonly pathCallSid: string | undefined;
+  /** The stream continues a call moved here from another worker (see unknown-mark.ts). */
+  readonly resumed?: boolean;
   /** The session's logger as of now: it gains `provider`, then `callSid` and `streamSid`. */
   log(): Logger;
   /** The running call, once `begin` accepted a start. */

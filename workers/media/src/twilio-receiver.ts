@@ -11,6 +11,7 @@ import { verifyCallToken } from './call-token.js';
 import type { MediaCall } from './media-call.js';
 import type { ReceiverContext, StreamReceiver } from './stream-receiver.js';
 import { TwilioTransport } from './twilio-transport.js';
+import { unknownMarkIsBadMessage } from './unknown-mark.js';
 
 /**
  * Inbound side of a Twilio Media Stream: authenticates the `start` (CallSid in the path, per-call
@@ -57,7 +58,14 @@ export class TwilioReceiver implements StreamReceiver {
         call.receiveDtmf(msg.dtmf.digit);
         return;
       case 'mark':
-        call.receiveMark(msg.mark.name);
+        if (
+          call.receiveMark(msg.mark.name) === 'unknown' &&
+          unknownMarkIsBadMessage({ resumed: ctx.resumed ?? false })
+        ) {
+          ctx.bad('MEDIA_ERR_UNKNOWN_MARK', 'mark echo names no mark this stream sent', {
+            mark: msg.mark.name.slice(0, 64),
+          });
+        }
         return;
       case 'stop':
         ctx.stop();

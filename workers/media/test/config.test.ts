@@ -29,6 +29,10 @@ describe('loadMediaConfig', () => {
       maxBadMessages: 10,
       playbackLeadMs: 100,
       maxWebhookBytes: 65_536,
+      maxUnstartedStreams: 32,
+      noMediaTimeoutMs: 5000,
+      stuckReaderMs: 5000,
+      sansPbxToken: undefined,
       logLevel: 'info',
     });
     expect(Object.isFrozen(c)).toBe(true);
@@ -120,5 +124,46 @@ describe('loadMediaConfig', () => {
     expect(() => loadMediaConfig({ TWILIO_AUTH_TOKEN: 'tok' }, defaults)).toThrow(
       /TWILIO_AUTH_TOKEN needs PUBLIC_URL/,
     );
+  });
+});
+
+describe('loadMediaConfig with NODE_ENV=production', () => {
+  const defaults = { workerId: 'host-1' };
+  const base = { NODE_ENV: 'production', PUBLIC_URL: 'https://voice.example.com' };
+
+  it('refuses to start without TWILIO_AUTH_TOKEN, PUBLIC_URL and a SansPBX credential', () => {
+    expect(() => loadMediaConfig({ NODE_ENV: 'production' }, defaults)).toThrow(
+      /needs PUBLIC_URL[\s\S]*TWILIO_AUTH_TOKEN, or ALLOW_UNSIGNED_WEBHOOKS[\s\S]*SANSPBX_TOKEN/,
+    );
+  });
+
+  it('starts with the credentials, or with explicit opt-outs', () => {
+    expect(
+      loadMediaConfig(
+        { ...base, TWILIO_AUTH_TOKEN: 'tok', SANSPBX_TOKEN: 'a-long-sanspbx-secret' },
+        defaults,
+      ).sansPbxToken,
+    ).toBe('a-long-sanspbx-secret');
+    expect(() =>
+      loadMediaConfig(
+        { ...base, ALLOW_UNSIGNED_WEBHOOKS: 'true', SANSPBX_ALLOW_UNAUTHENTICATED: 'true' },
+        defaults,
+      ),
+    ).not.toThrow();
+    expect(() =>
+      loadMediaConfig({ ...base, TWILIO_AUTH_TOKEN: 'tok', SANSPBX_ENABLED: 'false' }, defaults),
+    ).not.toThrow();
+    // PUBLIC_URL has no opt-out: the TwiML stream host never comes from a request's Host.
+    expect(() =>
+      loadMediaConfig(
+        { NODE_ENV: 'production', ALLOW_UNSIGNED_WEBHOOKS: 'true', SANSPBX_ENABLED: 'false' },
+        defaults,
+      ),
+    ).toThrow(/PUBLIC_URL/);
+  });
+
+  it('leaves development as it was', () => {
+    expect(() => loadMediaConfig({}, defaults)).not.toThrow();
+    expect(() => loadMediaConfig({ NODE_ENV: 'development' }, defaults)).not.toThrow();
   });
 });

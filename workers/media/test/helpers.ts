@@ -28,6 +28,10 @@ export const BASE_CONFIG: MediaWorkerConfig = {
   maxBadMessages: 3,
   playbackLeadMs: 100,
   maxWebhookBytes: 65_536,
+  maxUnstartedStreams: 32,
+  noMediaTimeoutMs: 5000,
+  stuckReaderMs: 5000,
+  sansPbxToken: undefined,
 };
 
 export interface WorkerHarness {
