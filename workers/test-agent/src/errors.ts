@@ -31,6 +31,8 @@ export type TestAgentErrorCode =
   | 'TEST_AGENT_ERR_BODY_TOO_LARGE'
   /** More malformed messages than the limit: closed with 1008. */
   | 'TEST_AGENT_ERR_TOO_MANY_BAD_MESSAGES'
+  /** Browser audio more than 5 s ahead of real time (a flood); dropped, counted as malformed. */
+  | 'TEST_AGENT_ERR_TOO_FAST'
   /** The session reached SESSION_MAX_DURATION_SECONDS: closed with 4008. */
   | 'TEST_AGENT_ERR_MAX_DURATION'
   /**

@@ -21,7 +21,10 @@ export interface SessionApiOptions {
   /** When set, callers need `Authorization: Bearer <apiKey>`. */
   apiKey?: string | undefined;
   maxDurationSeconds: number;
-  /** Sessions created per minute; a token bucket of this size refilled over a minute. */
+  /**
+   * Sessions created per minute per client address (X-Forwarded-For as the proxy overwrites it,
+   * else the socket peer): a token bucket of this size per client, refilled over a minute.
+   */
   ratePerMinute: number;
   /** The worker's state: draining, or no session slot left. */
   availability(): 'ok' | 'draining' | 'full';
@@ -48,8 +51,8 @@ export class SessionApi {
   readonly #options: SessionApiOptions;
   readonly #now: () => number;
   readonly #apiKeyDigest: Buffer | undefined;
-  #bucket: number;
-  #bucketAt: number;
+  /** Client address → its bucket; full buckets are forgotten (they carry no state). */
+  readonly #buckets = new Map<string, { tokens: number; at: number }>();
 
   constructor(options: SessionApiOptions) {
     if (!Number.isInteger(options.ratePerMinute) || options.ratePerMinute < 1) {
@@ -61,8 +64,6 @@ export class SessionApi {
     this.#now = options.now ?? Date.now;
     // Comparing digests keeps the comparison constant-time whatever the key's length.
     this.#apiKeyDigest = options.apiKey === undefined ? undefined : digest(options.apiKey);
-    this.#bucket = options.ratePerMinute;
-    this.#bucketAt = this.#now();
   }
 
   /** Answers one request to SESSIONS_PATH. */
@@ -123,7 +124,7 @@ export class SessionApi {
       });
       return;
     }
-    const waitSeconds = this.#take();
+    const waitSeconds = this.#take(clientOf(req));
     if (waitSeconds > 0) {
       this.#refuse(
         log,
@@ -163,17 +164,32 @@ export class SessionApi {
     return m !== null && timingSafeEqual(digest(m[1]!), this.#apiKeyDigest);
   }
 
-  /** Takes one token from the bucket; returns 0, or the seconds until one is available. */
-  #take(): number {
+  /** Takes one token from the client's bucket; returns 0, or the seconds until one is available. */
+  #take(client: string): number {
     const rate = this.#options.ratePerMinute;
     const now = this.#now();
-    this.#bucket = Math.min(rate, this.#bucket + ((now - this.#bucketAt) * rate) / 60_000);
-    this.#bucketAt = now;
-    if (this.#bucket >= 1) {
-      this.#bucket -= 1;
+    if (this.#buckets.size >= MAX_BUCKETS) this.#prune(now);
+    const bucket = this.#buckets.get(client) ?? { tokens: rate, at: now };
+    bucket.tokens = Math.min(rate, bucket.tokens + ((now - bucket.at) * rate) / 60_000);
+    bucket.at = now;
+    this.#buckets.set(client, bucket);
+    if (bucket.tokens >= 1) {
+      bucket.tokens -= 1;
       return 0;
     }
-    return Math.max(1, Math.ceil(((1 - this.#bucket) * 60) / rate));
+    return Math.max(1, Math.ceil(((1 - bucket.tokens) * 60) / rate));
+  }
+
+  /** Forgets buckets that have refilled; if that is not enough, the oldest. */
+  #prune(now: number): void {
+    const rate = this.#options.ratePerMinute;
+    for (const [client, b] of this.#buckets) {
+      if (b.tokens + ((now - b.at) * rate) / 60_000 >= rate) this.#buckets.delete(client);
+    }
+    for (const client of this.#buckets.keys()) {
+      if (this.#buckets.size < MAX_BUCKETS) break;
+      this.#buckets.delete(client);
+    }
   }
 
   #refuse(
@@ -213,4 +229,18 @@ function readSmallBody(req: IncomingMessage): Promise<boolean> {
     req.once('error', () => resolve(false));
     req.once('close', () => resolve(false));
   });
+}
+
+/** Client buckets kept at once (each a few dozen bytes). */
+const MAX_BUCKETS = 10_000;
+
+/**
+ * The client a request is from: the proxy overwrites X-Forwarded-For with the one address it
+ * resolved (never appends), so its value is trusted here; without it, the socket peer.
+ */
+function clientOf(req: IncomingMessage): string {
+  const forwarded = req.headers['x-forwarded-for'];
+  const value = Array.isArray(forwarded) ? forwarded[0] : forwarded;
+  const first = value?.split(',')[0]?.trim();
+  return first !== undefined && first !== '' ? first : (req.socket.remoteAddress ?? '');
 }

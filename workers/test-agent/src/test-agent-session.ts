@@ -15,6 +15,9 @@ import type { WebSocket } from 'ws';
 import { TestAgentError } from './errors.js';
 import type { TestAgentMetrics } from './metrics.js';
 
+/** How far ahead of real time browser audio may run (network jitter, a backgrounded tab). */
+const MAX_AUDIO_AHEAD_MS = 5000;
+
 /** The parts of StreamServer a session uses: sending with backpressure and error counting. */
 export interface SessionServer {
   send(ws: WebSocket, data: string | Buffer, options?: { binary?: boolean }): boolean;
@@ -101,6 +104,8 @@ export class TestAgentSession implements StreamSession, CallTransport {
   readonly #utterances = new Map<string, OpenUtterance>();
   #state: SessionState = 'open';
   #badMessages = 0;
+  /** Browser audio received so far, in ms: held to real time plus MAX_AUDIO_AHEAD_MS. */
+  #audioMsIn = 0;
   #endReason: string | undefined;
   /** `#endReason` as a bounded metric label (SESSION_END_LABELS). */
   #endLabel: string | undefined;
@@ -217,6 +222,16 @@ export class TestAgentSession implements StreamSession, CallTransport {
       if (isBinary) {
         validateTestAgentAudio(data.byteLength);
         this.#metrics.audioMessagesIn.inc();
+        // As the media worker: audio faster than real time (plus a little jitter room) would
+        // take the event loop from every other session, so it is dropped and counted as bad.
+        const ms = (data.byteLength / 2 / this.sampleRate) * 1000;
+        if (this.#audioMsIn + ms > performance.now() - this.#openedAt + MAX_AUDIO_AHEAD_MS) {
+          throw new TestAgentError(
+            'TEST_AGENT_ERR_TOO_FAST',
+            'audio arrives faster than real time',
+          );
+        }
+        this.#audioMsIn += ms;
         this.#call.receiveAudio(pcm16FromBytes(data));
         return;
       }
