@@ -104,7 +104,6 @@ class LogThrottle {
     let key = `${level}\u0000${msg}\u0000${String(code)}\u0000${String(source)}`;
     if (!this.#entries.has(key) && this.#entries.size >= this.#o.maxKeys) {
       key = `${level}\u0000${msg}\u0000${String(code)}\u0000*`;
-      source = undefined;
     }
     let entry = this.#entries.get(key);
     if (!entry) {
