@@ -271,7 +271,11 @@ export class MediaSession implements StreamSession {
       if (wait !== undefined && wait > stuckReaderMs) {
         this.#outcome = 'shed';
         this.#closeCode = 1013;
-        this.#host.shed(this.#ws, { markEchoWaitMs: Math.round(wait), stuckReaderMs });
+        this.#host.shed(this.#ws, {
+          callSid: this.#callSid,
+          markEchoWaitMs: Math.round(wait),
+          stuckReaderMs,
+        });
         // The server's shed closes through close(1013); make sure the call ends either way.
         this.#closeWith(1013, 'slow reader', 'shed');
         return;
