@@ -162,7 +162,6 @@ export class FrameScanner {
         } else {
           this.#headerHave = avail;
         }
-        i = n;
         break;
       }
       // The header was `length` bytes long; of those, #headerHave came from earlier chunks.
