@@ -16,7 +16,15 @@ import { endSocket, rawErrorResponse, sendError, statusOf } from './responses.js
 import type { RouteName, RouteTable } from './route-table.js';
 import type { SignatureCheck } from './signature.js';
 import type { HttpProxyAdapter } from './http-proxy-adapter.js';
-import { Tunnel, type TunnelHooks } from './tunnel.js';
+import {
+  Tunnel,
+  type Continuity,
+  type MoveFailure,
+  type MoveReport,
+  type TunnelHooks,
+} from './tunnel.js';
+import { requestHead } from './upstream-handshake.js';
+import { upstreamHeaders } from './upstream-headers.js';
 import type { TunnelTracker } from './tunnel-tracker.js';
 
 export interface DispatcherOptions {
@@ -31,6 +39,8 @@ export interface DispatcherOptions {
   publicUrl: URL | undefined;
   maxTunnels: number;
   upstreamHandshakeTimeoutMs: number;
+  /** Frame tracking and call moves on the media route; undefined turns them off. */
+  continuity: Continuity | undefined;
   isDraining(): boolean;
   metrics: ProxyMetrics;
   logger: Logger;
@@ -56,11 +66,39 @@ export class Dispatcher {
     this.#httpProto = secure ? 'https' : 'http';
     this.#hooks = {
       assigned: (tunnel) => options.tracker.assigned(tunnel),
-      busy: (tunnel, backend) => {
-        options.tracker.unassigned(tunnel, backend);
-        this.#backendBusy(tunnel, backend, true);
-      },
+      released: (tunnel, backend) => options.tracker.unassigned(tunnel, backend),
+      busy: (tunnel, backend) => this.#backendBusy(tunnel, backend, true),
       decided: (tunnel, code, status) => this.#tunnelDecided(tunnel, code, status),
+      moved: (tunnel, report, failure) => this.#callMoved(tunnel, report, failure),
+      fallback: (tunnel, reason) => {
+        const { metrics, logger } = this.#options;
+        metrics.tunnelFallbacks.inc({ pool: tunnel.pool, reason });
+        metrics.error('PROXY_ERR_FRAME_FALLBACK');
+        logger.warn('frame tracking off for this call: it cannot move if its worker goes', {
+          code: 'PROXY_ERR_FRAME_FALLBACK',
+          tunnelId: tunnel.id,
+          path: tunnel.path,
+          backend: tunnel.backend?.id,
+          reason,
+        });
+      },
+      badFrame: (tunnel, side, fault) => {
+        const { metrics, logger } = this.#options;
+        metrics.badFrames.inc({ pool: tunnel.pool, side, reason: fault });
+        logger.warn(
+          side === 'client'
+            ? 'malformed frame from the caller, closing'
+            : 'malformed frame from the worker, moving the call',
+          {
+            code: 'PROXY_ERR_BAD_FRAME',
+            tunnelId: tunnel.id,
+            path: tunnel.path,
+            backend: tunnel.backend?.id,
+            side,
+            fault,
+          },
+        );
+      },
       closed: (tunnel) => this.#tunnelClosed(tunnel),
     };
   }
@@ -120,25 +158,35 @@ export class Dispatcher {
       reject(match.route, 'PROXY_ERR_TOO_MANY_TUNNELS', `${tracker.size} tunnels open`);
       return;
     }
+    const continuity = match.route === 'media-stream' ? this.#options.continuity : undefined;
+    const headers = upstreamHeaders(
+      req.headers,
+      {
+        clientAddress: socket.remoteAddress ?? '',
+        proto: this.#wsProto,
+        host: req.headers.host,
+        requestId,
+        tunnelId: requestId,
+      },
+      true,
+    );
+    // Compression state cannot move between workers: a tracked route negotiates no extension.
+    if (continuity) delete headers['sec-websocket-extensions'];
     const tunnel = new Tunnel({
       id: requestId,
       pool: this.#pool(match.pool),
       route: match.route,
       pathname: match.pathname,
       forwardUrl: match.forwardUrl,
+      // The worker gets exactly the path that was routed and a header set built here.
+      requestHead: requestHead(match.forwardUrl, headers),
+      key: (req.headers['sec-websocket-key'] as string).trim(),
       sessionId: match.sessionId,
       affinityKey: match.segment,
-      req,
       client: socket,
-      head,
-      forwarded: {
-        clientAddress: socket.remoteAddress ?? '',
-        proto: this.#wsProto,
-        host: req.headers.host,
-      },
       handshakeTimeoutMs: this.#options.upstreamHandshakeTimeoutMs,
+      continuity,
       connector: this.#options.connector,
-      adapter: this.#options.adapter,
       hooks: this.#hooks,
       logger,
     });
@@ -306,6 +354,36 @@ export class Dispatcher {
     });
   }
 
+  #callMoved(tunnel: Tunnel, report: MoveReport, failure: MoveFailure | undefined): void {
+    const { metrics, logger } = this.#options;
+    const pool = tunnel.pool;
+    metrics.callMoveGap.observe({ pool }, report.gapMs / 1000);
+    if (report.droppedFrames > 0) metrics.callMoveDroppedFrames.inc({ pool }, report.droppedFrames);
+    const fields = {
+      tunnelId: tunnel.id,
+      path: tunnel.path,
+      pool,
+      from: report.from.id,
+      to: report.to?.id,
+      reason: report.reason,
+      attempt: report.attempt,
+      gapMs: Math.round(report.gapMs),
+      droppedFrames: report.droppedFrames,
+    };
+    if (failure === undefined) {
+      metrics.callsMoved.inc({ pool, reason: report.reason });
+      logger.info('call moved', fields);
+      return;
+    }
+    metrics.callMovesFailed.inc({ pool, reason: failure });
+    metrics.error('PROXY_ERR_MOVE_FAILED');
+    logger.warn('call could not be moved, closing it toward the caller (1011)', {
+      code: 'PROXY_ERR_MOVE_FAILED',
+      failure,
+      ...fields,
+    });
+  }
+
   #tunnelClosed(tunnel: Tunnel): void {
     const { metrics, logger, tracker } = this.#options;
     tracker.delete(tunnel);
@@ -326,6 +404,7 @@ export class Dispatcher {
       code,
       bytesFromClient: tunnel.bytesFromClient,
       bytesFromBackend: tunnel.bytesFromBackend,
+      moves: tunnel.moves || undefined,
       durationMs: Math.round(durationMs),
     };
     if (code === undefined) logger.info('tunnel closed', fields);

@@ -7,6 +7,7 @@ import {
   type Registry,
 } from '@callgate/runtime';
 import { AdminServer } from './admin.js';
+import type { Backend } from './backend.js';
 import { POOL_NAMES, type PoolName, type ProxyConfig } from './config.js';
 import { Connector } from './connector.js';
 import { Dispatcher } from './dispatcher.js';
@@ -94,6 +95,14 @@ export class Edge implements DrainableService {
       publicUrl: config.publicUrl,
       maxTunnels: config.maxTunnels,
       upstreamHandshakeTimeoutMs: config.upstreamHandshakeTimeoutMs,
+      continuity: config.callContinuity
+        ? {
+            secret: config.callTokenSecret,
+            maxFrameBytes: config.maxFrameBytes,
+            moveTimeoutMs: config.callMoveTimeoutMs,
+            moveBufferBytes: config.callMoveBufferBytes,
+          }
+        : undefined,
       isDraining: () => this.#isDraining,
       metrics: this.metrics,
       logger,
@@ -197,6 +206,23 @@ export class Edge implements DrainableService {
     }));
   }
 
+  /**
+   * Moves every live call on one backend to other workers now (an operator's drain that does not
+   * wait). Returns how many calls started moving; calls that cannot move (untracked) stay.
+   */
+  moveCalls(pool: PoolName, backendId: string): number {
+    return this.#moveCallsOff(this.pools.get(pool)?.get(backendId), 'operator');
+  }
+
+  #moveCallsOff(backend: Backend | undefined, reason: 'operator' | 'backend-down'): number {
+    if (backend === undefined) return 0;
+    let moved = 0;
+    for (const tunnel of this.tunnels.tunnels) {
+      if (tunnel.backend === backend && tunnel.move(reason)) moved++;
+    }
+    return moved;
+  }
+
   /** Readiness turns 503 and the listener stops accepting; live tunnels continue. Idempotent. */
   beginDrain(): void {
     if (this.#isDraining) return;
@@ -229,7 +255,8 @@ export class Edge implements DrainableService {
           tunnels: open,
         });
       }
-      this.tunnels.destroyAll('PROXY_ERR_DRAIN_FORCED');
+      // Media calls get a close frame, so Twilio's <Connect action> can bring them back.
+      for (const tunnel of this.tunnels.tunnels) tunnel.closeForRestart();
       // Destroyed sockets report 'close' a loop turn later; wait, so every tunnel is logged.
       await this.tunnels.waitForEmpty();
       await this.#stopChildren('destroy');
@@ -254,8 +281,15 @@ export class Edge implements DrainableService {
     pool.on('state', (b, previous, reason) => {
       metrics.setBackendState(pool.name, b.id, b.state);
       const fields = { pool: pool.name, backend: b.id, from: previous, to: b.state, reason };
-      if (b.state === 'down') log.warn('backend state', fields);
-      else log.info('backend state', fields);
+      if (b.state !== 'down') {
+        log.info('backend state', fields);
+        return;
+      }
+      log.warn('backend state', fields);
+      // A hung worker keeps its sockets open: its calls move once health checks give up on it.
+      const moving = this.#moveCallsOff(b, 'backend-down');
+      if (moving > 0)
+        log.warn('moving calls off a backend marked down', { ...fields, calls: moving });
     });
     pool.on('removed', (b) => {
       metrics.removeBackend(pool.name, b.id);
