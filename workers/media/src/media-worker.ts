@@ -72,7 +72,14 @@ interface UpgradeContext {
  * `beginDrain()` makes /readyz 503 at once and new upgrades 503 after `acceptGraceMs` (calls the
  * proxies send until they notice are still served) while calls go on; `close()` resolves when the
  * grace is over and every call has ended (recordings written); `destroy()` closes live calls
- * with 1012.
+ * with 1012 and nothing before it (the proxy reads that as "move this call" and replays it on
+ * another worker with an `X-Callgate-Resume` vouch), and resolves once their recordings are
+ * written.
+ *
+ * Moved calls: an upgrade with `X-Callgate-Resume` is checked in `routeUpgrade` (403
+ * MEDIA_ERR_BAD_RESUME_VOUCH unless the vouch verifies); its session is a resumption: the call
+ * token may be past its open-by time, foreign mark echoes are ignored, the agent sees
+ * `info.resumed`, and the recording is a new segment.
  */
 export class MediaWorker implements DrainableService {
   readonly registry: Registry;
