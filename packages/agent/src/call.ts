@@ -10,7 +10,7 @@ import {
   type PacerTick,
 } from './call-pacer.js';
 import { AgentError } from './errors.js';
-import { FRAME_MS, Playback } from './playback.js';
+import { FRAME_MS, Playback, type MarkOutcome } from './playback.js';
 import type {
   Agent,
   AgentCall,
@@ -233,25 +233,32 @@ export class Call extends EventEmitter<CallEvents> {
     else this.#inbound?.holdDigit(digit);
   }
 
-  /** A mark echo from the transport: "played" unless its utterance was cleared. */
-  receiveMark(name: string): void {
-    if (this.isEnded || !this.#playback) return;
+  /**
+   * A mark echo from the transport: "played" unless its utterance was cleared. Returns what the
+   * echo was (undefined once the call ended). On a resumed call (`info.resumed`) an unknown mark
+   * is normal, an echo of audio an earlier worker sent: it is ignored without a warning, and the
+   * caller of this method counts it.
+   */
+  receiveMark(name: string): MarkOutcome | undefined {
+    if (this.isEnded || !this.#playback) return undefined;
     const outcome = this.#playback.markEchoed(name);
     if (outcome === 'cleared') {
       this.#stats.marksCleared++;
-      return;
+      return outcome;
     }
     if (outcome === 'unknown') {
+      if (this.info.resumed !== undefined) return outcome;
       const error = new AgentError('AGENT_ERR_UNKNOWN_MARK', `mark "${name}" names no utterance`);
       this.#log.warn('unknown mark ignored', { code: error.code, mark: name });
       this.emit('problem', error);
-      return;
+      return outcome;
     }
     this.#stats.marksPlayed++;
     const session = this.#session;
     if (session?.onPlayed) this.#guard.invoke('onPlayed', () => session.onPlayed?.(name));
-    if (this.isEnded) return;
+    if (this.isEnded) return outcome;
     this.emit('played', name);
+    return outcome;
   }
 
   /**

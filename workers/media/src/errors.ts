@@ -7,6 +7,11 @@ import { CallgateError } from '@callgate/runtime';
 export type MediaErrorCode =
   /** Upgrade on a path other than `/media-stream` or `/media-stream/<segment>` (404). */
   | 'MEDIA_ERR_NO_ROUTE'
+  /**
+   * An upgrade with `X-Callgate-Resume` (a call the proxy moves here) whose vouch is malformed,
+   * forged, stale, or unsigned while CALL_TOKEN_SECRET is set (403).
+   */
+  | 'MEDIA_ERR_BAD_RESUME_VOUCH'
   /** `start` carried no, a malformed, a forged or an expired `callToken` (close 1008). */
   | 'MEDIA_ERR_BAD_CALL_TOKEN'
   /** CALL_TOKEN_SECRET is unset: streams are accepted without a call token (a warning at start). */

@@ -1,8 +1,8 @@
 export { MediaWorker } from './media-worker.js';
 export type { MediaWorkerConfig, MediaWorkerOptions } from './media-worker.js';
 export { MediaSession } from './media-session.js';
-export type { SessionConfig, SessionHost } from './media-session.js';
-export { MediaCall } from './media-call.js';
+export type { SessionConfig, SessionHost, StreamResume } from './media-session.js';
+export { MediaCall, resumeSegmentName } from './media-call.js';
 export type { CallOutcome, MediaCallOptions, SessionCounters } from './media-call.js';
 export { loadMediaConfig, SANSPBX_RATES } from './config.js';
 export type { MediaConfig, MediaConfigDefaults, SansPbxRate } from './config.js';

@@ -2,6 +2,7 @@ import { Call, type Agent, type CallStats, type CallTransport } from '@callgate/
 import type { Logger } from '@callgate/runtime';
 import type { MediaMetrics, Provider } from './metrics.js';
 import { CallRecorder } from './recorder.js';
+import type { StreamResume } from './session-host.js';
 
 /** How a call ended; the `outcome` label of `media_calls_finished_total`. */
 export type CallOutcome =
@@ -22,6 +23,8 @@ export interface MediaCallOptions {
   streamSid: string;
   /** What the agent sees in `info.customParameters` (the call token already removed). */
   customParameters: Record<string, string>;
+  /** The proxy moved this call here from another worker (a verified resume vouch). */
+  resume?: StreamResume | undefined;
   transport: CallTransport;
   agent: Agent;
   metrics: MediaMetrics;
@@ -67,18 +70,27 @@ export class MediaCall {
   #gaps = 0;
   #gapMs = 0;
   #mediaMessagesIn = 0;
+  #foreignMarks = 0;
   #audioMsIn = 0;
   #finished = false;
 
   constructor(options: MediaCallOptions) {
     this.#o = options;
-    const { provider, callSid, streamSid, transport, log } = options;
+    const { provider, callSid, streamSid, transport, log, resume } = options;
     this.#rate = transport.sampleRate;
     if (options.recordingsDir !== undefined) {
       this.#recorder = CallRecorder.start({
         dir: options.recordingsDir,
         callSid,
         streamSid,
+        // Each stream of a moved call is its own segment (file), named so none overwrites another
+        // (workers may share RECORDINGS_DIR) and all are found by the CallSid.
+        ...(resume === undefined
+          ? {}
+          : {
+              segment: resumeSegmentName(resume.attempt, this.#startedAt),
+              rebaseTimestamps: true,
+            }),
         sampleRate: transport.sampleRate,
         onError: (err) => {
           log.error('recording failed, the call goes on without it', {
@@ -96,6 +108,7 @@ export class MediaCall {
         streamId: streamSid,
         transport: provider,
         customParameters: options.customParameters,
+        ...(resume === undefined ? {} : { resumed: { attempt: resume.attempt } }),
       },
       agent: options.agent,
       transport,
@@ -167,7 +180,12 @@ export class MediaCall {
   }
 
   receiveMark(name: string): void {
-    this.call.receiveMark(name);
+    const outcome = this.call.receiveMark(name);
+    // On a resumed call, an echo of a mark an earlier worker sent: normal, counted, not logged.
+    if (outcome === 'unknown' && this.#o.resume !== undefined) {
+      this.#foreignMarks++;
+      this.#o.metrics.resumedMarksIgnored.inc({ provider: this.#o.provider });
+    }
     this.#syncStats();
   }
 
@@ -191,6 +209,7 @@ export class MediaCall {
       mediaMessagesIn: this.#mediaMessagesIn,
       inboundGaps: this.#gaps,
       inboundGapMs: this.#gapMs,
+      ...(this.#o.resume === undefined ? {} : { foreignMarksIgnored: this.#foreignMarks }),
       ...counters,
     };
     log.info('call ended', {
@@ -215,9 +234,29 @@ export class MediaCall {
       outcome,
       endReason: call.endReason,
       closeCode,
+      segment: this.#segment(),
       stats,
     });
     metrics.recordingsActive.dec();
+  }
+
+  /**
+   * Which stream of the call this recording is: `resumed` false for the stream the call started
+   * on; for a stream the proxy moved here, the move's attempt and the proxy's tunnel id (the same
+   * on every segment of the call). `callerTimestampOffsetMs`: where this file's time 0 is on the
+   * call's `media.timestamp` clock, so segments can be laid on one timeline.
+   */
+  #segment(): Record<string, unknown> {
+    const { resume } = this.#o;
+    const base = { startedAt: this.#startedAt.toISOString(), resumed: resume !== undefined };
+    if (resume === undefined) return base;
+    return {
+      ...base,
+      attempt: resume.attempt,
+      tunnelId: resume.tunnelId ?? null,
+      vouchSigned: resume.signed,
+      callerTimestampOffsetMs: this.#recorder?.callerTimestampOffsetMs ?? null,
+    };
   }
 
   /** How much more caller audio than real time allows may still come in, in ms. */
@@ -244,4 +283,10 @@ export class MediaCall {
     if (cleared > 0) m.marksEchoed.inc({ provider, result: 'cleared' }, cleared);
     this.#reported = now;
   }
+}
+
+/** `r<attempt>-<UTC start, compact>`, e.g. `r1-20250102T030405678Z`: unique per segment. */
+export function resumeSegmentName(attempt: number, startedAt: Date): string {
+  const stamp = startedAt.toISOString().replace(/[-:.]/g, '');
+  return `r${attempt}-${stamp}`;
 }

@@ -33,6 +33,12 @@ export interface MediaMetrics {
   bytesIn: Counter<'provider'>;
   bytesOut: Counter<'provider'>;
   streamsReplaced: Counter;
+  /** Calls that started on this worker as a resumption (moved here by the proxy). */
+  callsResumed: Counter<'provider'>;
+  /** Upgrades refused for their resume vouch, by `ResumeVouchFailure`. */
+  resumeRefused: Counter<'reason'>;
+  /** Mark echoes on a resumed stream for marks this worker never sent (an earlier worker's). */
+  resumedMarksIgnored: Counter<'provider'>;
   webhooks: Counter<'route' | 'status'>;
   recordingsActive: Gauge;
 }
@@ -138,6 +144,24 @@ export function createMediaMetrics(registry: Registry): MediaMetrics {
     streamsReplaced: new Counter({
       name: 'media_streams_replaced_total',
       help: 'Sessions closed because a newer stream for the same CallSid started.',
+      registers,
+    }),
+    callsResumed: new Counter({
+      name: 'media_calls_resumed_total',
+      help: 'Calls that started here as a resumption: the proxy moved them from another worker.',
+      labelNames: p,
+      registers,
+    }),
+    resumeRefused: new Counter({
+      name: 'media_resume_refused_total',
+      help: 'Resumed upgrades refused (403): malformed, bad-signature, stale or unsigned vouch.',
+      labelNames: ['reason'] as const,
+      registers,
+    }),
+    resumedMarksIgnored: new Counter({
+      name: 'media_resumed_marks_ignored_total',
+      help: 'Mark echoes on a resumed stream for marks an earlier worker sent; ignored.',
+      labelNames: p,
       registers,
     }),
     webhooks: new Counter({
