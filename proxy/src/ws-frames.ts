@@ -252,8 +252,16 @@ export class FrameScanner {
   /** Copies this chunk's part of the kept prefix (up to the end of the last kept message). */
   #keep(chunk: Buffer, base: number): void {
     const prefix = this.#prefix!;
-    // Done keeping inside this chunk: the prefix ends where the last kept message ended.
-    const take = (this.isKeeping ? this.offset : this.#keptEnd) - base;
+    // Done keeping inside this chunk: the prefix ends where the last kept message ended. Stopped
+    // inside it: the prefix ends at the last trusted byte (after a close frame, before a bad
+    // header), which may lie in an earlier chunk when that header began there.
+    const end = !this.isKeeping ? this.#keptEnd : this.stopped ? this.boundary : this.offset;
+    if (end < base) {
+      this.#prefix = [Buffer.concat(prefix, this.#prefixLength).subarray(0, end)];
+      this.#prefixLength = end;
+      return;
+    }
+    const take = end - base;
     if (this.#prefixLength + take > this.#maxKeep) {
       this.prefixOverflow = true;
       this.#prefix = undefined;
