@@ -16,7 +16,7 @@ export type FrameFault =
   | 'reserved-opcode' // opcodes 3-7 and 11-15
   | 'mask' // a client frame without a mask, or a server frame with one
   | 'length' // a 64-bit length with its most significant bit set
-  | 'control-frame' // a control frame over 125 bytes or fragmented
+  | 'control-frame' // a control frame over 125 bytes or fragmented, a close with a 1-byte body
   | 'continuation' // a continuation with no message open, or a new message inside one
   | 'too-large'; // a payload above `maxPayloadBytes`
 
@@ -202,6 +202,8 @@ export class FrameScanner {
     if (opcode >= OP_CLOSE) {
       if (!fin || payload > 125) return this.#fail('control-frame');
       if (opcode === OP_CLOSE) {
+        // A close body starts with a 2-byte status code (RFC 6455 §5.5.1): one byte is malformed.
+        if (payload === 1) return this.#fail('control-frame');
         this.#closeMask = masked ? buf.readUInt32BE(at + 2 + extra) : 0;
         this.#closeStatus = 0;
         this.#closeStatusHave = 0;
