@@ -282,7 +282,14 @@ export class FrameScanner {
  * (a worker) a client frame must be masked, and a zero mask is a valid mask.
  */
 export function closeFrame(code: number, reason: string, toServer: boolean): Buffer {
-  const text = Buffer.from(reason.slice(0, 120), 'utf8').subarray(0, 123);
+  // At most 123 bytes of reason, cut at a character boundary: the reason must stay valid UTF-8
+  // (a receiver fails the connection otherwise). No UTF-16 unit encodes to fewer bytes than one.
+  let text = Buffer.from(reason.slice(0, 123), 'utf8');
+  if (text.length > 123) {
+    let end = 123;
+    while ((text[end]! & 0xc0) === 0x80) end--; // back to the first byte of the cut character
+    text = text.subarray(0, end);
+  }
   const payload = 2 + text.length;
   const headerLength = toServer ? 6 : 2;
   const frame = Buffer.alloc(headerLength + payload);
