@@ -16,7 +16,7 @@ export type FrameFault =
   | 'reserved-opcode' // opcodes 3-7 and 11-15
   | 'mask' // a client frame without a mask, or a server frame with one
   | 'length' // a 64-bit length with its most significant bit set
-  | 'control-frame' // a control frame over 125 bytes or fragmented, a close with a 1-byte body
+  | 'control-frame' // fragmented, a length past the 7-bit field, or a close with a 1-byte body
   | 'continuation' // a continuation with no message open, or a new message inside one
   | 'too-large'; // a payload above `maxPayloadBytes`
 
@@ -189,6 +189,9 @@ export class FrameScanner {
     if (masked !== this.#masked) return this.#fail('mask');
     const fin = (b0 & 0x80) !== 0;
     const len7 = b1 & 0x7f;
+    // A control frame is never fragmented and its length always fits the 7-bit field (§5.5): a
+    // 16-bit length field is malformed even when it says 125 or less (ws rejects it too).
+    if (opcode >= OP_CLOSE && (!fin || len7 > 125)) return this.#fail('control-frame');
     const extra = len7 === 126 ? 2 : len7 === 127 ? 8 : 0;
     const length = 2 + extra + (masked ? 4 : 0);
     if (avail < length) return 0;
@@ -199,17 +202,14 @@ export class FrameScanner {
       if (high >= 0x80000000) return this.#fail('length');
       payload = high * 0x100000000 + buf.readUInt32BE(at + 6);
     }
-    if (opcode >= OP_CLOSE) {
-      if (!fin || payload > 125) return this.#fail('control-frame');
-      if (opcode === OP_CLOSE) {
-        // A close body starts with a 2-byte status code (RFC 6455 §5.5.1): one byte is malformed.
-        if (payload === 1) return this.#fail('control-frame');
-        this.#closeMask = masked ? buf.readUInt32BE(at + 2 + extra) : 0;
-        this.#closeStatus = 0;
-        this.#closeStatusHave = 0;
-        this.#closePayload = payload;
-      }
-    } else {
+    if (opcode === OP_CLOSE) {
+      // A close body starts with a 2-byte status code (RFC 6455 §5.5.1): one byte is malformed.
+      if (payload === 1) return this.#fail('control-frame');
+      this.#closeMask = masked ? buf.readUInt32BE(at + 2) : 0;
+      this.#closeStatus = 0;
+      this.#closeStatusHave = 0;
+      this.#closePayload = payload;
+    } else if (opcode < OP_CLOSE) {
       if ((opcode === OP_CONTINUATION) !== this.#inMessage) return this.#fail('continuation');
       if (payload > this.#maxPayload) return this.#fail('too-large');
     }
