@@ -16,7 +16,7 @@ export type FrameFault =
   | 'reserved-opcode' // opcodes 3-7 and 11-15
   | 'mask' // a client frame without a mask, or a server frame with one
   | 'length' // a 64-bit length with its most significant bit set
-  | 'control-frame' // a control frame over 125 bytes or fragmented
+  | 'control-frame' // fragmented, a length past the 7-bit field, or a close with a 1-byte body
   | 'continuation' // a continuation with no message open, or a new message inside one
   | 'too-large'; // a payload above `maxPayloadBytes`
 
@@ -189,6 +189,9 @@ export class FrameScanner {
     if (masked !== this.#masked) return this.#fail('mask');
     const fin = (b0 & 0x80) !== 0;
     const len7 = b1 & 0x7f;
+    // A control frame is never fragmented and its length always fits the 7-bit field (§5.5): a
+    // 16-bit length field is malformed even when it says 125 or less (ws rejects it too).
+    if (opcode >= OP_CLOSE && (!fin || len7 > 125)) return this.#fail('control-frame');
     const extra = len7 === 126 ? 2 : len7 === 127 ? 8 : 0;
     const length = 2 + extra + (masked ? 4 : 0);
     if (avail < length) return 0;
@@ -199,15 +202,14 @@ export class FrameScanner {
       if (high >= 0x80000000) return this.#fail('length');
       payload = high * 0x100000000 + buf.readUInt32BE(at + 6);
     }
-    if (opcode >= OP_CLOSE) {
-      if (!fin || payload > 125) return this.#fail('control-frame');
-      if (opcode === OP_CLOSE) {
-        this.#closeMask = masked ? buf.readUInt32BE(at + 2 + extra) : 0;
-        this.#closeStatus = 0;
-        this.#closeStatusHave = 0;
-        this.#closePayload = payload;
-      }
-    } else {
+    if (opcode === OP_CLOSE) {
+      // A close body starts with a 2-byte status code (RFC 6455 §5.5.1): one byte is malformed.
+      if (payload === 1) return this.#fail('control-frame');
+      this.#closeMask = masked ? buf.readUInt32BE(at + 2) : 0;
+      this.#closeStatus = 0;
+      this.#closeStatusHave = 0;
+      this.#closePayload = payload;
+    } else if (opcode < OP_CLOSE) {
       if ((opcode === OP_CONTINUATION) !== this.#inMessage) return this.#fail('continuation');
       if (payload > this.#maxPayload) return this.#fail('too-large');
     }
@@ -252,8 +254,16 @@ export class FrameScanner {
   /** Copies this chunk's part of the kept prefix (up to the end of the last kept message). */
   #keep(chunk: Buffer, base: number): void {
     const prefix = this.#prefix!;
-    // Done keeping inside this chunk: the prefix ends where the last kept message ended.
-    const take = (this.isKeeping ? this.offset : this.#keptEnd) - base;
+    // Done keeping inside this chunk: the prefix ends where the last kept message ended. Stopped
+    // inside it: the prefix ends at the last trusted byte (after a close frame, before a bad
+    // header), which may lie in an earlier chunk when that header began there.
+    const end = !this.isKeeping ? this.#keptEnd : this.stopped ? this.boundary : this.offset;
+    if (end < base) {
+      this.#prefix = [Buffer.concat(prefix, this.#prefixLength).subarray(0, end)];
+      this.#prefixLength = end;
+      return;
+    }
+    const take = end - base;
     if (this.#prefixLength + take > this.#maxKeep) {
       this.prefixOverflow = true;
       this.#prefix = undefined;
@@ -272,7 +282,14 @@ export class FrameScanner {
  * (a worker) a client frame must be masked, and a zero mask is a valid mask.
  */
 export function closeFrame(code: number, reason: string, toServer: boolean): Buffer {
-  const text = Buffer.from(reason.slice(0, 120), 'utf8').subarray(0, 123);
+  // At most 123 bytes of reason, cut at a character boundary: the reason must stay valid UTF-8
+  // (a receiver fails the connection otherwise). No UTF-16 unit encodes to fewer bytes than one.
+  let text = Buffer.from(reason.slice(0, 123), 'utf8');
+  if (text.length > 123) {
+    let end = 123;
+    while ((text[end]! & 0xc0) === 0x80) end--; // back to the first byte of the cut character
+    text = text.subarray(0, end);
+  }
   const payload = 2 + text.length;
   const headerLength = toServer ? 6 : 2;
   const frame = Buffer.alloc(headerLength + payload);
