@@ -40,6 +40,8 @@ export type MediaWorkerConfig = Pick<
   | 'maxBadMessages'
   | 'playbackLeadMs'
   | 'maxWebhookBytes'
+  | 'streamReconnectLimit'
+  | 'streamStableMs'
 >;
 
 export interface MediaWorkerOptions {
