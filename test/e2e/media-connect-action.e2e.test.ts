@@ -56,6 +56,7 @@ describe('<Connect action> after a media worker drain (no proxy)', () => {
       TWILIO_AUTH_TOKEN: 'e2e-connect-action-auth-token',
       ACCEPT_GRACE_MS: '0',
       DRAIN_TIMEOUT_MS: '300',
+      STREAM_RECONNECT_LIMIT: '3',
     };
     const [a, b] = await Promise.all(
       ['media-a', 'media-b'].map((name) =>

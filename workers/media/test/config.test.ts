@@ -29,7 +29,7 @@ describe('loadMediaConfig', () => {
       maxBadMessages: 10,
       playbackLeadMs: 100,
       maxWebhookBytes: 65_536,
-      streamReconnectLimit: 3,
+      streamReconnectLimit: 0,
       streamStableMs: 30_000,
       logLevel: 'info',
     });
@@ -60,7 +60,7 @@ describe('loadMediaConfig', () => {
         MAX_BAD_MESSAGES: '0',
         PLAYBACK_LEAD_MS: '0',
         MAX_WEBHOOK_BYTES: '4096',
-        STREAM_RECONNECT_LIMIT: '0',
+        STREAM_RECONNECT_LIMIT: '5',
         STREAM_STABLE_MS: '5000',
         LOG_LEVEL: 'debug',
       },
@@ -79,7 +79,7 @@ describe('loadMediaConfig', () => {
       sansPbxSampleRate: 16000,
       maxBadMessages: 0,
       playbackLeadMs: 0,
-      streamReconnectLimit: 0,
+      streamReconnectLimit: 5,
       streamStableMs: 5000,
       logLevel: 'debug',
     });
