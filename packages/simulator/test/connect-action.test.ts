@@ -3,7 +3,12 @@ import { mulawEncode } from '@callgate/audio';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { main } from '../src/cli.js';
 import { computeTwilioSignature, simulateCall, type SimEvent } from '../src/index.js';
-import { loudTone, startScriptedWorker, type ScriptedWorker } from './scripted-worker.js';
+import {
+  loudTone,
+  startScriptedWorker,
+  type ScriptedWorker,
+  type WorkerConnection,
+} from './scripted-worker.js';
 
 const authToken = 'sim-action-token';
 const callSid = 'CA0000000000000000000000000000acts';
@@ -22,22 +27,22 @@ interface ActionRequest {
  */
 async function actionWorker(options: {
   actionAnswers: Array<(origin: string, n: number) => string>;
-  onStream: (index: number, conn: import('./scripted-worker.js').WorkerConnection) => void;
+  onStream: (index: number, conn: WorkerConnection) => void;
 }): Promise<{ w: ScriptedWorker; actions: ActionRequest[] }> {
   const actions: ActionRequest[] = [];
   let streams = 0;
-  let w: ScriptedWorker | undefined;
-  const http = (): string => w!.origin.replace('ws:', 'http:');
+  let origin = '';
+  const http = (): string => origin.replace('ws:', 'http:');
   const send = (res: ServerResponse, xml: string, status = 200): void => {
     res.writeHead(status, { 'content-type': 'text/xml' }).end(xml);
   };
-  w = await startScriptedWorker({
+  const w = await startScriptedWorker({
     onConnection: (conn) => options.onStream(streams++, conn),
     onRequest: (req: IncomingMessage, res, body) => {
       const url = new URL(req.url ?? '/', http());
       const params = Object.fromEntries(new URLSearchParams(body));
       if (url.pathname === '/media-stream/twiml') {
-        send(res, streamTwiml(w!.origin, 0));
+        send(res, streamTwiml(origin, 0));
       } else if (url.pathname === '/media-stream/action') {
         const header = req.headers['x-twilio-signature'];
         actions.push({
@@ -47,12 +52,13 @@ async function actionWorker(options: {
         });
         const answer = options.actionAnswers[actions.length - 1];
         if (answer === undefined) send(res, 'no more answers', 500);
-        else send(res, answer(w!.origin, actions.length));
+        else send(res, answer(origin, actions.length));
       } else {
         res.writeHead(404).end();
       }
     },
   });
+  origin = w.origin;
   onTestFinished(() => w.close());
   return { w, actions };
 }
@@ -70,7 +76,7 @@ function streamTwiml(origin: string, n: number): string {
 
 /** Each stream: answer `start` with 200 ms of tone; the first one is then closed with `code`. */
 function closeFirstWith(code: number | 'cut') {
-  return (index: number, conn: import('./scripted-worker.js').WorkerConnection): void => {
+  return (index: number, conn: WorkerConnection): void => {
     void conn
       .waitFor((m) => m.event === 'start')
       .then((start) => {

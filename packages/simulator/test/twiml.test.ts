@@ -48,6 +48,7 @@ describe('parseTwiml', () => {
       '<?xml version="1.0" encoding="UTF-8"?><Response><Connect><Stream url="wss://e.example.com/media-stream/CA1"><Parameter name="callToken" value="t0k"/></Stream></Connect></Response>',
       'wss://e.example.com/media-stream/CA1',
       { callToken: 't0k' },
+      undefined,
     ],
     [
       'entities, single quotes, whitespace and comments',
