@@ -40,6 +40,15 @@ export interface MediaConfig {
   playbackLeadMs: number;
   /** Webhook body limit. */
   maxWebhookBytes: number;
+  /**
+   * `<Connect action>`: new streams offered in a row for one call whose streams each lived less
+   * than `streamStableMs`, before the action handler gives up. 0 (the default) leaves `action`
+   * out of the TwiML: an agent's hang-up closes the stream like a restart does, and Twilio does
+   * not tell the action handler which it was (README, "Proxy restarts and <Connect action>").
+   */
+  streamReconnectLimit: number;
+  /** A stream that lived this long resets the reconnect count. */
+  streamStableMs: number;
   logLevel: LogLevel;
 }
 
@@ -101,6 +110,8 @@ export function loadMediaConfig(env: Env, defaults: MediaConfigDefaults): Readon
     maxBadMessages: r.int('MAX_BAD_MESSAGES', 10, { min: 0, max: 10_000 }),
     playbackLeadMs: r.int('PLAYBACK_LEAD_MS', DEFAULT_PLAYBACK_LEAD_MS, { min: 0, max: 2000 }),
     maxWebhookBytes: r.int('MAX_WEBHOOK_BYTES', 65_536, { min: 1024, max: 10_485_760 }),
+    streamReconnectLimit: r.int('STREAM_RECONNECT_LIMIT', 0, { min: 0, max: 100 }),
+    streamStableMs: r.int('STREAM_STABLE_MS', 30_000, { min: 0, max: 86_400_000 }),
     logLevel: isLogLevel(logLevelText) ? logLevelText : 'info',
   };
   r.done();

@@ -49,7 +49,11 @@ export type MediaErrorCode =
   /** Voice webhook / status callback: not a form body, or no/invalid CallSid (400/415). */
   | 'MEDIA_ERR_BAD_WEBHOOK'
   /** Voice webhook / status callback with a method other than POST (405). */
-  | 'MEDIA_ERR_METHOD_NOT_ALLOWED';
+  | 'MEDIA_ERR_METHOD_NOT_ALLOWED'
+  /** `<Connect action>` request whose state query is missing, malformed or forged (403). */
+  | 'MEDIA_ERR_BAD_ACTION_STATE'
+  /** `<Connect action>`: STREAM_RECONNECT_LIMIT short streams in a row; the call is ended politely. */
+  | 'MEDIA_ERR_RECONNECT_LIMIT';
 
 export class MediaError extends CallgateError {
   declare readonly code: MediaErrorCode;

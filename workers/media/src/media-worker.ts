@@ -43,6 +43,8 @@ export type MediaWorkerConfig = Pick<
   | 'maxBadMessages'
   | 'playbackLeadMs'
   | 'maxWebhookBytes'
+  | 'streamReconnectLimit'
+  | 'streamStableMs'
 >;
 
 export interface MediaWorkerOptions {

@@ -40,6 +40,10 @@ export interface MediaMetrics {
   /** Mark echoes on a resumed stream for marks this worker never sent (an earlier worker's). */
   resumedMarksIgnored: Counter<'provider'>;
   webhooks: Counter<'route' | 'status'>;
+  /** `<Connect action>` answers: `reconnect`, `completed` (call over) or `give-up` (limit). */
+  streamActions: Counter<'outcome'>;
+  /** How long the stream that an action request ends had lived (from the TwiML's offer). */
+  streamLifetime: Histogram;
   recordingsActive: Gauge;
 }
 
@@ -168,6 +172,20 @@ export function createMediaMetrics(registry: Registry): MediaMetrics {
       name: 'media_webhooks_total',
       help: 'Voice webhook and stream status callback requests, by HTTP status.',
       labelNames: ['route', 'status'] as const,
+      registers,
+    }),
+    streamActions: new Counter({
+      name: 'media_stream_actions_total',
+      help:
+        '<Connect action> requests answered, by outcome: reconnect (new stream), completed ' +
+        '(call over, empty TwiML) or give-up (STREAM_RECONNECT_LIMIT reached, call ended).',
+      labelNames: ['outcome'] as const,
+      registers,
+    }),
+    streamLifetime: new Histogram({
+      name: 'media_stream_lifetime_seconds',
+      help: 'Lifetime of a stream that ended while its call went on (<Connect action> requests).',
+      buckets: [0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600],
       registers,
     }),
     recordingsActive: new Gauge({

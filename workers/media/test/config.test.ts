@@ -29,6 +29,8 @@ describe('loadMediaConfig', () => {
       maxBadMessages: 10,
       playbackLeadMs: 100,
       maxWebhookBytes: 65_536,
+      streamReconnectLimit: 0,
+      streamStableMs: 30_000,
       logLevel: 'info',
     });
     expect(Object.isFrozen(c)).toBe(true);
@@ -58,6 +60,8 @@ describe('loadMediaConfig', () => {
         MAX_BAD_MESSAGES: '0',
         PLAYBACK_LEAD_MS: '0',
         MAX_WEBHOOK_BYTES: '4096',
+        STREAM_RECONNECT_LIMIT: '5',
+        STREAM_STABLE_MS: '5000',
         LOG_LEVEL: 'debug',
       },
       defaults,
@@ -75,6 +79,8 @@ describe('loadMediaConfig', () => {
       sansPbxSampleRate: 16000,
       maxBadMessages: 0,
       playbackLeadMs: 0,
+      streamReconnectLimit: 5,
+      streamStableMs: 5000,
       logLevel: 'debug',
     });
     expect(c.publicUrl?.href).toBe('https://edge.example.com/');

@@ -28,6 +28,8 @@ export const BASE_CONFIG: MediaWorkerConfig = {
   maxBadMessages: 3,
   playbackLeadMs: 100,
   maxWebhookBytes: 65_536,
+  streamReconnectLimit: 3,
+  streamStableMs: 30_000,
 };
 
 export interface WorkerHarness {
