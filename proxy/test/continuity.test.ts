@@ -2,7 +2,6 @@ import { once } from 'node:events';
 import type { Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import type { WebSocket } from 'ws';
-import { FrameScanner } from '../src/ws-frames.js';
 import {
   closed,
   eventually,
