@@ -1,8 +1,12 @@
-import { once } from 'node:events';
-import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
 import { simulateCall, type SimEvent } from '@callgate/simulator';
 import { afterEach, describe, expect, it } from 'vitest';
-import { entryPoints, noise, spawnProcess, type SpawnedProcess } from '../helpers/index.js';
+import {
+  entryPoints,
+  noise,
+  spawnProcess,
+  tcpForwarder,
+  type SpawnedProcess,
+} from '../helpers/index.js';
 
 // The second layer of call continuity, without the proxy: a media worker that reaches its drain
 // deadline closes the call with 1012; Twilio (the simulator) requests the TwiML's
@@ -20,35 +24,12 @@ afterEach(async () => {
   await Promise.all(closers.splice(0).map((close) => close()));
 });
 
-/** Forwards every TCP connection on 127.0.0.1:<port> to 127.0.0.1:<target()>. */
-async function tcpForwarder(target: () => number): Promise<number> {
-  const sockets = new Set<Socket>();
-  const track = (s: Socket): void => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-    s.on('error', () => s.destroy());
-  };
-  const server: Server = createServer((down) => {
-    track(down);
-    const up = connect(target(), '127.0.0.1');
-    track(up);
-    down.pipe(up).pipe(down);
-    down.on('close', () => up.destroy());
-    up.on('close', () => down.destroy());
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  closers.push(async () => {
-    for (const s of sockets) s.destroy();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  });
-  return (server.address() as AddressInfo).port;
-}
-
 describe('<Connect action> after a media worker drain (no proxy)', () => {
   it('moves the call to worker B within 3 s and the agent answers again', async () => {
     let portB = 0;
-    const routerPort = await tcpForwarder(() => portB);
+    const router = await tcpForwarder(() => portB);
+    closers.push(router.close);
+    const routerPort = router.port;
     const env = {
       LOG_LEVEL: 'info',
       PUBLIC_URL: `http://127.0.0.1:${routerPort}`,
