@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import {
+  cpSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -148,7 +149,13 @@ beforeAll(async () => {
   writeFileSync(
     join(agentDir, 'tsconfig.json'),
     JSON.stringify({
-      compilerOptions: { ...compilerOptions, rootDir: 'src', outDir: 'dist' },
+      compilerOptions: {
+        ...compilerOptions,
+        allowJs: true,
+        checkJs: true,
+        rootDir: 'src',
+        outDir: 'dist',
+      },
       include: ['src'],
     }),
   );
@@ -157,6 +164,12 @@ beforeAll(async () => {
     JSON.stringify({ compilerOptions: { ...compilerOptions, noEmit: true }, include: ['.'] }),
   );
   writeFileSync(join(agentDir, 'src/agent.ts'), AGENT_TS);
+  // The voice-pipeline example is JavaScript with JSDoc types: checked here against the packed
+  // types too (checkJs), as a builder who copies it into their project would.
+  cpSync(join(repoRoot, 'examples/agents/voice-pipeline'), join(agentDir, 'src/voice-pipeline'), {
+    recursive: true,
+    filter: (src) => !src.endsWith('.md'),
+  });
   writeFileSync(join(agentDir, 'misuse/misuse.ts'), MISUSE_TS);
 
   await sh(
@@ -195,9 +208,10 @@ describe('an agent in its own project, outside the repository', () => {
     expect(existsSync(join(installed, 'dist/.tsbuildinfo'))).toBe(false);
   });
 
-  it('type-checks and builds against the packed types', async () => {
+  it('type-checks and builds against the packed types (its agent and the voice-pipeline example)', async () => {
     await sh(process.execPath, [tsc, '-p', '.'], agentDir);
     expect(existsSync(join(agentDir, 'dist/agent.js'))).toBe(true);
+    expect(existsSync(join(agentDir, 'dist/voice-pipeline/agent.js'))).toBe(true);
   });
 
   it('rejects misuse of the interface at compile time', async () => {
