@@ -104,6 +104,13 @@ export const agent: Agent = {
 };
 `;
 
+/** The first TypeScript block of a markdown file. */
+function readmeExample(path: string): string {
+  const m = /```ts\n([\s\S]*?)```/.exec(readFileSync(join(repoRoot, path), 'utf8'));
+  if (!m) throw new Error(`${path}: no ts example`);
+  return m[1]!;
+}
+
 let dir: string;
 let agentDir: string;
 let worker: SpawnedProcess | undefined;
@@ -164,6 +171,8 @@ beforeAll(async () => {
     JSON.stringify({ compilerOptions: { ...compilerOptions, noEmit: true }, include: ['.'] }),
   );
   writeFileSync(join(agentDir, 'src/agent.ts'), AGENT_TS);
+  // The example in the package's README (shipped in the tarball) must compile too.
+  writeFileSync(join(agentDir, 'src/readme-agent.ts'), readmeExample('packages/agent/README.md'));
   // The voice-pipeline example is JavaScript with JSDoc types: checked here against the packed
   // types too (checkJs), as a builder who copies it into their project would.
   cpSync(join(repoRoot, 'examples/agents/voice-pipeline'), join(agentDir, 'src/voice-pipeline'), {
@@ -212,6 +221,7 @@ describe('an agent in its own project, outside the repository', () => {
     await sh(process.execPath, [tsc, '-p', '.'], agentDir);
     expect(existsSync(join(agentDir, 'dist/agent.js'))).toBe(true);
     expect(existsSync(join(agentDir, 'dist/voice-pipeline/agent.js'))).toBe(true);
+    expect(existsSync(join(agentDir, 'dist/readme-agent.js'))).toBe(true);
   });
 
   it('rejects misuse of the interface at compile time', async () => {
