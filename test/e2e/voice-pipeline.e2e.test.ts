@@ -29,7 +29,7 @@ describe('voice-pipeline example agent', () => {
   it('streams partial replies, stops on barge-in, and hears its marks', async () => {
     const sid = `CA${'0'.repeat(31)}9`;
     const events: SimEvent[] = [];
-    // The greeting (~4 s) is heard in full; sentence 1 at 4.5 s; the caller talks over its long
+    // The greeting (~2 s) is heard in full; sentence 1 at 4.5 s; the caller talks over its long
     // answer at 7.5 s; sentence 2 (the barge-in) gets a short answer, heard in full.
     const summary = await simulateCall({
       url: `ws://127.0.0.1:${worker.port}/media-stream/${sid}`,
@@ -54,18 +54,19 @@ describe('voice-pipeline example agent', () => {
     // queued before the caller cut in), and the transcripts came as partials before each final.
     const spoken = byMsg('reply spoken');
     expect(spoken.map((l) => l.turn)).toEqual([1, 2, 3]);
-    for (const l of spoken) expect(Number(l.pieces)).toBeGreaterThan(3);
+    for (const l of spoken) expect(Number(l.pieces)).toBeGreaterThanOrEqual(3);
     expect(byMsg('partial transcript').length).toBeGreaterThanOrEqual(2);
     expect(byMsg('final transcript').map((l) => l.text)).toEqual([
       'hello who am I talking to',
       'what can you do for me',
     ]);
 
-    // Barge-in: the caller's second sentence cleared the long answer within 200 ms of its start,
+    // Barge-in: the caller's second sentence cleared the long answer within 300 ms of its start
+    // (60 ms of voice make speech; the rest is a loaded machine's margin),
     // and the caller heard nothing more until the next answer.
     const clear = events.find((e) => e.type === 'clear');
     expect(clear?.atMs).toBeGreaterThan(7500);
-    expect(clear!.atMs).toBeLessThan(7700);
+    expect(clear!.atMs).toBeLessThan(7800);
     expect(summary.clears).toBe(1);
     expect(byMsg('barge-in')).toEqual([expect.objectContaining({ turn: 2 })]);
     expect(firstSoundAfter(summary.replyAudio, RATE, clear!.atMs + 100)).toBeGreaterThan(8300);

@@ -134,7 +134,7 @@ export class ScriptedModel {
 }
 
 function replyText(/** @type {string} */ transcript) {
-  if (transcript === '') return 'Hello. This is the pipeline example. Say something.';
+  if (transcript === '') return 'Hello. Say something.';
   if (transcript.includes('who')) {
     return 'I am a scripted model, reading the same reply every time. I can talk for quite a while if you let me, so feel free to interrupt.';
   }
