@@ -233,7 +233,8 @@ export function renderStatusHtml(s: ProxyStatus, options: RenderOptions): string
         `<form method="post" action="${esc(`${base}/${name}`)}"><button type="submit" name="action" value="${name}">${label}</button></form>`;
       const actions = options.actions
         ? (b.drainedByOperator ? action('undrain', 'Undrain') : action('drain', 'Drain')) +
-          action('move', 'Move calls')
+          // Calls move between media workers only (call continuity).
+          (pool.name === 'media' ? action('move', 'Move calls') : '')
         : '<span class="muted">token required</span>';
       rows.push(
         `<tr data-pool="${esc(pool.name)}" data-backend="${esc(b.id)}" data-state="${esc(b.state)}">` +
