@@ -95,9 +95,10 @@ describe('Edge routing', () => {
       expect(owner.startsWith(pool)).toBe(true);
       expect(echoes).toEqual(sent.map((m) => `${owner}:${m}`));
     }
-    // Least-connections spread the calls; each backend saw exactly the upgrades it echoed.
+    // The CallSid hash spreads the calls (not evenly: the ports, so the hash, change every run);
+    // each backend saw exactly the upgrades it echoed.
     expect(media[0]!.upgrades.length + media[1]!.upgrades.length).toBe(50);
-    expect(Math.abs(media[0]!.upgrades.length - media[1]!.upgrades.length)).toBeLessThanOrEqual(10);
+    for (const m of media) expect(m.upgrades.length).toBeGreaterThan(0);
     expect(agents[0]!.upgrades.length + agents[1]!.upgrades.length).toBe(10);
     expect(
       await metricValue(t.adminUrl, 'proxy_upgrades_total', {
@@ -250,7 +251,7 @@ describe('Edge routing', () => {
       HEALTH_CHECK_INTERVAL_MS: '50',
     });
     const live: WebSocket[] = [];
-    for (let i = 0; i < 2; i++) live.push(await openWs(`${t.wsUrl}/media-stream/CA${i}`));
+    for (let i = 0; i < 2; i++) live.push(await openWs(`${t.wsUrl}/media-stream`));
     const owners = await Promise.all(
       live.map(async (ws) => {
         ws.send('who');
