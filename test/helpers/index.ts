@@ -1,2 +1,3 @@
 export * from './spawn.js';
 export * from './signals.js';
+export * from './affinity.js';
