@@ -26,6 +26,8 @@ export interface ProxyConfig {
   port: number;
   adminHost: string;
   adminPort: number;
+  /** Bearer token for the admin port's POST actions; needed unless the admin listener is loopback. */
+  adminToken: string | undefined;
   pools: Record<PoolName, readonly BackendEntry[]>;
   /** How often host names in the backend lists are re-resolved (DNS membership). */
   backendResolveIntervalMs: number;
@@ -150,6 +152,10 @@ export function loadProxyConfig(env: Env): Readonly<ProxyConfig> {
   if (callTokenSecret !== undefined && callTokenSecret.length < 16) {
     r.problem('CALL_TOKEN_SECRET must be at least 16 characters');
   }
+  const adminToken = r.optionalString('ADMIN_TOKEN');
+  if (adminToken !== undefined && adminToken.length < 16) {
+    r.problem('ADMIN_TOKEN must be at least 16 characters');
+  }
   const logLevel = r.string('LOG_LEVEL', D.logLevel);
   if (!isLogLevel(logLevel)) r.problem('LOG_LEVEL must be debug, info, warn or error');
 
@@ -158,6 +164,7 @@ export function loadProxyConfig(env: Env): Readonly<ProxyConfig> {
     port: r.port('PORT', D.port),
     adminHost: r.string('ADMIN_HOST', D.adminHost),
     adminPort: r.port('ADMIN_PORT', D.adminPort),
+    adminToken,
     pools,
     backendResolveIntervalMs: r.int('BACKEND_RESOLVE_INTERVAL_MS', D.backendResolveIntervalMs, {
       min: 100,

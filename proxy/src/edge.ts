@@ -14,10 +14,11 @@ import { Dispatcher } from './dispatcher.js';
 import { HealthChecker } from './health-check.js';
 import { Listener } from './listener.js';
 import { Membership, type Resolver } from './membership.js';
-import { ProxyMetrics } from './metrics.js';
+import type { ProxyMetrics } from './metrics.js';
 import { Pool } from './pool.js';
 import { RouteTable } from './route-table.js';
 import { SignatureCheck } from './signature.js';
+import { StatusMetrics, collectStatus, type ProxyStatus } from './status.js';
 import { HttpProxyAdapter } from './http-proxy-adapter.js';
 import { TunnelTracker } from './tunnel-tracker.js';
 
@@ -56,6 +57,8 @@ export class Edge implements DrainableService {
   readonly #membership: Membership;
   readonly #health: HealthChecker;
   readonly #lifecycle = new Lifecycle('edge');
+  readonly #startedAt = Date.now();
+  readonly #statusMetrics: StatusMetrics;
   #isDraining = false;
 
   constructor(options: EdgeOptions) {
@@ -63,7 +66,8 @@ export class Edge implements DrainableService {
     this.#config = config;
     this.#logger = logger;
     this.registry = options.registry ?? createRegistry();
-    this.metrics = new ProxyMetrics(this.registry);
+    this.#statusMetrics = new StatusMetrics(this.registry);
+    this.metrics = this.#statusMetrics;
     this.metrics.draining.set(0);
     const pools = new Map<PoolName, Pool>();
     for (const name of POOL_NAMES) pools.set(name, this.#watch(new Pool(name)));
@@ -124,6 +128,14 @@ export class Edge implements DrainableService {
       port: config.adminPort,
       registry: this.registry,
       isReady: () => this.isReady,
+      adminToken: config.adminToken,
+      status: () => this.status(),
+      actions: {
+        drain: (pool, id) => this.#operator(pool, id, 'drain'),
+        undrain: (pool, id) => this.#operator(pool, id, 'undrain'),
+        move: (pool, id) =>
+          this.#backend(pool, id) === undefined ? undefined : this.moveCalls(pool as PoolName, id),
+      },
     });
     const membershipOptions = {
       pools,
@@ -204,6 +216,39 @@ export class Edge implements DrainableService {
       active: b.active,
       isRemoved: b.isRemoved,
     }));
+  }
+
+  /** What the admin status page and `/status` show. */
+  status(): Promise<ProxyStatus> {
+    return collectStatus({
+      pools: this.pools,
+      registry: this.registry,
+      tunnels: () => this.tunnels.tunnels,
+      recentErrors: () => this.#statusMetrics.recentErrors,
+      isDraining: () => this.#isDraining,
+      startedAt: this.#startedAt,
+    });
+  }
+
+  #backend(pool: string, id: string): Backend | undefined {
+    return (this.pools as ReadonlyMap<string, Pool>).get(pool)?.get(id);
+  }
+
+  /** Operator drain/undrain from the admin port; undefined for an unknown backend. */
+  #operator(pool: string, id: string, action: 'drain' | 'undrain'): boolean | undefined {
+    const backend = this.#backend(pool, id);
+    if (!backend) return undefined;
+    const changed = action === 'drain' ? backend.drainByOperator() : backend.undrainByOperator();
+    this.#logger.info(
+      action === 'drain' ? 'backend drained by operator' : 'backend undrained by operator',
+      {
+        pool,
+        backend: id,
+        state: backend.state,
+        changed,
+      },
+    );
+    return changed;
   }
 
   /**

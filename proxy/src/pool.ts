@@ -17,6 +17,8 @@ export interface PickOptions {
    * Call affinity (media streams: the CallSid): while a tunnel holds this key (`holdAffinity`),
    * new tunnels with it go to the same backend if it is still up or draining, so the worker that
    * has the call sees the second stream and hands over, instead of two agents talking at once.
+   * Without a holder on this replica, the key is rendezvous-hashed over the `up` backends, so
+   * another proxy replica that holds the call's first stream sent it to the same worker.
    */
   affinityKey?: string | undefined;
   /** Backends already tried for this request. */
@@ -63,9 +65,10 @@ export class Pool extends EventEmitter<PoolEvents> implements BackendObserver {
     const candidates = this.backends.filter(
       (b) => b.state === 'up' && !(options.exclude?.has(b) ?? false),
     );
-    return options.sessionId === undefined
-      ? leastTunnels(candidates)
-      : rendezvous(options.sessionId, candidates);
+    // No live tunnel of the call here: every replica hashes the CallSid over the same `up`
+    // backends, so a call's streams meet on one worker whichever proxy they come through.
+    const key = options.sessionId ?? options.affinityKey;
+    return key === undefined ? leastTunnels(candidates) : rendezvous(key, candidates);
   }
 
   /** The backend a live tunnel with this affinity key went to, if any. */

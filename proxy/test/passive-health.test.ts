@@ -218,11 +218,10 @@ describe('passive health on a worker 503', () => {
     });
     const b = await startWsBackend({ name: 'b' });
     const t = await startEdge({ MEDIA_BACKENDS: `${a.hostPort},${b.hostPort}` });
-    // B looks busier for the first stream, so least tunnels picks A.
-    const lease = t.edge.pools.get('media')!.get(b.hostPort)!.acquire();
-    await openWs(`${t.wsUrl}/media-stream/CAsame`);
-    lease.release();
-    const second = await refusedStatus(`${t.wsUrl}/media-stream/CAsame`);
+    // A CallSid whose rendezvous hash picks A for the first stream.
+    const [callSid] = sessionsOwnedBy(a.hostPort, [a.hostPort, b.hostPort], 1);
+    await openWs(`${t.wsUrl}/media-stream/${callSid}`);
+    const second = await refusedStatus(`${t.wsUrl}/media-stream/${callSid}`);
     expect(second).toMatchObject({ status: 503, body: 'RUNTIME_ERR_TOO_MANY_SESSIONS' });
     expect(b.upgrades).toHaveLength(0);
     expect(t.logs.filter((l) => l.code === 'PROXY_ERR_BACKEND_BUSY')).toEqual([
