@@ -27,7 +27,8 @@ if (mediaWorkers < 1) {
 }
 
 // Workers that share a secret can verify each other's tokens: the worker that serves the TwiML is
-// rarely the one that receives the stream. A fresh secret per run is right for local use.
+// rarely the one that receives the stream. The proxy gets it too: it signs the resume vouch of a
+// call it moves to another worker. A fresh secret per run is right for local use.
 const callTokenSecret = env.CALL_TOKEN_SECRET || randomBytes(32).toString('hex');
 const testAgentSecret = env.TEST_AGENT_SECRET || randomBytes(32).toString('hex');
 
@@ -43,6 +44,7 @@ const commands = [
     env: {
       MEDIA_BACKENDS: env.MEDIA_BACKENDS || mediaPorts.map((p) => `127.0.0.1:${p}`).join(','),
       TEST_AGENT_BACKENDS: env.TEST_AGENT_BACKENDS || `127.0.0.1:${testAgentPort}`,
+      CALL_TOKEN_SECRET: callTokenSecret,
     },
   },
   ...mediaPorts.map((port, i) => ({

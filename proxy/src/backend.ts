@@ -10,6 +10,16 @@ export interface HealthThresholds {
   healthy: number;
 }
 
+/** The last active probe of a backend, for the status page. */
+export interface ProbeRecord {
+  result: ProbeResult;
+  /** `200`, `503`, `status 500`, `ECONNREFUSED`, `timeout after 1000 ms` … */
+  detail: string;
+  latencyMs: number;
+  /** `Date.now()` when the probe finished. */
+  at: number;
+}
+
 /** Told about every change; the pool implements it. */
 export interface BackendObserver {
   backendStateChanged(backend: Backend, previous: BackendState, reason: string): void;
@@ -45,6 +55,8 @@ export class Backend {
   #goodProbes = 0;
   #badProbes = 0;
   #full = false;
+  #drainedByOperator = false;
+  #lastProbe: ProbeRecord | undefined;
 
   constructor(pool: string, host: string, port: number, observer: BackendObserver) {
     this.pool = pool;
@@ -76,6 +88,41 @@ export class Backend {
     return this.#isRemoved;
   }
 
+  /** Drained from the admin port: no new tunnels until undrained, whatever the probes say. */
+  get isDrainedByOperator(): boolean {
+    return this.#drainedByOperator;
+  }
+
+  get lastProbe(): ProbeRecord | undefined {
+    return this.#lastProbe;
+  }
+
+  /** The health checker notes each probe here (the state change is `recordProbe`'s job). */
+  rememberProbe(record: ProbeRecord): void {
+    this.#lastProbe = record;
+  }
+
+  /**
+   * Operator drain: no new tunnels (live ones continue), and no probe brings it back `up` until
+   * `undrainByOperator()`; it can still go `down`. Returns false if it already was drained.
+   */
+  drainByOperator(): boolean {
+    if (this.#drainedByOperator) return false;
+    this.#drainedByOperator = true;
+    if (this.#state === 'up') this.#setState('draining', 'drained by operator');
+    return true;
+  }
+
+  /** Ends an operator drain: `up` again unless its last probe said the worker itself drains. */
+  undrainByOperator(): boolean {
+    if (!this.#drainedByOperator) return false;
+    this.#drainedByOperator = false;
+    if (this.#state === 'draining' && !this.#isRemoved && this.#lastProbe?.result !== 'draining') {
+      this.#setState('up', 'undrained by operator');
+    }
+    return true;
+  }
+
   /** Counts one unit of load until the lease is released. */
   acquire(): Lease {
     this.#active++;
@@ -95,16 +142,6 @@ export class Backend {
   markDown(reason: string): void {
     this.#goodProbes = 0;
     if (!this.#isRemoved) this.#setState('down', reason);
-  }
-
-  /**
-   * Passive health: the worker answered an upgrade with 503 (draining past its accept grace, or
-   * full), so it takes no new tunnels until a probe says otherwise (200 → up at once, as from a
-   * probe 503). Only an `up` backend moves: a `down` one must still earn its way back with good
-   * probes, and a removed one is already draining. Returns whether the state changed.
-   */
-  markDraining(reason: string): boolean {
-    return this.markFull(reason);
   }
 
   /**
@@ -163,7 +200,9 @@ export class Backend {
     this.#setState('up', 'listed again');
   }
 
-  #setState(state: BackendState, reason: string): void {
+  #setState(wanted: BackendState, reason: string): void {
+    // An operator-drained backend never turns `up` by itself (probes, membership).
+    const state = wanted === 'up' && this.#drainedByOperator ? 'draining' : wanted;
     const previous = this.#state;
     if (previous === state) return;
     this.#state = state;

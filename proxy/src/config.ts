@@ -27,6 +27,8 @@ export interface ProxyConfig {
   port: number;
   adminHost: string;
   adminPort: number;
+  /** Bearer token for the admin port's POST actions; needed unless the admin listener is loopback. */
+  adminToken: string | undefined;
   pools: Record<PoolName, readonly BackendEntry[]>;
   /** How often host names in the backend lists are re-resolved (DNS membership). */
   backendResolveIntervalMs: number;
@@ -54,6 +56,16 @@ export interface ProxyConfig {
   twilioAuthToken: string | undefined;
   signatureMode: SignatureMode;
   sansPbxEnabled: boolean;
+  /** Track frames on the media route and move live calls off a worker that goes. */
+  callContinuity: boolean;
+  /** Shared with the media workers: signs the resume vouch of a moved call. */
+  callTokenSecret: string | undefined;
+  /** A move that has found no worker by then closes the call toward the caller (1011). */
+  callMoveTimeoutMs: number;
+  /** Caller bytes held while a call moves; beyond it the oldest frames are dropped. */
+  callMoveBufferBytes: number;
+  /** Largest WebSocket frame payload tracked on the media route. */
+  maxFrameBytes: number;
   logLevel: LogLevel;
   /** Open connections per client address (0: off). */
   maxConnectionsPerClient: number;
@@ -89,6 +101,10 @@ export const PROXY_DEFAULTS = {
   maxHeaderBytes: 16_384,
   drainTimeoutMs: 3_600_000,
   sansPbxEnabled: true,
+  callContinuity: true,
+  callMoveTimeoutMs: 5000,
+  callMoveBufferBytes: 65_536,
+  maxFrameBytes: 65_536,
   logLevel: 'info',
   maxConnectionsPerClient: 1000,
   maxPendingPerClient: 32,
@@ -150,6 +166,14 @@ export function loadProxyConfig(env: Env): Readonly<ProxyConfig> {
   if (headersTimeoutMs > requestTimeoutMs) {
     r.problem('HEADERS_TIMEOUT_MS must not be larger than REQUEST_TIMEOUT_MS');
   }
+  const callTokenSecret = r.optionalString('CALL_TOKEN_SECRET');
+  if (callTokenSecret !== undefined && callTokenSecret.length < 16) {
+    r.problem('CALL_TOKEN_SECRET must be at least 16 characters');
+  }
+  const adminToken = r.optionalString('ADMIN_TOKEN');
+  if (adminToken !== undefined && adminToken.length < 16) {
+    r.problem('ADMIN_TOKEN must be at least 16 characters');
+  }
   const logLevel = r.string('LOG_LEVEL', D.logLevel);
   if (!isLogLevel(logLevel)) r.problem('LOG_LEVEL must be debug, info, warn or error');
 
@@ -161,6 +185,7 @@ export function loadProxyConfig(env: Env): Readonly<ProxyConfig> {
     port: r.port('PORT', D.port),
     adminHost: r.string('ADMIN_HOST', D.adminHost),
     adminPort: r.port('ADMIN_PORT', D.adminPort),
+    adminToken,
     pools,
     backendResolveIntervalMs: r.int('BACKEND_RESOLVE_INTERVAL_MS', D.backendResolveIntervalMs, {
       min: 100,
@@ -207,6 +232,17 @@ export function loadProxyConfig(env: Env): Readonly<ProxyConfig> {
     twilioAuthToken,
     signatureMode,
     sansPbxEnabled: r.bool('SANSPBX_ENABLED', D.sansPbxEnabled),
+    callContinuity: r.bool('CALL_CONTINUITY', D.callContinuity),
+    callTokenSecret,
+    callMoveTimeoutMs: r.int('CALL_MOVE_TIMEOUT_MS', D.callMoveTimeoutMs, {
+      min: 100,
+      max: 120_000,
+    }),
+    callMoveBufferBytes: r.int('CALL_MOVE_BUFFER_BYTES', D.callMoveBufferBytes, {
+      min: 1024,
+      max: 16_777_216,
+    }),
+    maxFrameBytes: r.int('MAX_FRAME_BYTES', D.maxFrameBytes, { min: 1024, max: 16_777_216 }),
     logLevel: isLogLevel(logLevel) ? logLevel : D.logLevel,
     maxConnectionsPerClient: r.int('MAX_CONNECTIONS_PER_CLIENT', D.maxConnectionsPerClient, {
       min: 0,

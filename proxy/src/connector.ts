@@ -16,12 +16,20 @@ export interface ConnectRequest {
   /** See `PickOptions.affinityKey`; held by the returned lease until it is released. */
   affinityKey?: string | undefined;
   /** Backends this request already tried (a worker that answered 503). */
-  exclude?: ReadonlySet<Backend>;
+  exclude?: ReadonlySet<Backend> | undefined;
   /** Aborted when the client leaves; the pending connect is destroyed. */
   signal: AbortSignal;
   /** For log lines. */
   requestId: string;
+  /**
+   * Read the socket into one buffer shared by every tunnel (`net.connect`'s `onread`): no Buffer
+   * is allocated per read; the callback copies out what it keeps. `this` is the socket.
+   */
+  onread?: ((this: Socket, nread: number, buffer: Buffer) => boolean) | undefined;
 }
+
+/** Every upstream read lands here first; one buffer for the process, reads are synchronous. */
+const SHARED_READ_BUFFER = Buffer.allocUnsafe(65_536);
 
 export type ConnectResult =
   | { ok: true; lease: Lease; socket: Socket; byAffinity: boolean }
@@ -52,7 +60,12 @@ export class Connector {
       // Counted while connecting, so a burst of new calls spreads over the pool.
       const lease = withAffinity(pool, affinityKey, backend.acquire());
       try {
-        const socket = await connectSocket(backend, this.#options.timeoutMs, request.signal);
+        const socket = await connectSocket(
+          backend,
+          this.#options.timeoutMs,
+          request.signal,
+          request.onread,
+        );
         return { ok: true, lease, socket, byAffinity };
       } catch (err) {
         lease.release();
@@ -86,9 +99,19 @@ function withAffinity(pool: Pool, key: string | undefined, lease: Lease): Lease 
 }
 
 /** Resolves with a connected socket; on failure, timeout or abort the socket is destroyed. */
-function connectSocket(backend: Backend, timeoutMs: number, signal: AbortSignal): Promise<Socket> {
+function connectSocket(
+  backend: Backend,
+  timeoutMs: number,
+  signal: AbortSignal,
+  onread: ConnectRequest['onread'],
+): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const socket = connect({ host: backend.host, port: backend.port, noDelay: true });
+    const socket = connect({
+      host: backend.host,
+      port: backend.port,
+      noDelay: true,
+      ...(onread ? { onread: { buffer: SHARED_READ_BUFFER, callback: onread } } : {}),
+    });
     const fail = (err: Error): void => {
       cleanup();
       socket.destroy();

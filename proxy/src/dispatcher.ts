@@ -17,7 +17,15 @@ import { endSocket, rawErrorResponse, sendError, statusOf } from './responses.js
 import type { RouteName, RouteTable } from './route-table.js';
 import type { SignatureCheck } from './signature.js';
 import type { HttpProxyAdapter } from './http-proxy-adapter.js';
-import { Tunnel, type TunnelHooks } from './tunnel.js';
+import {
+  Tunnel,
+  type Continuity,
+  type MoveFailure,
+  type MoveReport,
+  type TunnelHooks,
+} from './tunnel.js';
+import { requestHead } from './upstream-handshake.js';
+import { upstreamHeaders } from './upstream-headers.js';
 import type { TunnelTracker } from './tunnel-tracker.js';
 
 export interface DispatcherOptions {
@@ -40,6 +48,8 @@ export interface DispatcherOptions {
   retryBodyBytes?: number | undefined;
   /** Plain requests: the client's whole body must arrive within this (else 408). */
   requestTimeoutMs?: number | undefined;
+  /** Frame tracking and call moves on the media route; undefined turns them off. */
+  continuity: Continuity | undefined;
   isDraining(): boolean;
   metrics: ProxyMetrics;
   logger: Logger;
@@ -65,11 +75,39 @@ export class Dispatcher {
     this.#httpProto = secure ? 'https' : 'http';
     this.#hooks = {
       assigned: (tunnel) => options.tracker.assigned(tunnel),
-      busy: (tunnel, backend) => {
-        options.tracker.unassigned(tunnel, backend);
-        this.#backendBusy(tunnel, backend, true);
-      },
+      released: (tunnel, backend) => options.tracker.unassigned(tunnel, backend),
+      busy: (tunnel, backend) => this.#backendBusy(tunnel, backend, true),
       decided: (tunnel, code, status) => this.#tunnelDecided(tunnel, code, status),
+      moved: (tunnel, report, failure) => this.#callMoved(tunnel, report, failure),
+      fallback: (tunnel, reason) => {
+        const { metrics, logger } = this.#options;
+        metrics.tunnelFallbacks.inc({ pool: tunnel.pool, reason });
+        metrics.error('PROXY_ERR_FRAME_FALLBACK');
+        logger.warn('frame tracking off for this call: it cannot move if its worker goes', {
+          code: 'PROXY_ERR_FRAME_FALLBACK',
+          tunnelId: tunnel.id,
+          path: tunnel.path,
+          backend: tunnel.backend?.id,
+          reason,
+        });
+      },
+      badFrame: (tunnel, side, fault) => {
+        const { metrics, logger } = this.#options;
+        metrics.badFrames.inc({ pool: tunnel.pool, side, reason: fault });
+        logger.warn(
+          side === 'client'
+            ? 'malformed frame from the caller, closing'
+            : 'malformed frame from the worker, moving the call',
+          {
+            code: 'PROXY_ERR_BAD_FRAME',
+            tunnelId: tunnel.id,
+            path: tunnel.path,
+            backend: tunnel.backend?.id,
+            side,
+            fault,
+          },
+        );
+      },
       closed: (tunnel) => this.#tunnelClosed(tunnel),
     };
   }
@@ -77,6 +115,8 @@ export class Dispatcher {
   upgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
     if (this.#options.clientLimits?.admitUpgrade(req, socket) === false) return;
     const { metrics, logger, routes, tracker } = this.#options;
+    // Behind a trusted load balancer, the client its header names; else the socket peer.
+    const client = this.#options.clientLimits?.clientOf(req) ?? socket.remoteAddress ?? '';
     const requestId = randomUUID();
     const startedAt = performance.now();
     const reject = (route: RouteName, code: ProxyErrorCode, reason: string): void => {
@@ -89,7 +129,7 @@ export class Dispatcher {
         code,
         reason,
         status: statusOf(code),
-        client: socket.remoteAddress,
+        client,
         durationMs: elapsed(startedAt),
       });
       endSocket(socket, rawErrorResponse(code, requestId));
@@ -130,25 +170,35 @@ export class Dispatcher {
       reject(match.route, 'PROXY_ERR_TOO_MANY_TUNNELS', `${tracker.size} tunnels open`);
       return;
     }
+    const continuity = match.route === 'media-stream' ? this.#options.continuity : undefined;
+    const headers = upstreamHeaders(
+      req.headers,
+      {
+        clientAddress: client,
+        proto: this.#wsProto,
+        host: req.headers.host,
+        requestId,
+        tunnelId: requestId,
+      },
+      true,
+    );
+    // Compression state cannot move between workers: a tracked route negotiates no extension.
+    if (continuity) delete headers['sec-websocket-extensions'];
     const tunnel = new Tunnel({
       id: requestId,
       pool: this.#pool(match.pool),
       route: match.route,
       pathname: match.pathname,
       forwardUrl: match.forwardUrl,
+      // The worker gets exactly the path that was routed and a header set built here.
+      requestHead: requestHead(match.forwardUrl, headers),
+      key: (req.headers['sec-websocket-key'] as string).trim(),
       sessionId: match.sessionId,
       affinityKey: match.segment,
-      req,
       client: socket,
-      head,
-      forwarded: {
-        clientAddress: socket.remoteAddress ?? '',
-        proto: this.#wsProto,
-        host: req.headers.host,
-      },
       handshakeTimeoutMs: this.#options.upstreamHandshakeTimeoutMs,
+      continuity,
       connector: this.#options.connector,
-      adapter: this.#options.adapter,
       hooks: this.#hooks,
       logger,
     });
@@ -321,23 +371,56 @@ export class Dispatcher {
   }
 
   /**
-   * Passive health: a worker's 503 on an upgrade means it is draining or full, not that this
-   * request was wrong (unlike a 401/403/404/409), so it gets no new tunnels until its next probe
-   * decides. Without this, every caller until that probe would be sent there first. This runs
+   * Passive health: a worker's 503 on an upgrade means it is full (a draining worker says so on
+   * `/readyz`), not that this request was wrong (unlike a 401/403/404/409), so it is marked full:
+   * still `up` for webhooks, and new tunnels go elsewhere while any other `up` backend is not
+   * full, until its next ready probe. Without this, every caller until that probe would be sent
+   * there first. This runs
    * synchronously, before any later upgrade picks a backend. `retrying`: the tunnel goes on to
    * the next backend (the usual case); otherwise the 503 went to the caller (call affinity).
    */
   #backendBusy(tunnel: Tunnel, backend: Backend, retrying: boolean): void {
     const { metrics, logger } = this.#options;
     metrics.error('PROXY_ERR_BACKEND_BUSY');
-    const marked = backend.markDraining('upgrade answered 503');
+    const marked = backend.markFull('upgrade answered 503');
     logger.warn(retrying ? 'backend answered 503, trying the next one' : 'backend answered 503', {
       code: 'PROXY_ERR_BACKEND_BUSY',
       pool: backend.pool,
       backend: backend.id,
       tunnelId: tunnel.id,
-      // Draining from now until its next probe says otherwise (false: it already was).
-      markedDraining: marked,
+      // Full from now until its next ready probe: it still takes webhooks, and new tunnels only
+      // when every other `up` backend is full too (false: it already was, or was not `up`).
+      markedFull: marked,
+    });
+  }
+
+  #callMoved(tunnel: Tunnel, report: MoveReport, failure: MoveFailure | undefined): void {
+    const { metrics, logger } = this.#options;
+    const pool = tunnel.pool;
+    metrics.callMoveGap.observe({ pool }, report.gapMs / 1000);
+    if (report.droppedFrames > 0) metrics.callMoveDroppedFrames.inc({ pool }, report.droppedFrames);
+    const fields = {
+      tunnelId: tunnel.id,
+      path: tunnel.path,
+      pool,
+      from: report.from.id,
+      to: report.to?.id,
+      reason: report.reason,
+      attempt: report.attempt,
+      gapMs: Math.round(report.gapMs),
+      droppedFrames: report.droppedFrames,
+    };
+    if (failure === undefined) {
+      metrics.callsMoved.inc({ pool, reason: report.reason });
+      logger.info('call moved', fields);
+      return;
+    }
+    metrics.callMovesFailed.inc({ pool, reason: failure });
+    metrics.error('PROXY_ERR_MOVE_FAILED');
+    logger.warn('call could not be moved, closing it toward the caller (1011)', {
+      code: 'PROXY_ERR_MOVE_FAILED',
+      failure,
+      ...fields,
     });
   }
 
@@ -361,6 +444,7 @@ export class Dispatcher {
       code,
       bytesFromClient: tunnel.bytesFromClient,
       bytesFromBackend: tunnel.bytesFromBackend,
+      moves: tunnel.moves || undefined,
       durationMs: Math.round(durationMs),
     };
     if (code === undefined) logger.info('tunnel closed', fields);

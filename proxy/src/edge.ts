@@ -7,6 +7,7 @@ import {
   type Registry,
 } from '@callgate/runtime';
 import { AdminServer } from './admin.js';
+import type { Backend } from './backend.js';
 import { POOL_NAMES, type PoolName, type ProxyConfig } from './config.js';
 import { Connector } from './connector.js';
 import { ClientLimits } from './client-limits.js';
@@ -14,10 +15,11 @@ import { Dispatcher } from './dispatcher.js';
 import { HealthChecker } from './health-check.js';
 import { Listener } from './listener.js';
 import { Membership, type Resolver } from './membership.js';
-import { ProxyMetrics } from './metrics.js';
+import type { ProxyMetrics } from './metrics.js';
 import { Pool } from './pool.js';
 import { RouteTable } from './route-table.js';
 import { SignatureCheck } from './signature.js';
+import { StatusMetrics, collectStatus, type ProxyStatus } from './status.js';
 import { HttpProxyAdapter } from './http-proxy-adapter.js';
 import { TunnelTracker } from './tunnel-tracker.js';
 
@@ -58,6 +60,8 @@ export class Edge implements DrainableService {
   readonly #membership: Membership;
   readonly #health: HealthChecker;
   readonly #lifecycle = new Lifecycle('edge');
+  readonly #startedAt = Date.now();
+  readonly #statusMetrics: StatusMetrics;
   #isDraining = false;
 
   constructor(options: EdgeOptions) {
@@ -65,7 +69,8 @@ export class Edge implements DrainableService {
     this.#config = config;
     this.#logger = logger;
     this.registry = options.registry ?? createRegistry();
-    this.metrics = new ProxyMetrics(this.registry);
+    this.#statusMetrics = new StatusMetrics(this.registry);
+    this.metrics = this.#statusMetrics;
     this.metrics.draining.set(0);
     const pools = new Map<PoolName, Pool>();
     for (const name of POOL_NAMES) pools.set(name, this.#watch(new Pool(name)));
@@ -109,6 +114,14 @@ export class Edge implements DrainableService {
       publicUrl: config.publicUrl,
       maxTunnels: config.maxTunnels,
       upstreamHandshakeTimeoutMs: config.upstreamHandshakeTimeoutMs,
+      continuity: config.callContinuity
+        ? {
+            secret: config.callTokenSecret,
+            maxFrameBytes: config.maxFrameBytes,
+            moveTimeoutMs: config.callMoveTimeoutMs,
+            moveBufferBytes: config.callMoveBufferBytes,
+          }
+        : undefined,
       isDraining: () => this.#isDraining,
       metrics: this.metrics,
       logger,
@@ -131,6 +144,14 @@ export class Edge implements DrainableService {
       port: config.adminPort,
       registry: this.registry,
       isReady: () => this.isReady,
+      adminToken: config.adminToken,
+      status: () => this.status(),
+      actions: {
+        drain: (pool, id) => this.#operator(pool, id, 'drain'),
+        undrain: (pool, id) => this.#operator(pool, id, 'undrain'),
+        move: (pool, id) =>
+          this.#backend(pool, id) === undefined ? undefined : this.moveCalls(pool as PoolName, id),
+      },
     });
     const membershipOptions = {
       pools,
@@ -213,6 +234,56 @@ export class Edge implements DrainableService {
     }));
   }
 
+  /** What the admin status page and `/status` show. */
+  status(): Promise<ProxyStatus> {
+    return collectStatus({
+      pools: this.pools,
+      registry: this.registry,
+      tunnels: () => this.tunnels.tunnels,
+      recentErrors: () => this.#statusMetrics.recentErrors,
+      isDraining: () => this.#isDraining,
+      startedAt: this.#startedAt,
+    });
+  }
+
+  #backend(pool: string, id: string): Backend | undefined {
+    return (this.pools as ReadonlyMap<string, Pool>).get(pool)?.get(id);
+  }
+
+  /** Operator drain/undrain from the admin port; undefined for an unknown backend. */
+  #operator(pool: string, id: string, action: 'drain' | 'undrain'): boolean | undefined {
+    const backend = this.#backend(pool, id);
+    if (!backend) return undefined;
+    const changed = action === 'drain' ? backend.drainByOperator() : backend.undrainByOperator();
+    this.#logger.info(
+      action === 'drain' ? 'backend drained by operator' : 'backend undrained by operator',
+      {
+        pool,
+        backend: id,
+        state: backend.state,
+        changed,
+      },
+    );
+    return changed;
+  }
+
+  /**
+   * Moves every live call on one backend to other workers now (an operator's drain that does not
+   * wait). Returns how many calls started moving; calls that cannot move (untracked) stay.
+   */
+  moveCalls(pool: PoolName, backendId: string): number {
+    return this.#moveCallsOff(this.pools.get(pool)?.get(backendId), 'operator');
+  }
+
+  #moveCallsOff(backend: Backend | undefined, reason: 'operator' | 'backend-down'): number {
+    if (backend === undefined) return 0;
+    let moved = 0;
+    for (const tunnel of this.tunnels.tunnels) {
+      if (tunnel.backend === backend && tunnel.move(reason)) moved++;
+    }
+    return moved;
+  }
+
   /** Readiness turns 503 and the listener stops accepting; live tunnels continue. Idempotent. */
   beginDrain(): void {
     if (this.#isDraining) return;
@@ -245,7 +316,8 @@ export class Edge implements DrainableService {
           tunnels: open,
         });
       }
-      this.tunnels.destroyAll('PROXY_ERR_DRAIN_FORCED');
+      // Media calls get a close frame, so Twilio's <Connect action> can bring them back.
+      for (const tunnel of this.tunnels.tunnels) tunnel.closeForRestart();
       // Destroyed sockets report 'close' a loop turn later; wait, so every tunnel is logged.
       await this.tunnels.waitForEmpty();
       await this.#stopChildren('destroy');
@@ -270,8 +342,15 @@ export class Edge implements DrainableService {
     pool.on('state', (b, previous, reason) => {
       metrics.setBackendState(pool.name, b.id, b.state);
       const fields = { pool: pool.name, backend: b.id, from: previous, to: b.state, reason };
-      if (b.state === 'down') log.warn('backend state', fields);
-      else log.info('backend state', fields);
+      if (b.state !== 'down') {
+        log.info('backend state', fields);
+        return;
+      }
+      log.warn('backend state', fields);
+      // A hung worker keeps its sockets open: its calls move once health checks give up on it.
+      const moving = this.#moveCallsOff(b, 'backend-down');
+      if (moving > 0)
+        log.warn('moving calls off a backend marked down', { ...fields, calls: moving });
     });
     pool.on('removed', (b) => {
       metrics.removeBackend(pool.name, b.id);

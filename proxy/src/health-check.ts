@@ -1,4 +1,5 @@
 import { request } from 'node:http';
+import { performance } from 'node:perf_hooks';
 import { Lifecycle, errorCode, type Logger, type Service } from '@callgate/runtime';
 import type { Backend, HealthThresholds, ProbeResult } from './backend.js';
 import type { ProxyMetrics } from './metrics.js';
@@ -79,8 +80,15 @@ export class HealthChecker implements Service {
   }
 
   async #check(backend: Backend): Promise<void> {
+    const startedAt = performance.now();
     const { result, detail } = await this.#probe(backend);
     if (this.#lifecycle.state === 'closing' || this.#lifecycle.state === 'closed') return;
+    backend.rememberProbe({
+      result,
+      detail,
+      latencyMs: Math.round((performance.now() - startedAt) * 10) / 10,
+      at: Date.now(),
+    });
     if (result === 'failed') this.#options.metrics.error('PROXY_ERR_HEALTH_CHECK');
     const before = backend.state;
     backend.recordProbe(result, this.#options.thresholds);

@@ -3,22 +3,11 @@ import type { Socket } from 'node:net';
 import { Readable, type Duplex } from 'node:stream';
 import httpProxy from 'http-proxy';
 
-// The only module that knows http-proxy. Everything around it owns the sockets; the library only
-// writes the request on a socket we connected, relays the answer and pipes the bytes.
-// http-proxy-3 has the same createProxyServer()/ws()/web() API and events: switching is this file.
-
-/** What http-proxy reports about one tunnel, found through the request it was given. */
-export interface TunnelHandler {
-  proxyRequest(proxyReq: ClientRequest): void;
-  /**
-   * A non-101 answer arrived, before any listener: true takes it back (the handler will retry
-   * on another backend), so http-proxy never relays it and this request is abandoned.
-   */
-  retryAnswer(res: IncomingMessage): boolean;
-  /** The 101 went out and both pipes are set up. */
-  piped(): void;
-  proxyError(err: Error): void;
-}
+// The only module that knows http-proxy, which carries plain HTTP requests (the voice webhook,
+// the test-agent page and its session API). Everything around it owns the sockets; the library
+// only writes the request on a socket we connected and relays the answer. WebSocket upgrades do
+// not come here: the tunnel does its handshake on the raw socket (see tunnel.ts).
+// http-proxy-3 has the same createProxyServer()/web() API and events: switching is this file.
 
 /** What http-proxy reports about one plain HTTP request. */
 export interface ExchangeHandler {
@@ -36,7 +25,7 @@ export interface Target {
 /**
  * Hands http-proxy a socket that is already connected, so connect errors happen (and are retried)
  * before the library is involved. One agent per request, never kept alive: the socket is the
- * tunnel's, and it goes when the tunnel goes.
+ * request's, and it goes when the request goes.
  */
 class PreconnectedAgent extends Agent {
   #socket: Socket | undefined;
@@ -56,82 +45,30 @@ class PreconnectedAgent extends Agent {
 }
 
 /**
- * http-proxy writes a non-101 answer to the client from its own 'response' listener, so a busy
- * worker's 503 would reach the caller even when another worker could take the call. This sits in
- * front of every listener of one upstream request: when the handler takes the answer back, that
- * 'response' reaches no listener, and neither do the request's later 'error' or 'upgrade' (http-
- * proxy would end the client socket on an error of the abandoned request). Everything else
- * ('close', 'socket', ...) passes through.
- */
-function interceptRetry(proxyReq: ClientRequest, handler: TunnelHandler): void {
-  const emit = proxyReq.emit.bind(proxyReq) as (
-    event: string | symbol,
-    ...args: unknown[]
-  ) => boolean;
-  let abandoned = false;
-  const intercepted = (event: string | symbol, ...args: unknown[]): boolean => {
-    if (!abandoned && event === 'response') {
-      abandoned = handler.retryAnswer(args[0] as IncomingMessage);
-    }
-    if (abandoned && (event === 'response' || event === 'error' || event === 'upgrade')) {
-      return true;
-    }
-    return emit(event, ...args);
-  };
-  proxyReq.emit = intercepted as ClientRequest['emit'];
-}
-
-/**
- * The one http-proxy instance of an edge, with exactly one `error` listener (guard 1). Events are
- * routed to the tunnel or request they belong to through the request object.
+ * The one http-proxy instance of an edge, with exactly one `error` listener: http-proxy re-emits
+ * every request's errors on the instance, and an instance without a listener throws them. Events
+ * are routed to the request they belong to through the request object.
  */
 export class HttpProxyAdapter {
   readonly #proxy = httpProxy.createProxyServer({
-    // Guard 10: X-Forwarded-* are written by upstreamHeaders(), overwritten, never appended.
+    // X-Forwarded-* are written by upstreamHeaders(), overwritten, never appended.
     xfwd: false,
     changeOrigin: false,
     prependPath: false,
   });
-  readonly #tunnels = new WeakMap<IncomingMessage, TunnelHandler>();
-  readonly #tunnelsByUpstream = new WeakMap<Socket, TunnelHandler>();
   readonly #exchanges = new WeakMap<IncomingMessage, ExchangeHandler>();
 
   constructor() {
     this.#proxy.on('error', (err, req, res) => {
-      const handler = this.#tunnels.get(req) ?? this.#exchanges.get(req);
-      // Every request handed to the library has a handler; anything else is cut. On the WebSocket
-      // path `res` is the client socket, so never writeHead() here.
+      const handler = this.#exchanges.get(req);
+      // Every request handed to the library has a handler; anything else is cut.
       if (handler) handler.proxyError(err);
       else res.destroy();
     });
-    this.#proxy.on('proxyReqWs', (proxyReq, req) => {
-      const handler = this.#tunnels.get(req);
-      if (!handler) return;
-      interceptRetry(proxyReq, handler);
-      handler.proxyRequest(proxyReq);
-    });
-    this.#proxy.on('open', (upstream) => this.#tunnelsByUpstream.get(upstream)?.piped());
     this.#proxy.on('proxyReq', (proxyReq, req) => this.#exchanges.get(req)?.proxyRequest(proxyReq));
     this.#proxy.on('proxyRes', (proxyRes, req) =>
       this.#exchanges.get(req)?.proxyResponse(proxyRes),
     );
-  }
-
-  /** Sends the upgrade on `upstream` and, on a 101, pipes `client` ⇄ `upstream`. */
-  ws(
-    req: IncomingMessage,
-    client: Socket,
-    head: Buffer,
-    upstream: Socket,
-    target: Target,
-    handler: TunnelHandler,
-  ): void {
-    this.#tunnels.set(req, handler);
-    this.#tunnelsByUpstream.set(upstream, handler);
-    this.#proxy.ws(req, client, head, {
-      target: { host: target.host, port: target.port },
-      agent: new PreconnectedAgent(upstream),
-    });
   }
 
   /** Sends a plain request on `upstream` and relays the response to `res`. */

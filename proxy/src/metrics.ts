@@ -18,6 +18,12 @@ export class ProxyMetrics {
   readonly draining: Gauge;
   readonly clientLimited: Counter<'at'>;
   readonly requestRetries: Counter<'pool' | 'reason'>;
+  readonly callsMoved: Counter<'pool' | 'reason'>;
+  readonly callMovesFailed: Counter<'pool' | 'reason'>;
+  readonly callMoveGap: Histogram<'pool'>;
+  readonly callMoveDroppedFrames: Counter<'pool'>;
+  readonly tunnelFallbacks: Counter<'pool' | 'reason'>;
+  readonly badFrames: Counter<'pool' | 'side' | 'reason'>;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -92,6 +98,43 @@ export class ProxyMetrics {
     this.draining = new Gauge({
       name: 'proxy_draining',
       help: '1 once the proxy is draining (SIGTERM), else 0.',
+      registers,
+    });
+    this.callsMoved = new Counter({
+      name: 'proxy_calls_moved_total',
+      help: 'Live calls moved to another worker, by why their worker went.',
+      labelNames: ['pool', 'reason'],
+      registers,
+    });
+    this.callMovesFailed = new Counter({
+      name: 'proxy_call_moves_failed_total',
+      help: 'Calls that could not be moved before CALL_MOVE_TIMEOUT_MS (closed toward the caller with 1011).',
+      labelNames: ['pool', 'reason'],
+      registers,
+    });
+    this.callMoveGap = new Histogram({
+      name: 'proxy_call_move_gap_seconds',
+      help: 'From a worker going to the call resuming on another: the gap in the caller audio.',
+      labelNames: ['pool'],
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10],
+      registers,
+    });
+    this.callMoveDroppedFrames = new Counter({
+      name: 'proxy_call_move_dropped_frames_total',
+      help: 'Caller frames dropped while a call was moving (CALL_MOVE_BUFFER_BYTES full).',
+      labelNames: ['pool'],
+      registers,
+    });
+    this.tunnelFallbacks = new Counter({
+      name: 'proxy_tunnel_fallbacks_total',
+      help: 'Media tunnels that stopped tracking frames and became a plain relay (they cannot move).',
+      labelNames: ['pool', 'reason'],
+      registers,
+    });
+    this.badFrames = new Counter({
+      name: 'proxy_bad_frames_total',
+      help: 'Malformed WebSocket frames on tracked tunnels, by side (client, backend) and fault.',
+      labelNames: ['pool', 'side', 'reason'],
       registers,
     });
   }

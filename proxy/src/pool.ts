@@ -17,6 +17,8 @@ export interface PickOptions {
    * Call affinity (media streams: the CallSid): while a tunnel holds this key (`holdAffinity`),
    * new tunnels with it go to the same backend if it is still up or draining, so the worker that
    * has the call sees the second stream and hands over, instead of two agents talking at once.
+   * Without a holder on this replica, the key is rendezvous-hashed over the `up` backends, so
+   * another proxy replica that holds the call's first stream sent it to the same worker.
    */
   affinityKey?: string | undefined;
   /** Backends already tried for this request. */
@@ -66,9 +68,11 @@ export class Pool extends EventEmitter<PoolEvents> implements BackendObserver {
     // A full worker still takes webhooks, and new work only when every other one is full too.
     const free = candidates.filter((b) => !b.isFull);
     const from = free.length > 0 ? free : candidates;
-    return options.sessionId === undefined
-      ? leastTunnels(from)
-      : rendezvous(options.sessionId, from);
+    // No live tunnel of the call here: every replica hashes the CallSid over the same `up`
+    // (and not full) backends, so a call's streams meet on one worker whichever proxy they
+    // come through.
+    const key = options.sessionId ?? options.affinityKey;
+    return key === undefined ? leastTunnels(from) : rendezvous(key, from);
   }
 
   /** The backend a live tunnel with this affinity key went to, if any. */

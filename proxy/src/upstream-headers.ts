@@ -25,7 +25,14 @@ const HOP_BY_HOP = new Set([
   'upgrade',
 ]);
 // Fields a client must not be able to pre-set: the proxy writes them itself.
-const PROXY_OWNED = new Set(['forwarded', 'x-real-ip', 'x-request-id', 'x-tunnel-id']);
+// X-Callgate-Resume vouches for a moved call: only the proxy may send it (see tunnel.ts).
+const PROXY_OWNED = new Set([
+  'forwarded',
+  'x-real-ip',
+  'x-request-id',
+  'x-tunnel-id',
+  'x-callgate-resume',
+]);
 // Fields `Connection` may not nominate away: the request would change meaning, not just lose a hop.
 const END_TO_END = new Set([
   'host',

@@ -33,7 +33,7 @@ describe('AdminServer', () => {
     ['GET', '/readyz', 200],
     ['HEAD', '/readyz', 200],
     ['GET', '/metrics?x=1', 200],
-    ['GET', '/', 404],
+    ['GET', '/nope', 404],
     ['POST', '/metrics', 404],
     ['GET', '/media-stream/CA1', 404],
   ])('%s %s → %i', async (method, path, status) => {

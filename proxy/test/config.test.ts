@@ -21,6 +21,7 @@ describe('loadProxyConfig', () => {
       ...PROXY_DEFAULTS,
       publicUrl: undefined,
       twilioAuthToken: undefined,
+      adminToken: undefined,
       signatureMode: 'off',
     });
     expect(config.pools).toEqual({
@@ -29,6 +30,16 @@ describe('loadProxyConfig', () => {
     });
     expect(Object.isFrozen(config)).toBe(true);
     expect(Object.isFrozen(config.pools.media[0])).toBe(true);
+  });
+
+  it('reads ADMIN_TOKEN and refuses a short one or the unedited placeholder', () => {
+    expect(loadProxyConfig({ ...base, ADMIN_TOKEN: 'a'.repeat(32) }).adminToken).toBe(
+      'a'.repeat(32),
+    );
+    expect(() => loadProxyConfig({ ...base, ADMIN_TOKEN: 'short' })).toThrow(/at least 16/);
+    expect(() => loadProxyConfig({ ...base, PUBLIC_URL: 'https://CHANGE-ME.example.com' })).toThrow(
+      /placeholder/,
+    );
   });
 
   it('reads backend lists with names, IPv6 and duplicates', () => {

@@ -48,21 +48,27 @@ describe('Edge drain', () => {
     expect(t.logs.find((l) => l.msg === 'tunnel closed')?.code).toBeUndefined();
   });
 
-  it('destroys the tunnels left when forced', async () => {
+  it('ends the tunnels left when forced: media calls with a close frame (1012), others cut', async () => {
     const backend = await startWsBackend();
-    const t = await startEdge({ MEDIA_BACKENDS: backend.hostPort });
+    const t = await startEdge({
+      MEDIA_BACKENDS: backend.hostPort,
+      TEST_AGENT_BACKENDS: backend.hostPort,
+    });
     const calls = [
       await openWs(`${t.wsUrl}/media-stream/CA1`),
       await openWs(`${t.wsUrl}/media-stream/CA2`),
+      await openWs(`${t.wsUrl}/test-agent/s-1`),
     ];
     t.edge.beginDrain();
     const closing = t.edge.close();
     await t.edge.destroy();
     await closing;
-    expect(await Promise.all(calls.map(closed))).toEqual([1006, 1006]);
+    // A close frame lets Twilio run the TwiML after <Connect> (its action URL brings the call back).
+    expect(await Promise.all(calls.map(closed))).toEqual([1012, 1012, 1006]);
     expect(t.edge.tunnels.size).toBe(0);
     const lines = t.logs.filter((l) => l.msg === 'tunnel closed');
     expect(lines.map((l) => [l.closedBy, l.code])).toEqual([
+      ['proxy', 'PROXY_ERR_DRAIN_FORCED'],
       ['proxy', 'PROXY_ERR_DRAIN_FORCED'],
       ['proxy', 'PROXY_ERR_DRAIN_FORCED'],
     ]);

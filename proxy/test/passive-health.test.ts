@@ -40,7 +40,7 @@ function sessionsOwnedBy(owner: string, ids: string[], count: number): string[] 
 }
 
 describe('passive health on a worker 503', () => {
-  it('retries an upgrade a worker answers 503 on the next one, and marks that worker draining until a probe sees 200', async () => {
+  it('retries an upgrade a worker answers 503 on the next one, and marks that worker full until a probe sees 200', async () => {
     // A full worker: its /readyz says ready (the probe is held until the test answers it, so no
     // probe decides anything in between), every upgrade gets 503.
     const heldProbes: Socket[] = [];
@@ -92,7 +92,7 @@ describe('passive health on a worker 503', () => {
         msg: 'backend answered 503, trying the next one',
         pool: 'test-agent',
         backend: full.hostPort,
-        markedDraining: true,
+        markedFull: true,
       }),
     ]);
     expect(
@@ -221,11 +221,10 @@ describe('passive health on a worker 503', () => {
     });
     const b = await startWsBackend({ name: 'b' });
     const t = await startEdge({ MEDIA_BACKENDS: `${a.hostPort},${b.hostPort}` });
-    // B looks busier for the first stream, so least tunnels picks A.
-    const lease = t.edge.pools.get('media')!.get(b.hostPort)!.acquire();
-    await openWs(`${t.wsUrl}/media-stream/CAsame`);
-    lease.release();
-    const second = await refusedStatus(`${t.wsUrl}/media-stream/CAsame`);
+    // A CallSid whose rendezvous hash picks A for the first stream.
+    const [callSid] = sessionsOwnedBy(a.hostPort, [a.hostPort, b.hostPort], 1);
+    await openWs(`${t.wsUrl}/media-stream/${callSid}`);
+    const second = await refusedStatus(`${t.wsUrl}/media-stream/${callSid}`);
     expect(second).toMatchObject({ status: 503, body: 'RUNTIME_ERR_TOO_MANY_SESSIONS' });
     expect(b.upgrades).toHaveLength(0);
     expect(t.logs.filter((l) => l.code === 'PROXY_ERR_BACKEND_BUSY')).toEqual([

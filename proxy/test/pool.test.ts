@@ -212,3 +212,49 @@ describe('Pool', () => {
     });
   });
 });
+
+describe('operator drain', () => {
+  it('takes an up backend out of new picks, and no probe undoes it', () => {
+    const pool = poolOf(1, 2);
+    const [one, two] = pool.backends as [Backend, Backend];
+    expect(one.drainByOperator()).toBe(true);
+    expect(one.drainByOperator()).toBe(false);
+    expect(one.state).toBe('draining');
+    expect(one.isDrainedByOperator).toBe(true);
+    for (let i = 0; i < 5; i++) one.recordProbe('ready', thresholds);
+    expect(one.state).toBe('draining');
+    for (let i = 0; i < 10; i++) expect(pool.pick()).toBe(two);
+    expect(pool.pick({ affinityKey: 'CA1' })).toBe(two);
+  });
+
+  it('can still go down, and comes back only as far as draining while drained', () => {
+    const backend = poolOf(1).backends[0]!;
+    backend.drainByOperator();
+    for (let i = 0; i < 3; i++) backend.recordProbe('failed', thresholds);
+    expect(backend.state).toBe('down');
+    for (let i = 0; i < 2; i++) backend.recordProbe('ready', thresholds);
+    expect(backend.state).toBe('draining');
+    expect(backend.undrainByOperator()).toBe(true);
+    expect(backend.state).toBe('up');
+    expect(backend.undrainByOperator()).toBe(false);
+  });
+
+  it('undrains to draining when the worker itself said 503 last', () => {
+    const backend = poolOf(1).backends[0]!;
+    backend.drainByOperator();
+    backend.rememberProbe({ result: 'draining', detail: '503', latencyMs: 1, at: Date.now() });
+    backend.recordProbe('draining', thresholds);
+    backend.undrainByOperator();
+    expect(backend.state).toBe('draining');
+  });
+});
+
+describe('media call affinity by rendezvous hash', () => {
+  it('picks the same up backend for a CallSid in two pools that list the same workers', () => {
+    const one = poolOf(1, 2, 3);
+    const two = poolOf(3, 2, 1);
+    for (let i = 0; i < 30; i++) {
+      expect(one.pick({ affinityKey: `CA${i}` })!.id).toBe(two.pick({ affinityKey: `CA${i}` })!.id);
+    }
+  });
+});

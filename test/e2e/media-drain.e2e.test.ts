@@ -1,7 +1,13 @@
 import { simulateCall, type SimEvent } from '@callgate/simulator';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { entryPoints, noise, spawnProcess, type SpawnedProcess } from '../helpers/index.js';
+import {
+  callSidsFor,
+  entryPoints,
+  noise,
+  spawnProcess,
+  type SpawnedProcess,
+} from '../helpers/index.js';
 
 // SIGTERM to a media worker in the middle of a call, through the real proxy.
 
@@ -131,10 +137,13 @@ describe('a draining media worker', () => {
     });
     const ownerOf = (sid: string): SpawnedProcess | undefined =>
       workers.find((w) => w.logs.some((l) => l.msg === 'call started' && l.callSid === sid));
-    // Three live calls: least tunnels puts two on one worker and one on the other (the one
-    // drained next), which then has fewer tunnels and is the proxy's next pick.
-    const held = [1, 2, 3].map((n) => {
-      const sid = `CA00000000000000000000000000000e0${n}`;
+    // Three live calls, placed by the CallSid hash: two on one worker, one on the other (the one
+    // drained next), and a fourth CallSid that hashes to the drained worker.
+    const ids = workers.map((w) => `127.0.0.1:${w.port}`);
+    const [toDrained, toOther] = [ids[0]!, ids[1]!];
+    const drainedSids = callSidsFor(toDrained, ids, 2, 'd');
+    const heldSids = [...callSidsFor(toOther, ids, 2, 'e'), drainedSids[0]!];
+    const held = heldSids.map((sid) => {
       const { onEvent, opened } = watchOpen();
       const done = simulateCall({
         url: `ws://127.0.0.1:${proxy.port}/media-stream/${sid}`,
@@ -153,10 +162,11 @@ describe('a draining media worker', () => {
     const owners = held.map((c) => ownerOf(c.sid));
     const drained = workers.find((w) => owners.filter((o) => o === w).length === 1)!;
     const other = workers.find((w) => w !== drained)!;
+    expect(drained).toBe(workers[0]);
     drained.signal('SIGTERM');
     await drained.waitForLog((l) => l.msg === 'draining');
 
-    const sid = 'CA00000000000000000000000000000e04';
+    const sid = drainedSids[1]!;
     const summary = await simulateCall({
       url: `ws://127.0.0.1:${proxy.port}/media-stream/${sid}`,
       callSid: sid,

@@ -2,7 +2,13 @@ import { once } from 'node:events';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { simulateCall, type CallSummary, type SimEvent } from '@callgate/simulator';
 import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest';
-import { entryPoints, noise, spawnProcess, type SpawnedProcess } from '../helpers/index.js';
+import {
+  callSidsFor,
+  entryPoints,
+  noise,
+  spawnProcess,
+  type SpawnedProcess,
+} from '../helpers/index.js';
 
 // A rolling restart of one media worker behind the real proxy, with the proxy's default health
 // checks (a /readyz probe every 2 s, 1 s timeout) and the workers' default ACCEPT_GRACE_MS.
@@ -87,8 +93,8 @@ function callSid(): string {
 function call(
   proxy: SpawnedProcess,
   hangupAfterMs: number,
+  sid = callSid(),
 ): { sid: string; opened: Promise<void>; done: Promise<CallSummary> } {
-  const sid = callSid();
   let open!: () => void;
   const opened = new Promise<void>((resolve) => {
     open = resolve;
@@ -136,26 +142,29 @@ describe('rolling a media worker behind the proxy', () => {
       MEDIA_BACKENDS: relays.map((r) => `127.0.0.1:${r.port}`).join(','),
     });
 
-    // Three live calls: least-tunnels puts two on one worker (B) and one on the other (A), the
-    // worker being rolled. A keeps listening while its call goes on, and has fewer tunnels.
+    // Three live calls, placed by the CallSid hash: two on one worker (B) and one on the other
+    // (A), the worker being rolled. A keeps listening while its call goes on.
+    const ids = relays.map((r) => `127.0.0.1:${r.port}`);
+    const [toA, toB] = [ids[0]!, ids[1]!];
+    const sidsA = callSidsFor(toA, ids, 3, 'a');
     const held: ReturnType<typeof call>[] = [];
-    for (let i = 0; i < 3; i++) {
-      const c = call(proxy, 8000);
+    for (const sid of [...callSidsFor(toB, ids, 2, 'b'), sidsA[0]!]) {
+      const c = call(proxy, 8000, sid);
       await c.opened;
       held.push(c);
     }
     const owners = await Promise.all(held.map((c) => workerOf(workers, c.sid)));
-    const b = workers.find((w) => owners.filter((o) => o === w).length === 2)!;
-    const a = workers.find((w) => w !== b)!;
+    const [a, b] = [workers[0]!, workers[1]!];
     expect(owners.filter((o) => o === a)).toHaveLength(1);
+    expect(owners.filter((o) => o === b)).toHaveLength(2);
 
     // Right after a probe found A ready, so the proxy keeps it `up` for a whole interval.
     await relays[workers.indexOf(a)]!.nextProbe();
     a.signal('SIGTERM');
     await a.waitForLog((l) => l.msg === 'stream server draining');
-    // The proxy has not probed A since: least-tunnels sends the next call to A (1 tunnel vs 2).
+    // The proxy has not probed A since: a CallSid that hashes to A goes to A.
     // Without the accept grace, A would answer it with 503 (the proxy then retries it on B).
-    const first = call(proxy, 2500);
+    const first = call(proxy, 2500, sidsA[1]);
     await Promise.race([first.opened, first.done]);
     const second = call(proxy, 2500);
     const [firstDone, secondDone] = await Promise.all([first.done, second.done]);
@@ -166,7 +175,8 @@ describe('rolling a media worker behind the proxy', () => {
 
     // Once A stops accepting, the proxy has long marked it draining: calls go to B.
     await a.waitForLog((l) => l.msg === 'accept grace over, refusing new sessions');
-    const late = call(proxy, 1500);
+    // Even a CallSid that hashes to A: A is draining, no longer a candidate.
+    const late = call(proxy, 1500, sidsA[2]);
     expectCompleted(await late.done);
     expect(await workerOf(workers, late.sid)).toBe(b);
 

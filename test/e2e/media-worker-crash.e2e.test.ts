@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { entryPoints, spawnProcess, type SpawnedProcess } from '../helpers/index.js';
+import { callSidsFor, entryPoints, spawnProcess, type SpawnedProcess } from '../helpers/index.js';
 
 // A media worker that dies mid-call: its callers' sockets close at once, every call on the other
 // worker goes on undisturbed, and new calls go to the survivor.
@@ -128,7 +128,10 @@ function ownerOf(callSid: string): SpawnedProcess {
 
 describe('a media worker dies mid-call', () => {
   it('drops only its own calls, at once; the other worker keeps its calls and takes new ones', async () => {
-    const calls = await Promise.all(['CAcrash1', 'CAcrash2', 'CAcrash3', 'CAcrash4'].map(openCall));
+    // Two calls hashed to each worker (the proxy pins a CallSid by rendezvous hash).
+    const ids = workers.map((w) => `127.0.0.1:${w.port}`);
+    const sids = ids.flatMap((id, i) => callSidsFor(id, ids, 2, `c${i}`));
+    const calls = await Promise.all(sids.map(openCall));
     for (const call of calls) await expectEchoes(call, 5);
     // Log lines travel through a pipe; wait until each call's worker has said so.
     await Promise.all(calls.map((c) => waitForOwner(c.callSid)));
@@ -136,9 +139,8 @@ describe('a media worker dies mid-call', () => {
     const survivor = workers.find((w) => w !== victim)!;
     const victimCalls = calls.filter((c) => ownerOf(c.callSid) === victim);
     const survivorCalls = calls.filter((c) => ownerOf(c.callSid) === survivor);
-    // Least-tunnels spreads four calls over two workers.
-    expect(victimCalls.length).toBeGreaterThan(0);
-    expect(survivorCalls.length).toBeGreaterThan(0);
+    expect(victimCalls.length).toBe(2);
+    expect(survivorCalls.length).toBe(2);
 
     victim.signal('SIGKILL');
     await victim.exited;
@@ -151,7 +153,9 @@ describe('a media worker dies mid-call', () => {
       await expectEchoes(call, 5);
     }
     // New calls land on the survivor, invisibly to the caller (the dead backend refuses TCP).
-    const fresh = await Promise.all(['CAcrash5', 'CAcrash6'].map(openCall));
+    // Even CallSids that hashed to the dead worker: it is no longer a candidate.
+    const victimId = ids[workers.indexOf(victim)]!;
+    const fresh = await Promise.all(callSidsFor(victimId, ids, 2, 'f').map(openCall));
     for (const call of fresh) {
       await expectEchoes(call, 3);
       await waitForOwner(call.callSid);

@@ -1,2 +1,4 @@
 export * from './spawn.js';
 export * from './signals.js';
+export * from './tcp-forwarder.js';
+export * from './affinity.js';

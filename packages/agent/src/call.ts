@@ -239,8 +239,11 @@ export class Call extends EventEmitter<CallEvents> {
   }
 
   /**
-   * A mark echo from the transport: "played" unless its utterance was cleared. Returns what it
-   * was; an `unknown` mark is left to the caller (the media session counts it as a bad message).
+   * A mark echo from the transport: "played" unless its utterance was cleared. Returns what the
+   * echo was (undefined once the call ended). An `unknown` mark is left to the caller: on a fresh
+   * call the media session counts it as a bad message; on a resumed call (`info.resumed`) it is
+   * normal, an echo of audio an earlier worker sent, ignored here without a warning and counted
+   * by the caller of this method.
    */
   receiveMark(name: string): MarkOutcome | undefined {
     if (this.isEnded || !this.#playback) return undefined;
@@ -250,6 +253,7 @@ export class Call extends EventEmitter<CallEvents> {
       return outcome;
     }
     if (outcome === 'unknown') {
+      if (this.info.resumed !== undefined) return outcome;
       const error = new AgentError('AGENT_ERR_UNKNOWN_MARK', `mark "${name}" names no utterance`);
       this.#log.debug('unknown mark ignored', { code: error.code, mark: name });
       this.emit('problem', error);

@@ -6,6 +6,13 @@ export interface CallInfo {
   streamId?: string;
   transport: 'twilio' | 'sanspbx' | 'test-agent';
   customParameters: Record<string, string>;
+  /**
+   * Set when this session takes over a call that was already running on another worker (the
+   * proxy moved it after that worker crashed, hung or reached its drain deadline). The caller has
+   * been talking to an agent already: skip the greeting, say something like "sorry, where were
+   * we?". `attempt` counts the moves of this call: 1 for the first. Absent on a new call.
+   */
+  resumed?: { attempt: number };
 }
 
 /**

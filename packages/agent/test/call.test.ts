@@ -304,6 +304,27 @@ describe('Call', () => {
       expect(rec.played).toEqual([]);
       expect(call.stats.marksPlayed).toBe(0);
     });
+
+    it('on a resumed call, ignores unknown marks quietly (an earlier worker sent them)', async () => {
+      const { agent, rec } = recordingAgent();
+      const info = { callId: 'CA1', transport: 'twilio' as const, customParameters: {} };
+      const { call, logs, transport, pacer } = makeCall(agent, {
+        extra: { info: { ...info, resumed: { attempt: 1 } } },
+      });
+      await call.start();
+      expect(rec.call!.info.resumed).toEqual({ attempt: 1 });
+      const problems: string[] = [];
+      call.on('problem', (err) => problems.push(err.code));
+      expect(call.receiveMark('from-the-old-worker')).toBe('unknown');
+      expect(logs.codes()).toEqual([]);
+      expect(problems).toEqual([]);
+      // Its own marks are still played.
+      const id = rec.call!.say(new Int16Array(160));
+      pacer().drain();
+      expect(transport.marks).toEqual([id]);
+      expect(call.receiveMark(id)).toBe('played');
+      expect(rec.played).toEqual([id]);
+    });
   });
 
   describe('resampling', () => {

@@ -2,6 +2,9 @@ import { ConfigError } from './errors.js';
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
+/** The marker the deployment examples put where a real value must go (any case). */
+export const PLACEHOLDER = /(?:^|[^a-z0-9])change-?me(?:[^a-z0-9]|$)/i;
+
 /**
  * Reads typed values from an environment and collects every problem, so a bad deployment gets
  * one error listing all of them. Call `done()` after the last read: it throws a `ConfigError`
@@ -17,7 +20,12 @@ export class EnvReader {
 
   #raw(name: string): string | undefined {
     const v = this.#env[name];
-    return v === undefined || v.trim() === '' ? undefined : v.trim();
+    if (v === undefined || v.trim() === '') return undefined;
+    // The deployment examples ship CHANGE-ME placeholders: a forgotten edit must not start.
+    if (PLACEHOLDER.test(v)) {
+      this.#problems.push(`${name} still holds the placeholder "CHANGE-ME": set a real value`);
+    }
+    return v.trim();
   }
 
   /** Adds a problem found by the caller (cross-field checks). */

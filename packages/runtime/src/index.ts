@@ -13,3 +13,4 @@ export type {
 export { writeHttpError } from './write-http-error.js';
 export { sendJsonError } from './http-endpoints.js';
 export * from './trace.js';
+export * from './resume-vouch.js';

@@ -15,6 +15,20 @@ function read<T>(env: Env, fn: (r: EnvReader) => T): { value: T; problems: reado
 }
 
 describe('EnvReader', () => {
+  it.each([
+    ['CHANGE-ME'],
+    ['https://CHANGE-ME.example.com'],
+    ['change-me-to-64-hex-chars'],
+    ['changeme'],
+  ])('refuses the deployment placeholder in %j', (value) => {
+    const { problems } = read({ SECRET: value }, (r) => r.optionalString('SECRET'));
+    expect(problems).toEqual(['SECRET still holds the placeholder "CHANGE-ME": set a real value']);
+  });
+
+  it('does not mistake words that contain the letters for the placeholder', () => {
+    expect(read({ NAME: 'exchangemedia' }, (r) => r.string('NAME', 'x')).problems).toEqual([]);
+  });
+
   it.each<[Env, string]>([
     [{}, 'fallback'],
     [{ NAME: '' }, 'fallback'],

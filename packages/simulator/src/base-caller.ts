@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { Pacer, concatPcm, frameSamples, resample } from '@callgate/audio';
+import { errorCode } from '@callgate/runtime';
 import { WebSocket, type RawData } from 'ws';
 import { SimulatorError, connectError } from './errors.js';
 import { Playback } from './playback.js';
@@ -31,7 +32,36 @@ export interface CallerOptions {
   /** Before `connect()` resolves: reject with SIM_ERR_ABORTED. Afterwards: `hangup()`. */
   signal?: AbortSignal;
   onEvent?: (e: SimEvent) => void;
+  /**
+   * Twilio's `<Connect action>`: called when the server closes the stream WITH a close frame
+   * before the call ended (Twilio then requests the action URL and runs the TwiML it gets).
+   * Resolve with the next stream to open, or undefined to end the call. Never called when the
+   * connection drops without a close frame (code 1006): what Twilio does then is not documented.
+   */
+  onStreamEnded?: (info: StreamEndInfo) => Promise<NextStream | undefined>;
+  /** Bound on streams opened after the first one (a server that offers streams forever). */
+  maxReconnects?: number;
 }
+
+/** The stream that ended, for `onStreamEnded`. */
+export interface StreamEndInfo {
+  /** Close code of the server's close frame, or 1006 when the next stream failed to open. */
+  code: number;
+  reason: string;
+  streamSid: string;
+  /** Caller timeline, ms. */
+  atMs: number;
+  /** Aborted when the caller hangs up meanwhile. */
+  signal: AbortSignal;
+}
+
+/** Where the call continues: a new `<Connect><Stream>`. */
+export interface NextStream {
+  url: string;
+  customParameters: Record<string, string>;
+}
+
+const DEFAULT_MAX_RECONNECTS = 10;
 
 /** Counters a provider-specific caller updates; the summary reads them. */
 export interface CallCounters {
@@ -75,7 +105,16 @@ export abstract class BaseCaller extends EventEmitter {
   readonly #options: CallerOptions;
   readonly #pacer: Pacer;
   #ws: WebSocket | undefined;
-  #state: 'idle' | 'connecting' | 'open' | 'closing' | 'closed' = 'idle';
+  #state: 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closing' | 'closed' = 'idle';
+  /** 20 ms ticks on the caller's timeline, including ticks between two streams. */
+  #ticks = 0;
+  /** Media frames sent on the current stream (Twilio's `media.chunk`). */
+  #streamFrames = 0;
+  #streamStartTick = 0;
+  #streamSids: string[] = [];
+  #reconnectAttempts = 0;
+  #reconnectGapsMs: number[] = [];
+  #reconnectAbort: AbortController | undefined;
   #out: Int16Array[] = [];
   #outOffset = 0;
   #outSamples = 0;
@@ -118,8 +157,10 @@ export abstract class BaseCaller extends EventEmitter {
     this.ended = new Promise((resolve) => (this.#resolveEnded = resolve));
   }
 
-  /** The stream id this caller announces (`MZ…` for Twilio). */
+  /** The stream id this caller announces (`MZ…` for Twilio); a new one for every stream. */
   abstract readonly streamSid: string;
+  /** A new stream of the same call starts: new stream id, counters from the start. */
+  protected abstract newStream(): void;
   protected abstract openingMessages(): string[];
   protected abstract mediaMessage(frame: Int16Array, chunk: number, timestampMs: number): string;
   protected abstract dtmfMessage(digit: string): string;
@@ -131,7 +172,7 @@ export abstract class BaseCaller extends EventEmitter {
 
   /** Time on the caller's timeline: ms of 20 ms ticks since the call started. */
   get elapsedMs(): number {
-    return this.counters.framesSent * FRAME_MS;
+    return this.#ticks * FRAME_MS;
   }
 
   get isOpen(): boolean {
@@ -151,39 +192,69 @@ export abstract class BaseCaller extends EventEmitter {
     }
     this.#state = 'connecting';
     const o = this.#options;
+    const abort = new AbortController();
+    this.#abortConnect = () => abort.abort();
+    const onOuterAbort = (): void => abort.abort();
+    o.signal?.addEventListener('abort', onOuterAbort, { once: true });
+    if (o.signal?.aborted === true) abort.abort();
+    const cleanup = (): void => {
+      this.#abortConnect = undefined;
+      o.signal?.removeEventListener('abort', onOuterAbort);
+    };
+    return this.#dial(this.url, o.signatureUrl, abort.signal).then(
+      (socket) => {
+        cleanup();
+        if (o.signal) {
+          const signal = o.signal;
+          const hangUpOnAbort = (): void => void this.hangup();
+          signal.addEventListener('abort', hangUpOnAbort, { once: true });
+          void this.ended.then(() => signal.removeEventListener('abort', hangUpOnAbort));
+        }
+        this.#startedAt = performance.now();
+        this.#onOpen(socket);
+        this.#pacer.start();
+      },
+      (err: unknown) => {
+        cleanup();
+        this.#state = 'closed';
+        this.#closeReason = err instanceof Error ? err.message : String(err);
+        this.#resolveEnded();
+        throw err;
+      },
+    );
+  }
+
+  /** Opens one stream's WebSocket; resolves on the 101, rejects with a SimulatorError. */
+  #dial(url: string, signatureUrl: string | undefined, signal: AbortSignal): Promise<WebSocket> {
+    const o = this.#options;
     const timeoutMs = o.connectTimeoutMs ?? 5000;
     const headers: Record<string, string> = { ...o.headers };
     if (o.authToken !== undefined) {
       headers['X-Twilio-Signature'] = computeTwilioSignature(
         o.authToken,
-        o.signatureUrl ?? urlWithoutQuery(this.url),
+        signatureUrl ?? urlWithoutQuery(url),
       );
     }
-    return new Promise<void>((resolve, reject) => {
+    return new Promise<WebSocket>((resolve, reject) => {
       let settled = false;
       let ws: WebSocket | undefined;
       let timer: NodeJS.Timeout | undefined = undefined;
       const fail = (err: SimulatorError): void => {
         if (settled) return;
         settled = true;
-        this.#abortConnect = undefined;
         clearTimeout(timer);
-        o.signal?.removeEventListener('abort', onAbort);
-        this.#state = 'closed';
-        this.#closeReason = err.message;
-        this.#resolveEnded();
+        signal.removeEventListener('abort', onAbort);
         ws?.terminate();
         reject(err);
       };
       const onAbort = (): void =>
-        fail(new SimulatorError('SIM_ERR_ABORTED', `call to ${this.url} aborted before it opened`));
-      this.#abortConnect = onAbort;
-      if (o.signal?.aborted === true) {
+        fail(new SimulatorError('SIM_ERR_ABORTED', `call to ${url} aborted before it opened`));
+      if (signal.aborted) {
         onAbort();
         return;
       }
       try {
-        ws = new WebSocket(this.url, {
+        ws = new WebSocket(url, {
           perMessageDeflate: false,
           headers,
           handshakeTimeout: timeoutMs,
@@ -191,81 +262,74 @@ export abstract class BaseCaller extends EventEmitter {
       } catch (err) {
         // An invalid URL throws synchronously (ws: "Invalid URL", unsupported protocol).
         fail(
-          new SimulatorError('SIM_ERR_INVALID_OPTIONS', `bad stream URL ${this.url}`, {
+          new SimulatorError('SIM_ERR_INVALID_OPTIONS', `bad stream URL ${url}`, {
             cause: err,
           }),
         );
         return;
       }
       const socket = ws;
-      this.#ws = socket;
       const timeoutError = (cause?: unknown): SimulatorError =>
         new SimulatorError(
           'SIM_ERR_TIMEOUT',
-          `no WebSocket handshake from ${this.url} within ${timeoutMs} ms`,
+          `no WebSocket handshake from ${url} within ${timeoutMs} ms`,
           cause === undefined ? {} : { cause },
         );
       timer = setTimeout(() => fail(timeoutError()), timeoutMs);
-      o.signal?.addEventListener('abort', onAbort, { once: true });
+      signal.addEventListener('abort', onAbort, { once: true });
       socket.on('unexpected-response', (_req, res) => {
         const status = res.statusCode ?? 0;
         res.resume();
         fail(
           new SimulatorError(
             'SIM_ERR_HANDSHAKE',
-            `${this.url} answered the upgrade with HTTP ${status} instead of 101`,
+            `${url} answered the upgrade with HTTP ${status} instead of 101`,
             { status },
           ),
         );
       });
       socket.on('error', (err) => {
-        // After the open, ws follows every error with 'close' (code 1006), which ends the call.
+        // After the open, ws follows every error with 'close' (code 1006), which ends the stream.
         if (settled) return;
         fail(
-          /handshake has timed out/i.test(err.message)
-            ? timeoutError(err)
-            : connectError(this.url, err),
+          /handshake has timed out/i.test(err.message) ? timeoutError(err) : connectError(url, err),
         );
       });
       socket.on('open', () => {
         if (settled) return;
         settled = true;
-        this.#abortConnect = undefined;
         clearTimeout(timer);
-        o.signal?.removeEventListener('abort', onAbort);
-        if (o.signal) {
-          const signal = o.signal;
-          const hangUpOnAbort = (): void => void this.hangup();
-          signal.addEventListener('abort', hangUpOnAbort, { once: true });
-          void this.ended.then(() => signal.removeEventListener('abort', hangUpOnAbort));
-        }
-        this.#onOpen(socket);
-        resolve();
+        signal.removeEventListener('abort', onAbort);
+        resolve(socket);
       });
     });
   }
 
   #onOpen(ws: WebSocket): void {
+    this.#ws = ws;
     this.#state = 'open';
     ws.on('message', (data: RawData, isBinary: boolean) => {
-      if (this.#state !== 'open' && this.#state !== 'closing') return;
+      if (this.#ws !== ws || (this.#state !== 'open' && this.#state !== 'closing')) return;
       if (isBinary) {
         this.protocolError('PROTO_ERR_BINARY', 'binary message from the worker (Twilio 31950)');
         return;
       }
       this.handleMessage(rawToString(data));
     });
-    ws.on('close', (code: number, reason: Buffer) => this.#onClose(code, reason.toString()));
-    this.#startedAt = performance.now();
+    ws.on('close', (code: number, reason: Buffer) => {
+      if (this.#ws === ws) this.#onClose(code, reason.toString());
+    });
+    this.#streamFrames = 0;
+    this.#streamStartTick = this.#ticks;
+    this.#streamSids.push(this.streamSid);
     for (const text of this.openingMessages()) this.send(text);
     this.emitSim({
       type: 'open',
       provider: this.provider,
       callSid: this.callSid,
       streamSid: this.streamSid,
-      url: this.url,
+      url: ws.url,
     });
-    this.#pacer.start();
   }
 
   /**
@@ -276,7 +340,7 @@ export abstract class BaseCaller extends EventEmitter {
     const line =
       sampleRate === this.sampleRate ? pcm.slice() : resample(pcm, sampleRate, this.sampleRate);
     if (line.length === 0) return;
-    const startSample = this.counters.framesSent * this.samplesPerFrame + this.#outSamples;
+    const startSample = this.#ticks * this.samplesPerFrame + this.#outSamples;
     this.#out.push(line);
     this.#outSamples += line.length;
     if (!this.#explicitSegments) {
@@ -324,6 +388,11 @@ export abstract class BaseCaller extends EventEmitter {
       this.#resolveEnded();
     } else if (this.#state === 'connecting') {
       this.#abortConnect?.();
+    } else if (this.#state === 'reconnecting') {
+      // Between two streams there is no socket: the call just ends.
+      this.#closedBy = 'caller';
+      this.#durationMs = performance.now() - this.#startedAt;
+      this.#finish(null, 'caller hung up between two streams');
     } else if (this.#state === 'open') {
       this.#state = 'closing';
       this.#closedBy = 'caller';
@@ -338,40 +407,166 @@ export abstract class BaseCaller extends EventEmitter {
 
   /** Drops the socket without `stop` (a lost line). Idempotent. */
   destroy(): void {
-    if (this.#state === 'open' || this.#state === 'closing') {
+    if (this.#state === 'reconnecting') {
+      void this.hangup();
+    } else if (this.#state === 'open' || this.#state === 'closing') {
       if (this.#state === 'open') this.#closedBy = 'caller';
       this.#ws?.terminate();
     }
   }
 
   #onClose(code: number, reason: string): void {
-    if (this.#state === 'closed') return;
+    if (this.#state === 'closed' || this.#state === 'reconnecting') return;
     if (this.#state === 'open') {
+      // 1006: ws saw no close frame (TCP cut, RST). Twilio's behaviour then is unknown: end.
+      if (code !== 1006 && this.#options.onStreamEnded !== undefined) {
+        this.#streamEnded(code, reason);
+        return;
+      }
       this.#closedBy = 'server';
       this.#durationMs = performance.now() - this.#startedAt;
     }
+    this.#finish(code, reason);
+  }
+
+  #finish(code: number | null, reason: string): void {
     this.#state = 'closed';
     this.#pacer.stop();
     clearTimeout(this.#closeTimer);
+    this.#reconnectAbort?.abort();
     this.#closeCode = code;
     this.#closeReason = reason;
     this.emitSim({ type: 'close', code, reason, closedBy: this.#closedBy });
     this.#resolveEnded();
   }
 
+  /**
+   * The server closed the stream with a close frame while the call goes on: like Twilio, ask
+   * `onStreamEnded` (the action URL) where to go next. The caller's clock keeps running; audio
+   * said meanwhile is lost, the speaker plays silence, audio still buffered from the old stream
+   * is dropped and its marks are never echoed.
+   */
+  #streamEnded(code: number, reason: string): void {
+    this.#state = 'reconnecting';
+    const gapStartedAt = performance.now();
+    const abort = new AbortController();
+    this.#reconnectAbort = abort;
+    this.playback.reset();
+    this.emitSim({
+      type: 'stream-end',
+      atMs: this.elapsedMs,
+      code,
+      reason,
+      streamSid: this.streamSid,
+    });
+    void this.#followAction(code, reason, gapStartedAt, abort.signal);
+  }
+
+  async #followAction(
+    code: number,
+    reason: string,
+    gapStartedAt: number,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const hook = this.#options.onStreamEnded;
+    const max = this.#options.maxReconnects ?? DEFAULT_MAX_RECONNECTS;
+    const live = (): boolean => !signal.aborted && this.#state === 'reconnecting';
+    const end = (why: string): void => {
+      if (!live()) return;
+      this.#closedBy = 'server';
+      this.#durationMs = performance.now() - this.#startedAt;
+      this.#finish(code, why);
+    };
+    for (;;) {
+      let next: NextStream | undefined;
+      try {
+        next = await hook?.({
+          code,
+          reason,
+          streamSid: this.streamSid,
+          atMs: this.elapsedMs,
+          signal,
+        });
+      } catch (err) {
+        if (!live()) return;
+        this.protocolError(
+          errorCode(err, 'SIM_ERR_TWIML'),
+          `action request failed: ${err instanceof Error ? err.message : String(err)}`,
+        );
+        next = undefined;
+      }
+      if (!live()) return;
+      if (next === undefined) {
+        end(reason);
+        return;
+      }
+      if (this.#reconnectAttempts >= max) {
+        end(`${reason} (simulator gave up after ${max} new streams)`);
+        return;
+      }
+      this.#reconnectAttempts++;
+      let socket: WebSocket;
+      try {
+        socket = await this.#dial(next.url, undefined, signal);
+      } catch (err) {
+        if (!live()) return;
+        // A stream that cannot open ends like any other (Twilio 31920): the action URL again.
+        code = 1006;
+        reason = err instanceof Error ? err.message : String(err);
+        this.protocolError(errorCode(err, 'SIM_ERR_CONNECT'), `new stream: ${reason}`);
+        continue;
+      }
+      if (!live()) {
+        socket.terminate();
+        return;
+      }
+      for (const key of Object.keys(this.customParameters)) delete this.customParameters[key];
+      Object.assign(this.customParameters, next.customParameters);
+      this.newStream();
+      const gapMs = performance.now() - gapStartedAt;
+      this.#reconnectGapsMs.push(gapMs);
+      this.#reconnectAbort = undefined;
+      this.#onOpen(socket);
+      this.emitSim({
+        type: 'reconnect',
+        atMs: this.elapsedMs,
+        streamSid: this.streamSid,
+        url: next.url,
+        gapMs,
+        reconnects: this.#reconnectGapsMs.length,
+      });
+      return;
+    }
+  }
+
   #onTick(tick: number): void {
-    if (this.#state !== 'open') return;
+    if (this.#state !== 'open' && this.#state !== 'reconnecting') return;
     const nowMs = tick * FRAME_MS;
     if (nowMs >= this.#hangupAtMs) {
       void this.hangup();
       return;
     }
-    while (this.#dtmf.length > 0 && (this.#dtmf[0]?.atMs ?? Infinity) <= nowMs) {
-      const next = this.#dtmf.shift();
-      if (next) this.sendDtmf(next.digit);
+    this.#ticks++;
+    if (this.#state === 'reconnecting') {
+      // No stream: what the caller says now is lost, DTMF too.
+      this.#nextOutFrame();
+      while (this.#dtmf.length > 0 && (this.#dtmf[0]?.atMs ?? Infinity) <= nowMs)
+        this.#dtmf.shift();
+    } else {
+      while (this.#dtmf.length > 0 && (this.#dtmf[0]?.atMs ?? Infinity) <= nowMs) {
+        const next = this.#dtmf.shift();
+        if (next) this.sendDtmf(next.digit);
+      }
+      this.counters.framesSent++;
+      this.#streamFrames++;
+      this.send(
+        this.mediaMessage(
+          this.#nextOutFrame(),
+          this.#streamFrames,
+          (this.#ticks - 1 - this.#streamStartTick) * FRAME_MS,
+        ),
+      );
     }
-    this.counters.framesSent++;
-    this.send(this.mediaMessage(this.#nextOutFrame(), this.counters.framesSent, nowMs));
     // The speaker plays after this turn's socket reads: when this process was stalled (the
     // Pacer then delivers every overdue tick at once, before any I/O), audio the worker sent in
     // time is read first, so our own stall is not mistaken for a gap in the worker's audio.
@@ -474,7 +669,9 @@ export abstract class BaseCaller extends EventEmitter {
       streamSid: this.streamSid,
       provider: this.provider,
       durationMs: Math.round(
-        this.#state === 'open' ? performance.now() - this.#startedAt : this.#durationMs,
+        this.#state === 'open' || this.#state === 'reconnecting'
+          ? performance.now() - this.#startedAt
+          : this.#durationMs,
       ),
       framesSent: c.framesSent,
       framesReceived: c.framesReceived,
@@ -492,6 +689,11 @@ export abstract class BaseCaller extends EventEmitter {
       replyAudio: replyAudio.subarray(0, Math.round((played.length * 8000) / this.sampleRate)),
       replyAudioSampleRate: 8000,
       customParameters: { ...this.customParameters },
+      streamSids: this.#streamSids.slice(),
+      reconnects: this.#reconnectGapsMs.length,
+      reconnectGapsMs: this.#reconnectGapsMs.map((ms) => Math.round(ms)),
+      actionRequests: 0,
+      actionResult: null,
     };
   }
 }

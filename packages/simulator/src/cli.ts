@@ -37,6 +37,9 @@ Options:
   --twiml-url <url>        voice webhook to POST first (default: --url with ws->http,
                            wss->https and path /media-stream/twiml)
   --no-twiml               skip the voice webhook
+  --no-follow-action       end the call when the server closes the stream, instead of
+                           requesting the TwiML's <Connect action> URL like Twilio does
+  --max-reconnects <n>     new streams per call at most, whatever the action answers (default 10)
   --hangup-after-ms <ms>   hang up at this time (default: audio length + tail)
   --tail-ms <ms>           keep listening after the audio ends (default 3000)
   --connect-timeout-ms <ms> handshake and webhook timeout (default 5000)
@@ -135,6 +138,8 @@ export function parseCliArgs(argv: readonly string[]): ParsedCli | 'help' {
         'signature-url': { type: 'string' },
         'twiml-url': { type: 'string' },
         'no-twiml': { type: 'boolean' },
+        'no-follow-action': { type: 'boolean' },
+        'max-reconnects': { type: 'string' },
         'hangup-after-ms': { type: 'string' },
         'tail-ms': { type: 'string' },
         'connect-timeout-ms': { type: 'string' },
@@ -183,6 +188,10 @@ export function parseCliArgs(argv: readonly string[]): ParsedCli | 'help' {
   if (values['signature-url'] !== undefined) options.signatureUrl = values['signature-url'];
   if (values['hangup-after-ms'] !== undefined) {
     options.hangupAfterMs = parseMs(values['hangup-after-ms'], '--hangup-after-ms');
+  }
+  if (values['no-follow-action'] === true) options.followAction = false;
+  if (values['max-reconnects'] !== undefined) {
+    options.maxReconnects = parseMs(values['max-reconnects'], '--max-reconnects');
   }
   if (values['tail-ms'] !== undefined) options.tailMs = parseMs(values['tail-ms'], '--tail-ms');
   if (values['connect-timeout-ms'] !== undefined) {

@@ -3,11 +3,17 @@ export * from './types.js';
 export { computeTwilioSignature, urlWithoutQuery } from './signature.js';
 export {
   fetchTwiml,
+  fetchAction,
   parseTwiml,
+  parseActionTwiml,
+  resolveActionUrl,
   deriveTwimlUrl,
   resolveStreamUrl,
   decodeEntities,
   type FetchTwimlOptions,
+  type FetchActionOptions,
+  type ActionResult,
+  type ActionTwiml,
   type ParsedTwiml,
   type TwimlResult,
 } from './twiml.js';
@@ -21,7 +27,13 @@ export {
   MIN_UTTERANCE_GAP_MS,
   REPLY_RMS_THRESHOLD,
 } from './summary.js';
-export { BaseCaller, FRAME_MS, type CallerOptions } from './base-caller.js';
+export {
+  BaseCaller,
+  FRAME_MS,
+  type CallerOptions,
+  type NextStream,
+  type StreamEndInfo,
+} from './base-caller.js';
 export { TwilioCaller, type TwilioCallerOptions } from './twilio-caller.js';
 export { SansPbxCaller, type SansPbxCallerOptions } from './sanspbx-caller.js';
 export { simulateCall } from './simulate.js';

@@ -115,6 +115,19 @@ export class Playback {
     return { droppedSamples, marks };
   }
 
+  /**
+   * Drops all buffered audio and pending marks without echoing them: the stream they belong to has
+   * ended (Twilio echoes marks on the stream that sent them, never on a later one).
+   */
+  reset(): { droppedSamples: number; droppedMarks: number } {
+    const droppedSamples = this.#bufferedSamples;
+    const droppedMarks = this.pendingMarks;
+    this.#queue = [];
+    this.#head = 0;
+    this.#bufferedSamples = 0;
+    return { droppedSamples, droppedMarks };
+  }
+
   #echoReachedMarks(): void {
     for (;;) {
       const entry = this.#queue[this.#head];

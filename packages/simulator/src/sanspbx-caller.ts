@@ -39,6 +39,11 @@ export class SansPbxCaller extends BaseCaller {
     this.channelId = options.channelId ?? `SIP/callgate-${String(channelCounter).padStart(4, '0')}`;
   }
 
+  /** SansPBX has no `<Connect action>`: the simulator never opens a second stream for it. */
+  protected newStream(): void {
+    throw new Error('SansPBX calls have one stream');
+  }
+
   protected openingMessages(): string[] {
     return [
       serializeSansPbxInbound({ event: 'connected' }),

@@ -1,10 +1,10 @@
 import { resample } from '@callgate/audio';
-import type { BaseCaller, CallerOptions } from './base-caller.js';
+import type { BaseCaller, CallerOptions, NextStream, StreamEndInfo } from './base-caller.js';
 import { callSidFromUrl, randomSid } from './base-caller.js';
 import { SimulatorError } from './errors.js';
 import { SansPbxCaller } from './sanspbx-caller.js';
 import { detectSegments } from './summary.js';
-import { fetchTwiml } from './twiml.js';
+import { fetchAction, fetchTwiml } from './twiml.js';
 import { TwilioCaller } from './twilio-caller.js';
 import type { CallSummary, SimulateCallOptions } from './types.js';
 
@@ -51,6 +51,7 @@ export async function simulateCall(options: SimulateCallOptions): Promise<CallSu
   const accountSid = options.accountSid ?? randomSid('AC');
   let url = options.url;
   let customParameters = { ...options.customParameters };
+  let actionUrl: string | undefined;
   if (provider === 'twilio' && typeof options.twimlUrl === 'string') {
     const twiml = await fetchTwiml({
       twimlUrl: options.twimlUrl,
@@ -63,6 +64,7 @@ export async function simulateCall(options: SimulateCallOptions): Promise<CallSu
       ...(options.signal === undefined ? {} : { signal: options.signal }),
     });
     customParameters = { ...twiml.parameters, ...options.customParameters };
+    actionUrl = twiml.actionUrl;
     // An explicit URL wins: the TwiML names the public host, the test talks to loopback.
     if (url === '' && twiml.streamUrl !== undefined) url = twiml.streamUrl;
   }
@@ -75,6 +77,46 @@ export async function simulateCall(options: SimulateCallOptions): Promise<CallSu
     );
   }
 
+  // Twilio's `<Connect action>` loop: on a server close frame, ask the action URL what next.
+  const action = {
+    requests: 0,
+    result: null as 'stream' | 'empty' | 'hangup' | 'error' | null,
+  };
+  const from = options.from ?? '+15550100';
+  const to = options.to ?? '+15550101';
+  const onStreamEnded = async (info: StreamEndInfo): Promise<NextStream | undefined> => {
+    if (actionUrl === undefined) return undefined;
+    action.requests++;
+    let answer;
+    try {
+      answer = await fetchAction({
+        actionUrl,
+        callSid: caller.callSid,
+        accountSid,
+        from,
+        to,
+        ...(options.authToken === undefined ? {} : { authToken: options.authToken }),
+        ...(options.connectTimeoutMs === undefined ? {} : { timeoutMs: options.connectTimeoutMs }),
+        signal: info.signal,
+      });
+    } catch (err) {
+      action.result = 'error';
+      throw err;
+    }
+    const twiml = answer.twiml;
+    if (twiml.kind === 'end' || twiml.streamUrl === undefined) {
+      action.result = twiml.kind === 'end' ? twiml.result : 'error';
+      return undefined;
+    }
+    action.result = 'stream';
+    // The next action URL is the one this answer names (its state moves on); none: the call
+    // ends with the next stream.
+    actionUrl = twiml.actionUrl;
+    return { url: twiml.streamUrl, customParameters: { ...twiml.parameters } };
+  };
+  const followAction =
+    provider === 'twilio' && options.followAction !== false && actionUrl !== undefined;
+
   const input = options.audio ?? new Int16Array(0);
   const segments = options.segments ?? detectSegments(input, audioRate);
   const line = audioRate === lineRate ? input : resample(input, audioRate, lineRate);
@@ -84,7 +126,9 @@ export async function simulateCall(options: SimulateCallOptions): Promise<CallSu
     accountSid,
     customParameters,
     segments,
+    ...(followAction ? { onStreamEnded } : {}),
     ...pick(options, [
+      'maxReconnects',
       'authToken',
       'signatureUrl',
       'headers',
@@ -109,7 +153,7 @@ export async function simulateCall(options: SimulateCallOptions): Promise<CallSu
   );
   await caller.connect();
   await caller.ended;
-  return caller.summary();
+  return { ...caller.summary(), actionRequests: action.requests, actionResult: action.result };
 }
 
 function pick<T extends object, K extends keyof T>(

@@ -113,6 +113,14 @@ export function formatSummary(s: CallSummary): string {
     );
   }
   lines.push(`  dtmf        sent ${s.dtmfSent}`);
+  if (s.actionRequests > 0 || s.reconnects > 0) {
+    const gaps = s.reconnectGapsMs.map((ms) => `${ms} ms`).join(', ');
+    lines.push(
+      `  reconnects  ${s.reconnects} (action requests ${s.actionRequests}, last answer ` +
+        `${s.actionResult ?? 'none'}${gaps === '' ? '' : `; gaps ${gaps}`})`,
+    );
+    if (s.streamSids.length > 1) lines.push(`  streams     ${s.streamSids.join(', ')}`);
+  }
   const params = Object.entries(s.customParameters);
   if (params.length > 0) {
     lines.push(`  parameters  ${params.map(([k, v]) => `${k}=${v}`).join(', ')}`);

@@ -20,13 +20,19 @@ export type TwilioCallerOptions = CallerOptions;
  */
 export class TwilioCaller extends BaseCaller {
   readonly provider: Provider = 'twilio';
-  readonly streamSid: string;
+  /** A new `MZ…` for every stream of the call, as Twilio does after `<Connect action>`. */
+  streamSid: string;
   /** Twilio numbers every message after `connected`, media and marks alike, from "1". */
   #sequenceNumber = 0;
 
   constructor(options: TwilioCallerOptions) {
     super(options, 8000);
     this.streamSid = randomSid('MZ');
+  }
+
+  protected newStream(): void {
+    this.streamSid = randomSid('MZ');
+    this.#sequenceNumber = 0;
   }
 
   #nextSequence(): string {

@@ -9,6 +9,8 @@ export interface ParsedTwiml {
   streamUrl: string | undefined;
   /** `<Parameter name value>` children of the stream, in document order (later names win). */
   parameters: Record<string, string>;
+  /** `<Connect action>`, entity-decoded; where Twilio goes when the stream ends. */
+  actionUrl: string | undefined;
 }
 
 export interface FetchTwimlOptions {
@@ -72,7 +74,112 @@ export async function fetchTwiml(options: FetchTwimlOptions): Promise<TwimlResul
   const parsed = parseTwiml(body);
   let streamUrl = parsed.streamUrl;
   if (streamUrl !== undefined) streamUrl = resolveStreamUrl(streamUrl, options.twimlUrl);
-  return { streamUrl, parameters: parsed.parameters, status, body };
+  const actionUrl =
+    parsed.actionUrl === undefined
+      ? undefined
+      : resolveActionUrl(parsed.actionUrl, options.twimlUrl);
+  return { streamUrl, parameters: parsed.parameters, actionUrl, status, body };
+}
+
+export interface FetchActionOptions {
+  /** The `<Connect action>` URL, absolute, with its query string. */
+  actionUrl: string;
+  callSid: string;
+  accountSid: string;
+  from: string;
+  to: string;
+  /** Default `in-progress`: the stream ended, the call did not. */
+  callStatus?: string;
+  authToken?: string;
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+/** What an action request answered. */
+export type ActionTwiml =
+  | ({ kind: 'stream' } & ParsedTwiml)
+  | {
+      kind: 'end';
+      /** `empty`: `<Response/>`; `hangup`: anything else without a stream (`<Say>`, `<Hangup/>`). */
+      result: 'empty' | 'hangup';
+      /** The verbs in document order, e.g. ['Say', 'Hangup']. */
+      verbs: string[];
+    };
+
+export interface ActionResult {
+  status: number;
+  body: string;
+  twiml: ActionTwiml;
+}
+
+/**
+ * Twilio's `<Connect action>` step: POSTs the call's parameters (CallStatus `in-progress`) to the
+ * action URL, signed over the full URL (query included) like Twilio, and reads what to do next.
+ * URLs in a stream answer are resolved against the action URL. Rejects with SIM_ERR_CONNECT,
+ * SIM_ERR_TIMEOUT or SIM_ERR_TWIML (non-2xx, or not TwiML).
+ */
+export async function fetchAction(options: FetchActionOptions): Promise<ActionResult> {
+  const params: Record<string, string> = {
+    CallSid: options.callSid,
+    AccountSid: options.accountSid,
+    From: options.from,
+    To: options.to,
+    CallStatus: options.callStatus ?? 'in-progress',
+    Direction: 'inbound',
+  };
+  const headers: Record<string, string> = {
+    'content-type': 'application/x-www-form-urlencoded',
+    accept: 'text/xml, application/xml',
+  };
+  if (options.authToken !== undefined) {
+    headers['x-twilio-signature'] = computeTwilioSignature(
+      options.authToken,
+      options.actionUrl,
+      params,
+    );
+  }
+  const { status, body } = await postForm(
+    options.actionUrl,
+    headers,
+    new URLSearchParams(params).toString(),
+    options.timeoutMs ?? 5000,
+    options.signal,
+    'action URL',
+  );
+  if (status < 200 || status > 299) {
+    throw new SimulatorError(
+      'SIM_ERR_TWIML',
+      `action URL ${options.actionUrl} answered ${status}: ${body.slice(0, 200)}`,
+      { status },
+    );
+  }
+  const twiml = parseActionTwiml(body);
+  if (twiml.kind === 'stream') {
+    if (twiml.streamUrl !== undefined) {
+      twiml.streamUrl = resolveStreamUrl(twiml.streamUrl, options.actionUrl);
+    }
+    if (twiml.actionUrl !== undefined) {
+      twiml.actionUrl = resolveActionUrl(twiml.actionUrl, options.actionUrl);
+    }
+  }
+  return { status, body, twiml };
+}
+
+/**
+ * Reads an action answer: a new `<Connect><Stream>`, or the end of the call (an empty
+ * `<Response/>`, or verbs the simulator does not run, such as `<Say>` and `<Hangup/>`).
+ * Throws SIM_ERR_TWIML when the body is no `<Response>`.
+ */
+export function parseActionTwiml(xml: string): ActionTwiml {
+  const text = xml.replace(/<!--[\s\S]*?-->/g, '');
+  if (/<Connect\b/.test(text)) return { kind: 'stream', ...parseTwiml(xml) };
+  if (!/<Response\b/.test(text)) {
+    throw new SimulatorError('SIM_ERR_TWIML', `not TwiML: ${xml.slice(0, 200)}`);
+  }
+  const verbs = [...text.matchAll(/<([A-Z][A-Za-z]*)\b/g)]
+    .map((m) => m[1] ?? '')
+    .filter((v) => v !== 'Response');
+  return { kind: 'end', result: verbs.length === 0 ? 'empty' : 'hangup', verbs };
 }
 
 const MAX_TWIML_BYTES = 64 * 1024;
@@ -87,8 +194,9 @@ function postForm(
   body: string,
   timeoutMs: number,
   signal: AbortSignal | undefined,
+  label = 'voice webhook',
 ): Promise<{ status: number; body: string }> {
-  const what = `voice webhook ${target}`;
+  const what = `${label} ${target}`;
   return new Promise((resolve, reject) => {
     let url: URL;
     try {
@@ -159,11 +267,11 @@ function postForm(
  */
 export function parseTwiml(xml: string): ParsedTwiml {
   const text = xml.replace(/<!--[\s\S]*?-->/g, '');
-  const connect = /<Connect\b[^>]*>([\s\S]*?)<\/Connect\s*>/.exec(text);
+  const connect = /<Connect\b((?:[^>"']|"[^"]*"|'[^']*')*?)>([\s\S]*?)<\/Connect\s*>/.exec(text);
   const stream =
-    connect?.[1] === undefined
+    connect?.[2] === undefined
       ? null
-      : /<Stream\b((?:[^>"']|"[^"]*"|'[^']*')*?)(\/>|>([\s\S]*?)<\/Stream\s*>)/.exec(connect[1]);
+      : /<Stream\b((?:[^>"']|"[^"]*"|'[^']*')*?)(\/>|>([\s\S]*?)<\/Stream\s*>)/.exec(connect[2]);
   if (stream === null) {
     throw new SimulatorError(
       'SIM_ERR_TWIML',
@@ -178,7 +286,8 @@ export function parseTwiml(xml: string): ParsedTwiml {
     const name = attrs['name'];
     if (name !== undefined) parameters[name] = attrs['value'] ?? '';
   }
-  return { streamUrl: streamAttrs['url'], parameters };
+  const connectAttrs = parseAttributes(connect?.[1] ?? '');
+  return { streamUrl: streamAttrs['url'], parameters, actionUrl: connectAttrs['action'] };
 }
 
 /** Attributes of one start tag, values entity-decoded. */
@@ -227,6 +336,11 @@ export function deriveTwimlUrl(streamUrl: string): string {
   url.search = '';
   url.hash = '';
   return url.toString();
+}
+
+/** Resolves a relative `<Connect action>` against the URL whose answer carried it. */
+export function resolveActionUrl(actionUrl: string, base: string): string {
+  return new URL(actionUrl, base).toString();
 }
 
 /** Resolves a relative `<Stream url>` against the webhook URL, keeping a WebSocket scheme. */

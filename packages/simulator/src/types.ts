@@ -33,6 +33,22 @@ export type SimEvent =
   | { type: 'clear'; atMs: number; droppedSamples: number; marksEchoed: number }
   /** Non-silent worker audio started playing after silence. */
   | { type: 'reply-start'; atMs: number; utteranceIndex: number | null; latencyMs: number | null }
+  /**
+   * The server closed the stream with a close frame while the call goes on: the caller now asks
+   * the `<Connect action>` URL where to go next (Twilio's behaviour). Not emitted for a TCP cut.
+   */
+  | { type: 'stream-end'; atMs: number; code: number; reason: string; streamSid: string }
+  /** A new stream of the same call is open (an 'open' with the new streamSid came just before). */
+  | {
+      type: 'reconnect';
+      atMs: number;
+      streamSid: string;
+      url: string;
+      /** Wall time from the old stream's close to the new stream's 101. */
+      gapMs: number;
+      reconnects: number;
+    }
+  /** The call is over (last stream closed, or the action TwiML ended it). */
   | { type: 'close'; code: number | null; reason: string; closedBy: 'caller' | 'server' }
   /** A message from the worker failed strict validation (Twilio would log 31950/31951). */
   | { type: 'protocol-error'; code: string; message: string };
@@ -67,6 +83,13 @@ export interface SimulateCallOptions {
   /** Before the call is up: reject with SIM_ERR_ABORTED. During it: hang up and resolve. */
   signal?: AbortSignal;
   onEvent?: (e: SimEvent) => void;
+  /**
+   * Follow `<Connect action>` like Twilio when the server closes a stream with a close frame
+   * (default true; only with a voice webhook whose TwiML has an action).
+   */
+  followAction?: boolean;
+  /** Bound on new streams per call (default 10), whatever the action handler answers. */
+  maxReconnects?: number;
 }
 
 export interface ReplyLatency {
@@ -98,4 +121,18 @@ export interface CallSummary {
   replyAudio: Int16Array;
   replyAudioSampleRate: number;
   customParameters: Record<string, string>;
+  /** Every stream of the call, in order (one unless the call was reconnected). */
+  streamSids: string[];
+  /** Streams opened after the first one through `<Connect action>`. */
+  reconnects: number;
+  /** For each reconnect: wall ms from the old stream's close to the new stream's 101. */
+  reconnectGapsMs: number[];
+  /** `<Connect action>` requests made. */
+  actionRequests: number;
+  /**
+   * What the last action request answered: `stream` (a new `<Connect><Stream>`), `empty`
+   * (`<Response/>`), `hangup` (`<Hangup/>` or other verbs, e.g. `<Say>`, then the end), `error`
+   * (no answer or not 2xx); null when no action was requested.
+   */
+  actionResult: 'stream' | 'empty' | 'hangup' | 'error' | null;
 }

@@ -133,6 +133,11 @@ describe('formatSummary', () => {
     replyAudio: new Int16Array(0),
     replyAudioSampleRate: 8000,
     customParameters: { callToken: 't' },
+    streamSids: ['MZ1'],
+    reconnects: 0,
+    reconnectGapsMs: [],
+    actionRequests: 0,
+    actionResult: null,
   };
 
   it('shows frames each way, marks, clears, latencies and errors', () => {
@@ -144,6 +149,20 @@ describe('formatSummary', () => {
     expect(text).toContain('#2 ended 3.00 s: no reply heard');
     expect(text).toContain('PROTO_ERR_INVALID_MESSAGE: bad');
     expect(text).toContain('callToken=t');
+  });
+
+  it('shows reconnects through <Connect action> only when there were any', () => {
+    expect(formatSummary(base)).not.toContain('reconnects');
+    const text = formatSummary({
+      ...base,
+      streamSids: ['MZ0', 'MZ1'],
+      reconnects: 1,
+      reconnectGapsMs: [412],
+      actionRequests: 1,
+      actionResult: 'stream',
+    });
+    expect(text).toContain('reconnects  1 (action requests 1, last answer stream; gaps 412 ms)');
+    expect(text).toContain('streams     MZ0, MZ1');
   });
 
   it('leaves marks out for SansPBX, which has none', () => {

@@ -48,6 +48,7 @@ describe('parseTwiml', () => {
       '<?xml version="1.0" encoding="UTF-8"?><Response><Connect><Stream url="wss://e.example.com/media-stream/CA1"><Parameter name="callToken" value="t0k"/></Stream></Connect></Response>',
       'wss://e.example.com/media-stream/CA1',
       { callToken: 't0k' },
+      undefined,
     ],
     [
       'entities, single quotes, whitespace and comments',
@@ -62,21 +63,24 @@ describe('parseTwiml', () => {
        </Response>`,
       'wss://e.example.com/media-stream?a=1&b=2',
       { 'a<b': 'x "y" AB', second: 'v2' },
+      '/next',
     ],
     [
       'a self-closing stream with no parameters',
       '<Response><Say>hi</Say><Connect><Stream url="wss://e/x"/></Connect></Response>',
       'wss://e/x',
       {},
+      undefined,
     ],
     [
       'a stream without url',
       '<Response><Connect><Stream></Stream></Connect></Response>',
       undefined,
       {},
+      undefined,
     ],
-  ])('reads %s', (_what, xml, url, parameters) => {
-    expect(parseTwiml(xml)).toEqual({ streamUrl: url, parameters });
+  ])('reads %s', (_what, xml, url, parameters, actionUrl) => {
+    expect(parseTwiml(xml)).toEqual({ streamUrl: url, parameters, actionUrl });
   });
 
   it.each([

@@ -48,6 +48,15 @@ export interface MediaConfig {
   stuckReaderMs: number;
   /** Shared secret a SansPBX stream must send (`Authorization: Bearer …`); undefined: none. */
   sansPbxToken: string | undefined;
+  /**
+   * `<Connect action>`: new streams offered in a row for one call whose streams each lived less
+   * than `streamStableMs`, before the action handler gives up. 0 (the default) leaves `action`
+   * out of the TwiML: an agent's hang-up closes the stream like a restart does, and Twilio does
+   * not tell the action handler which it was (README, "Proxy restarts and <Connect action>").
+   */
+  streamReconnectLimit: number;
+  /** A stream that lived this long resets the reconnect count. */
+  streamStableMs: number;
   logLevel: LogLevel;
 }
 
@@ -139,6 +148,8 @@ export function loadMediaConfig(env: Env, defaults: MediaConfigDefaults): Readon
     noMediaTimeoutMs: r.int('NO_MEDIA_TIMEOUT_MS', 5000, { min: 100, max: 600_000 }),
     stuckReaderMs: r.int('STUCK_READER_MS', 5000, { min: 100, max: 600_000 }),
     sansPbxToken,
+    streamReconnectLimit: r.int('STREAM_RECONNECT_LIMIT', 0, { min: 0, max: 100 }),
+    streamStableMs: r.int('STREAM_STABLE_MS', 30_000, { min: 0, max: 86_400_000 }),
     logLevel: isLogLevel(logLevelText) ? logLevelText : 'info',
   };
   r.done();

@@ -7,6 +7,11 @@ import { CallgateError } from '@callgate/runtime';
 export type MediaErrorCode =
   /** Upgrade on a path other than `/media-stream` or `/media-stream/<segment>` (404). */
   | 'MEDIA_ERR_NO_ROUTE'
+  /**
+   * An upgrade with `X-Callgate-Resume` (a call the proxy moves here) whose vouch is malformed,
+   * forged, stale, or unsigned while CALL_TOKEN_SECRET is set (403).
+   */
+  | 'MEDIA_ERR_BAD_RESUME_VOUCH'
   /** `start` carried no, a malformed, a forged or an expired `callToken` (close 1008). */
   | 'MEDIA_ERR_BAD_CALL_TOKEN'
   /** CALL_TOKEN_SECRET is unset: streams are accepted without a call token (a warning at start). */
@@ -52,7 +57,11 @@ export type MediaErrorCode =
   /** Voice webhook / status callback: not a form body, or no/invalid CallSid (400/415). */
   | 'MEDIA_ERR_BAD_WEBHOOK'
   /** Voice webhook / status callback with a method other than POST (405). */
-  | 'MEDIA_ERR_METHOD_NOT_ALLOWED';
+  | 'MEDIA_ERR_METHOD_NOT_ALLOWED'
+  /** `<Connect action>` request whose state query is missing, malformed or forged (403). */
+  | 'MEDIA_ERR_BAD_ACTION_STATE'
+  /** `<Connect action>`: STREAM_RECONNECT_LIMIT short streams in a row; the call is ended politely. */
+  | 'MEDIA_ERR_RECONNECT_LIMIT';
 
 export class MediaError extends CallgateError {
   declare readonly code: MediaErrorCode;

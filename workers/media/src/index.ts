@@ -1,8 +1,8 @@
 export { MediaWorker } from './media-worker.js';
 export type { MediaWorkerConfig, MediaWorkerOptions } from './media-worker.js';
 export { MediaSession } from './media-session.js';
-export type { SessionConfig, SessionHost } from './media-session.js';
-export { MediaCall } from './media-call.js';
+export type { SessionConfig, SessionHost, StreamResume } from './media-session.js';
+export { MediaCall, resumeSegmentName } from './media-call.js';
 export type { CallOutcome, MediaCallOptions, SessionCounters } from './media-call.js';
 export { loadMediaConfig, SANSPBX_RATES } from './config.js';
 export type { MediaConfig, MediaConfigDefaults, SansPbxRate } from './config.js';
@@ -15,13 +15,27 @@ export type {
 } from './call-token.js';
 export {
   buildStreamTwiml,
+  buildEmptyTwiml,
+  buildGiveUpTwiml,
   publicOrigins,
+  ACTION_PATH,
+  GIVE_UP_MESSAGE,
   CALL_SID_RE,
   STATUS_PATH,
   STREAM_PATH,
   TWIML_PATH,
 } from './twiml.js';
 export type { PublicOrigins, StreamTwimlOptions } from './twiml.js';
+export {
+  decideStreamAction,
+  decodeStreamActionState,
+  encodeStreamActionState,
+} from './stream-action.js';
+export type {
+  StreamActionDecision,
+  StreamActionState,
+  StreamActionStateResult,
+} from './stream-action.js';
 export { TwilioWebhooks } from './webhook.js';
 export type { WebhookConfig, WebhookHost } from './webhook.js';
 export { CallRecorder, recordingBaseName } from './recorder.js';

@@ -8,6 +8,7 @@ import {
 import type { Logger } from '@callgate/runtime';
 import type { MediaMetrics, Provider } from './metrics.js';
 import { CallRecorder } from './recorder.js';
+import type { StreamResume } from './session-host.js';
 
 /** How a call ended; the `outcome` label of `media_calls_finished_total`. */
 export type CallOutcome =
@@ -28,6 +29,8 @@ export interface MediaCallOptions {
   streamSid: string;
   /** What the agent sees in `info.customParameters` (the call token already removed). */
   customParameters: Record<string, string>;
+  /** The proxy moved this call here from another worker (a verified resume vouch). */
+  resume?: StreamResume | undefined;
   transport: CallTransport;
   agent: Agent;
   metrics: MediaMetrics;
@@ -73,18 +76,27 @@ export class MediaCall {
   #gaps = 0;
   #gapMs = 0;
   #mediaMessagesIn = 0;
+  #foreignMarks = 0;
   #audioMsIn = 0;
   #finished = false;
 
   constructor(options: MediaCallOptions) {
     this.#o = options;
-    const { provider, callSid, streamSid, transport, log } = options;
+    const { provider, callSid, streamSid, transport, log, resume } = options;
     this.#rate = transport.sampleRate;
     if (options.recordingsDir !== undefined) {
       this.#recorder = CallRecorder.start({
         dir: options.recordingsDir,
         callSid,
         streamSid,
+        // Each stream of a moved call is its own segment (file), named so none overwrites another
+        // (workers may share RECORDINGS_DIR) and all are found by the CallSid.
+        ...(resume === undefined
+          ? {}
+          : {
+              segment: resumeSegmentName(resume.attempt, this.#startedAt),
+              rebaseTimestamps: true,
+            }),
         sampleRate: transport.sampleRate,
         onError: (err) => {
           log.error('recording failed, the call goes on without it', {
@@ -102,6 +114,7 @@ export class MediaCall {
         streamId: streamSid,
         transport: provider,
         customParameters: options.customParameters,
+        ...(resume === undefined ? {} : { resumed: { attempt: resume.attempt } }),
       },
       agent: options.agent,
       transport,
@@ -172,9 +185,17 @@ export class MediaCall {
     this.call.receiveDtmf(digit);
   }
 
-  /** Returns what the mark was (`unknown`: no mark of this call; the receiver decides). */
+  /**
+   * Returns what the mark was (`unknown`: no mark of this call). On a resumed call, an echo of a
+   * mark an earlier worker sent is normal: counted here, not logged; the receiver decides whether
+   * an unknown mark is a bad message (`unknownMarkIsBadMessage`).
+   */
   receiveMark(name: string): MarkOutcome | undefined {
     const outcome = this.call.receiveMark(name);
+    if (outcome === 'unknown' && this.#o.resume !== undefined) {
+      this.#foreignMarks++;
+      this.#o.metrics.resumedMarksIgnored.inc({ provider: this.#o.provider });
+    }
     this.#syncStats();
     return outcome;
   }
@@ -204,6 +225,7 @@ export class MediaCall {
       mediaMessagesIn: this.#mediaMessagesIn,
       inboundGaps: this.#gaps,
       inboundGapMs: this.#gapMs,
+      ...(this.#o.resume === undefined ? {} : { foreignMarksIgnored: this.#foreignMarks }),
       ...counters,
     };
     log.info('call ended', {
@@ -228,9 +250,29 @@ export class MediaCall {
       outcome,
       endReason: call.endReason,
       closeCode,
+      segment: this.#segment(),
       stats,
     });
     metrics.recordingsActive.dec();
+  }
+
+  /**
+   * Which stream of the call this recording is: `resumed` false for the stream the call started
+   * on; for a stream the proxy moved here, the move's attempt and the proxy's tunnel id (the same
+   * on every segment of the call). `callerTimestampOffsetMs`: where this file's time 0 is on the
+   * call's `media.timestamp` clock, so segments can be laid on one timeline.
+   */
+  #segment(): Record<string, unknown> {
+    const { resume } = this.#o;
+    const base = { startedAt: this.#startedAt.toISOString(), resumed: resume !== undefined };
+    if (resume === undefined) return base;
+    return {
+      ...base,
+      attempt: resume.attempt,
+      tunnelId: resume.tunnelId ?? null,
+      vouchSigned: resume.signed,
+      callerTimestampOffsetMs: this.#recorder?.callerTimestampOffsetMs ?? null,
+    };
   }
 
   /** How much more caller audio than real time allows may still come in, in ms. */
@@ -257,4 +299,10 @@ export class MediaCall {
     if (cleared > 0) m.marksEchoed.inc({ provider, result: 'cleared' }, cleared);
     this.#reported = now;
   }
+}
+
+/** `r<attempt>-<UTC start, compact>`, e.g. `r1-20250102T030405678Z`: unique per segment. */
+export function resumeSegmentName(attempt: number, startedAt: Date): string {
+  const stamp = startedAt.toISOString().replace(/[-:.]/g, '');
+  return `r${attempt}-${stamp}`;
 }

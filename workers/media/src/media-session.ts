@@ -12,11 +12,11 @@ import {
   type ReceiverContext,
   type StreamReceiver,
 } from './stream-receiver.js';
-import type { SessionHost } from './session-host.js';
+import type { SessionHost, StreamResume } from './session-host.js';
 import { TwilioReceiver } from './twilio-receiver.js';
 import type { TransportPort } from './twilio-transport.js';
 
-export type { SessionConfig, SessionHost } from './session-host.js';
+export type { SessionConfig, SessionHost, StreamResume } from './session-host.js';
 
 type SessionState = 'detecting' | 'awaiting-start' | 'live' | 'closing' | 'closed';
 
@@ -38,6 +38,7 @@ export class MediaSession implements StreamSession {
   readonly #ws: WebSocket;
   readonly #host: SessionHost;
   readonly #pathCallSid: string | undefined;
+  readonly #resume: StreamResume | undefined;
   readonly #port: TransportPort;
   #log: Logger;
   #state: SessionState = 'detecting';
@@ -59,19 +60,26 @@ export class MediaSession implements StreamSession {
   #bytesOut = 0;
   #messageStartMs = 0;
 
-  /** `tunnelId`: the proxy's `X-Tunnel-Id`, on every line of the session when present. */
+  /**
+   * `tunnelId`: the proxy's `X-Tunnel-Id`, on every line of the session when present. `resume`:
+   * the proxy vouched that this stream is a live call moved here from another worker.
+   */
   constructor(
     ws: WebSocket,
     host: SessionHost,
     pathCallSid: string | undefined,
     tunnelId?: string,
+    resume?: StreamResume,
   ) {
     this.#ws = ws;
     this.#host = host;
     this.#pathCallSid = pathCallSid;
-    this.#log = host.logger.child(
-      tunnelId === undefined ? { sessionId: this.id } : { sessionId: this.id, tunnelId },
-    );
+    this.#resume = resume;
+    this.#log = host.logger.child({
+      sessionId: this.id,
+      ...(tunnelId === undefined ? {} : { tunnelId }),
+      ...(resume === undefined ? {} : { resumeAttempt: resume.attempt }),
+    });
     this.closed = new Promise<void>((resolve) => {
       this.#resolveClosed = resolve;
     });
@@ -176,6 +184,7 @@ export class MediaSession implements StreamSession {
     return {
       config: this.#host.config,
       pathCallSid: this.#pathCallSid,
+      resume: this.#resume,
       port: this.#port,
       log: () => this.#log,
       call: () => this.#call,
@@ -222,12 +231,15 @@ export class MediaSession implements StreamSession {
       );
       return;
     }
+    const resume = this.#resume;
+    if (resume) host.metrics.callsResumed.inc({ provider });
     const call = new MediaCall({
       provider,
       sessionId: this.id,
       callSid,
       streamSid,
       customParameters: options.customParameters,
+      resume,
       transport,
       agent: host.agent,
       metrics: host.metrics,
@@ -246,6 +258,9 @@ export class MediaSession implements StreamSession {
       sampleRate: transport.sampleRate,
       parameters: Object.keys(options.customParameters),
       recording: call.recordingPath,
+      ...(resume === undefined
+        ? {}
+        : { resumed: { attempt: resume.attempt, signed: resume.signed } }),
     });
     call.start();
     this.#watch(call);

@@ -6,6 +6,7 @@ import type { WebSocket } from 'ws';
 import type { Agent } from '@callgate/agent';
 import {
   Lifecycle,
+  RESUME_HEADER,
   StreamServer,
   createRegistry,
   traceFields,
@@ -13,10 +14,12 @@ import {
   type Logger,
   type Registry,
   type UpgradeVerdict,
+  verifyResumeVouch,
 } from '@callgate/runtime';
 import type { MediaConfig } from './config.js';
-import { MediaError } from './errors.js';
+import { MediaError, type MediaErrorCode } from './errors.js';
 import { MediaSession, type SessionHost } from './media-session.js';
+import type { StreamResume } from './session-host.js';
 import { createMediaMetrics, type MediaMetrics } from './metrics.js';
 import { CALL_SID_RE, STREAM_PATH } from './twiml.js';
 import { TwilioWebhooks } from './webhook.js';
@@ -45,6 +48,8 @@ export type MediaWorkerConfig = Pick<
   | 'noMediaTimeoutMs'
   | 'stuckReaderMs'
   | 'sansPbxToken'
+  | 'streamReconnectLimit'
+  | 'streamStableMs'
 >;
 
 export interface MediaWorkerOptions {
@@ -61,6 +66,8 @@ interface UpgradeContext {
   pathCallSid: string | undefined;
   /** The proxy's `X-Tunnel-Id`, so session lines join the proxy's `upgrade`/`tunnel closed`. */
   tunnelId: string | undefined;
+  /** Set when the proxy vouched (X-Callgate-Resume) that this is a live call moving here. */
+  resume: StreamResume | undefined;
 }
 
 /**
@@ -72,7 +79,14 @@ interface UpgradeContext {
  * `beginDrain()` makes /readyz 503 at once and new upgrades 503 after `acceptGraceMs` (calls the
  * proxies send until they notice are still served) while calls go on; `close()` resolves when the
  * grace is over and every call has ended (recordings written); `destroy()` closes live calls
- * with 1012.
+ * with 1012 and nothing before it (the proxy reads that as "move this call" and replays it on
+ * another worker with an `X-Callgate-Resume` vouch), and resolves once their recordings are
+ * written.
+ *
+ * Moved calls: an upgrade with `X-Callgate-Resume` is checked in `routeUpgrade` (403
+ * MEDIA_ERR_BAD_RESUME_VOUCH unless the vouch verifies); its session is a resumption: the call
+ * token may be past its open-by time, foreign mark echoes are ignored, the agent sees
+ * `info.resumed`, and the recording is a new segment.
  */
 export class MediaWorker implements DrainableService {
   readonly registry: Registry;
@@ -182,36 +196,89 @@ export class MediaWorker implements DrainableService {
 
   #routeUpgrade(req: IncomingMessage, url: URL): UpgradeVerdict<UpgradeContext> {
     const path = url.pathname;
-    const { tunnelId } = traceFields(req);
-    if (path === STREAM_PATH) {
-      const token = this.#config.sansPbxToken;
-      if (token !== undefined && !bearerMatches(req.headers.authorization, token)) {
-        return {
-          accept: false,
-          status: 401,
-          code: 'MEDIA_ERR_SANSPBX_AUTH',
-          message: 'SansPBX streams need Authorization: Bearer <SANSPBX_TOKEN>',
-        };
-      }
-      return { accept: true, context: { pathCallSid: undefined, tunnelId } };
-    }
+    let pathCallSid: string | undefined;
     if (path.startsWith(`${STREAM_PATH}/`)) {
       const segment = path.slice(STREAM_PATH.length + 1);
-      if (CALL_SID_RE.test(segment)) {
-        return { accept: true, context: { pathCallSid: segment, tunnelId } };
-      }
+      if (CALL_SID_RE.test(segment)) pathCallSid = segment;
     }
-    return {
-      accept: false,
-      status: 404,
-      code: 'MEDIA_ERR_NO_ROUTE',
-      message: 'streams are served on /media-stream and /media-stream/<CallSid>',
+    if (path !== STREAM_PATH && pathCallSid === undefined) {
+      return {
+        accept: false,
+        status: 404,
+        code: 'MEDIA_ERR_NO_ROUTE',
+        message: 'streams are served on /media-stream and /media-stream/<CallSid>',
+      };
+    }
+    // SansPBX streams come to the bare path (Twilio's carry the CallSid).
+    const token = this.#config.sansPbxToken;
+    if (
+      path === STREAM_PATH &&
+      token !== undefined &&
+      !bearerMatches(req.headers.authorization, token)
+    ) {
+      return {
+        accept: false,
+        status: 401,
+        code: 'MEDIA_ERR_SANSPBX_AUTH',
+        message: 'SansPBX streams need Authorization: Bearer <SANSPBX_TOKEN>',
+      };
+    }
+    const { tunnelId } = traceFields(req);
+    const header = req.headers[RESUME_HEADER];
+    if (header === undefined)
+      return { accept: true, context: { pathCallSid, tunnelId, resume: undefined } };
+    return this.#routeResume(req, header, pathCallSid, tunnelId);
+  }
+
+  /**
+   * An upgrade that says it is a live call moving here from another worker. Its vouch must be the
+   * proxy's (HMAC with CALL_TOKEN_SECRET over the path and tunnel id, fresh): a caller cannot
+   * forge one, as the proxy strips the header from callers. Anything else is refused with 403.
+   */
+  #routeResume(
+    req: IncomingMessage,
+    header: string | string[],
+    pathCallSid: string | undefined,
+    tunnelId: string | undefined,
+  ): UpgradeVerdict<UpgradeContext> {
+    const rawTunnelId = req.headers['x-tunnel-id'];
+    const verdict = verifyResumeVouch({
+      secret: this.#config.callTokenSecret,
+      // A repeated header is not a vouch; verifyResumeVouch calls it malformed.
+      header: typeof header === 'string' ? header : header.join(', '),
+      path: req.url ?? '',
+      tunnelId: typeof rawTunnelId === 'string' ? rawTunnelId : undefined,
+    });
+    if (!verdict.ok) {
+      const code: MediaErrorCode = 'MEDIA_ERR_BAD_RESUME_VOUCH';
+      // The server logs `upgrade refused` and counts the code too; this line says why.
+      this.#log.warn('resume vouch refused', {
+        code,
+        reason: verdict.reason,
+        ...(pathCallSid === undefined ? {} : { callSid: pathCallSid }),
+        ...(tunnelId === undefined ? {} : { tunnelId }),
+      });
+      this.metrics.resumeRefused.inc({ reason: verdict.reason });
+      return { accept: false, status: 403, code, message: `resume vouch ${verdict.reason}` };
+    }
+    const resume: StreamResume = {
+      attempt: verdict.attempt,
+      issuedAtMs: verdict.issuedAtMs,
+      signed: verdict.signed,
+      tunnelId,
     };
+    return { accept: true, context: { pathCallSid, tunnelId, resume } };
   }
 
   #openSession(ws: WebSocket, context: UpgradeContext): MediaSession {
     if (!this.#sessionHost) throw new MediaError('MEDIA_ERR_INTERNAL', 'session before start()');
-    return new MediaSession(ws, this.#sessionHost, context.pathCallSid, context.tunnelId);
+    return new MediaSession(
+      ws,
+      this.#sessionHost,
+      context.pathCallSid,
+      context.tunnelId,
+      context.resume,
+    );
   }
 
   #makeSessionHost(agent: Agent): SessionHost {

@@ -33,7 +33,17 @@ export interface MediaMetrics {
   bytesIn: Counter<'provider'>;
   bytesOut: Counter<'provider'>;
   streamsReplaced: Counter;
+  /** Calls that started on this worker as a resumption (moved here by the proxy). */
+  callsResumed: Counter<'provider'>;
+  /** Upgrades refused for their resume vouch, by `ResumeVouchFailure`. */
+  resumeRefused: Counter<'reason'>;
+  /** Mark echoes on a resumed stream for marks this worker never sent (an earlier worker's). */
+  resumedMarksIgnored: Counter<'provider'>;
   webhooks: Counter<'route' | 'status'>;
+  /** `<Connect action>` answers: `reconnect`, `completed` (call over) or `give-up` (limit). */
+  streamActions: Counter<'outcome'>;
+  /** How long the stream that an action request ends had lived (from the TwiML's offer). */
+  streamLifetime: Histogram;
   recordingsActive: Gauge;
 }
 
@@ -140,10 +150,42 @@ export function createMediaMetrics(registry: Registry): MediaMetrics {
       help: 'Sessions closed because a newer stream for the same CallSid started.',
       registers,
     }),
+    callsResumed: new Counter({
+      name: 'media_calls_resumed_total',
+      help: 'Calls that started here as a resumption: the proxy moved them from another worker.',
+      labelNames: p,
+      registers,
+    }),
+    resumeRefused: new Counter({
+      name: 'media_resume_refused_total',
+      help: 'Resumed upgrades refused (403): malformed, bad-signature, stale or unsigned vouch.',
+      labelNames: ['reason'] as const,
+      registers,
+    }),
+    resumedMarksIgnored: new Counter({
+      name: 'media_resumed_marks_ignored_total',
+      help: 'Mark echoes on a resumed stream for marks an earlier worker sent; ignored.',
+      labelNames: p,
+      registers,
+    }),
     webhooks: new Counter({
       name: 'media_webhooks_total',
       help: 'Voice webhook and stream status callback requests, by HTTP status.',
       labelNames: ['route', 'status'] as const,
+      registers,
+    }),
+    streamActions: new Counter({
+      name: 'media_stream_actions_total',
+      help:
+        '<Connect action> requests answered, by outcome: reconnect (new stream), completed ' +
+        '(call over, empty TwiML) or give-up (STREAM_RECONNECT_LIMIT reached, call ended).',
+      labelNames: ['outcome'] as const,
+      registers,
+    }),
+    streamLifetime: new Histogram({
+      name: 'media_stream_lifetime_seconds',
+      help: 'Lifetime of a stream that ended while its call went on (<Connect action> requests).',
+      buckets: [0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600],
       registers,
     }),
     recordingsActive: new Gauge({

@@ -6,6 +6,17 @@ export interface CallRecorderOptions {
   dir: string;
   callSid: string;
   streamSid: string;
+  /**
+   * Names one segment of a call that has several streams (a call the proxy moved between
+   * workers): the files become `<callSid>-<streamSid>-<segment>.wav/.json`. Default: none.
+   */
+  segment?: string;
+  /**
+   * Place caller frames relative to the first one's arrival instead of at `media.timestamp` from
+   * this recording's start: a resumed stream's timestamps count from the start of the call, not
+   * of this segment. The offset is reported as `callerTimestampOffsetMs`. Default false.
+   */
+  rebaseTimestamps?: boolean;
   /** The call's line rate; the WAV is written at this rate (8000 for Twilio). */
   sampleRate: number;
   /** Milliseconds clock for the agent side's timeline; default `performance.now`. */
@@ -26,9 +37,13 @@ const MAX_CALLER_AHEAD_MS = 2000;
 // Paced frames are contiguous when they arrive within this of the previous one's end.
 const ARRIVAL_CONTIGUOUS_MS = 60;
 
-/** `<callSid>-<streamSid>` made safe for any file system. */
-export function recordingBaseName(callSid: string, streamSid: string): string {
-  return `${safeName(callSid)}-${safeName(streamSid)}`;
+/**
+ * `<callSid>-<streamSid>` made safe for any file system; with a segment (a resumed stream of the
+ * call), `<callSid>-<streamSid>-<segment>`.
+ */
+export function recordingBaseName(callSid: string, streamSid: string, segment?: string): string {
+  const base = `${safeName(callSid)}-${safeName(streamSid)}`;
+  return segment === undefined ? base : `${base}-${safeName(segment)}`;
 }
 
 function safeName(value: string): string {
@@ -60,6 +75,9 @@ export class CallRecorder {
   readonly #chunk: number;
   readonly #timer: NodeJS.Timeout;
   readonly #onError: ((err: Error) => void) | undefined;
+  readonly #rebase: boolean;
+  /** With `rebaseTimestamps`: timestamp samples minus timeline samples, from the first frame. */
+  #tsOffset: number | undefined;
   /** Absolute sample index of `#caller[0]` / `#agent[0]`: everything before it is in the writer. */
   #base = 0;
   /** Samples of the pending window that were written to (either side). */
@@ -73,7 +91,8 @@ export class CallRecorder {
   #closing: Promise<void> | undefined;
 
   private constructor(options: CallRecorderOptions) {
-    const base = recordingBaseName(options.callSid, options.streamSid);
+    const base = recordingBaseName(options.callSid, options.streamSid, options.segment);
+    this.#rebase = options.rebaseTimestamps === true;
     this.sampleRate = options.sampleRate;
     this.wavPath = join(options.dir, `${base}.wav`);
     this.jsonPath = join(options.dir, `${base}.json`);
@@ -123,6 +142,10 @@ export class CallRecorder {
       pos = this.#arrivalPosition(this.#callerEnd, now);
     } else {
       pos = Math.round((timestampMs * this.sampleRate) / 1000);
+      if (this.#rebase && Number.isFinite(pos)) {
+        this.#tsOffset ??= pos - now;
+        pos -= this.#tsOffset;
+      }
       const maxAhead = now + Math.round((MAX_CALLER_AHEAD_MS * this.sampleRate) / 1000);
       if (!(pos <= maxAhead)) pos = maxAhead; // also catches NaN
     }
@@ -164,6 +187,15 @@ export class CallRecorder {
   /** Samples that came too late for their place on the timeline and were dropped. */
   get lateSamples(): number {
     return this.#lateSamples;
+  }
+
+  /**
+   * With `rebaseTimestamps`, the caller's `media.timestamp` at this recording's time 0 (ms), once
+   * a timestamped frame came; undefined otherwise.
+   */
+  get callerTimestampOffsetMs(): number | undefined {
+    if (this.#tsOffset === undefined) return undefined;
+    return Math.round((this.#tsOffset * 1000) / this.sampleRate);
   }
 
   get failed(): Error | undefined {

@@ -19,6 +19,18 @@ export type SessionConfig = Pick<
   | 'stuckReaderMs'
 >;
 
+/** A stream the proxy moved here from another worker, as its verified resume vouch says. */
+export interface StreamResume {
+  /** 1 for the first move of this call, 2 for the next, ... */
+  attempt: number;
+  /** The proxy's clock when it vouched (ms since the epoch). */
+  issuedAtMs: number;
+  /** False when CALL_TOKEN_SECRET is unset: the vouch could not be checked. */
+  signed: boolean;
+  /** The proxy's caller-side `X-Tunnel-Id`: the same on every segment of the call. */
+  tunnelId: string | undefined;
+}
+
 /** What a session needs from its worker. */
 export interface SessionHost {
   readonly config: SessionConfig;

@@ -3,7 +3,7 @@ import { detectProvider } from '@callgate/protocol';
 import type { Logger } from '@callgate/runtime';
 import type { MediaCall } from './media-call.js';
 import type { Provider } from './metrics.js';
-import type { SessionConfig } from './session-host.js';
+import type { SessionConfig, StreamResume } from './session-host.js';
 import type { TransportPort } from './twilio-transport.js';
 
 /** An accepted `start` (or SansPBX `answer`): what the session needs to begin the call. */
@@ -25,8 +25,8 @@ export interface ReceiverContext {
   readonly config: SessionConfig;
   /** The CallSid in the URL path, when the stream was routed by one. */
   readonly pathCallSid: string | undefined;
-  /** The stream continues a call moved here from another worker (see unknown-mark.ts). */
-  readonly resumed?: boolean;
+  /** Set when the proxy vouched that this stream is a live call moved from another worker. */
+  readonly resume: StreamResume | undefined;
   /** The session's logger as of now: it gains `provider`, then `callSid` and `streamSid`. */
   log(): Logger;
   /** The running call, once `begin` accepted a start. */

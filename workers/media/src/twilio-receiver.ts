@@ -60,7 +60,7 @@ export class TwilioReceiver implements StreamReceiver {
       case 'mark':
         if (
           call.receiveMark(msg.mark.name) === 'unknown' &&
-          unknownMarkIsBadMessage({ resumed: ctx.resumed ?? false })
+          unknownMarkIsBadMessage({ resumed: ctx.resume !== undefined })
         ) {
           ctx.bad('MEDIA_ERR_UNKNOWN_MARK', 'mark echo names no mark this stream sent', {
             mark: msg.mark.name.slice(0, 64),
@@ -102,7 +102,11 @@ export class TwilioReceiver implements StreamReceiver {
     const secret = ctx.config.callTokenSecret;
     if (secret !== undefined) {
       const verdict = verifyCallToken({ secret, callSid: start.callSid, token: callToken });
-      if (!verdict.ok) {
+      // The open-by time bounds when a call may first connect. A call the proxy moves here (its
+      // vouch checked at the upgrade) replays its original `start`, long past that time: the
+      // token must still be this call's (signature, CallSid), just not fresh.
+      const resumedPastOpenBy = !verdict.ok && verdict.reason === 'expired' && ctx.resume;
+      if (!verdict.ok && !resumedPastOpenBy) {
         ctx.reject('MEDIA_ERR_BAD_CALL_TOKEN', `call token ${verdict.reason}`, {
           callSid: start.callSid.slice(0, 64),
           reason: verdict.reason,

@@ -7,6 +7,11 @@ import VoiceResponse from 'twilio/lib/twiml/VoiceResponse.js';
 export const TWIML_PATH = '/media-stream/twiml';
 export const STATUS_PATH = '/media-stream/status';
 export const STREAM_PATH = '/media-stream';
+/** Where Twilio POSTs when a `<Connect><Stream>` ends (`<Connect action>`). */
+export const ACTION_PATH = '/media-stream/action';
+
+/** What the caller hears when the action handler stops offering new streams. */
+export const GIVE_UP_MESSAGE = 'Sorry, we could not continue this call. Please call again later.';
 
 /** CallSids go into a URL path and into file names: Twilio's are `CA` + 32 hex digits. */
 export const CALL_SID_RE = /^[A-Za-z0-9_-]{1,64}$/;
@@ -18,6 +23,11 @@ export interface StreamTwimlOptions {
   callToken?: string | undefined;
   /** Where Twilio POSTs `stream-started` / `stream-stopped` / `stream-error`. */
   statusCallbackUrl?: string | undefined;
+  /**
+   * `<Connect action>`: where Twilio POSTs when the stream ends while the call goes on (our side
+   * closed the socket with a close frame). Absent: the call ends with the stream.
+   */
+  actionUrl?: string | undefined;
 }
 
 /** The voice-webhook answer: `<Connect><Stream>` to this pool, with the per-call token. */
@@ -28,10 +38,29 @@ export function buildStreamTwiml(options: StreamTwimlOptions): string {
     attributes.statusCallback = options.statusCallbackUrl;
     attributes.statusCallbackMethod = 'POST';
   }
-  const stream = response.connect().stream(attributes);
+  const connect = response.connect(
+    options.actionUrl === undefined ? {} : { action: options.actionUrl, method: 'POST' },
+  );
+  const stream = connect.stream(attributes);
   if (options.callToken !== undefined) {
     stream.parameter({ name: 'callToken', value: options.callToken });
   }
+  return response.toString();
+}
+
+/** The action answer for a call that has ended: nothing more to do (`<Response/>`). */
+export function buildEmptyTwiml(): string {
+  return new VoiceResponse().toString();
+}
+
+/**
+ * The action answer when no more streams are offered: a short apology, then `<Hangup/>`, so the
+ * caller is not left in silence and Twilio does not run into "an application error occurred".
+ */
+export function buildGiveUpTwiml(message: string = GIVE_UP_MESSAGE): string {
+  const response = new VoiceResponse();
+  response.say(message);
+  response.hangup();
   return response.toString();
 }
 

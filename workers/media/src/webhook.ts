@@ -7,17 +7,31 @@ import type { MediaConfig } from './config.js';
 import type { MediaErrorCode } from './errors.js';
 import type { MediaMetrics } from './metrics.js';
 import {
+  decideStreamAction,
+  decodeStreamActionState,
+  encodeStreamActionState,
+} from './stream-action.js';
+import {
+  ACTION_PATH,
   CALL_SID_RE,
   STATUS_PATH,
   STREAM_PATH,
   TWIML_PATH,
+  buildEmptyTwiml,
+  buildGiveUpTwiml,
   buildStreamTwiml,
   publicOrigins,
 } from './twiml.js';
 
 export type WebhookConfig = Pick<
   MediaConfig,
-  'publicUrl' | 'twilioAuthToken' | 'callTokenSecret' | 'callTokenTtlSeconds' | 'maxWebhookBytes'
+  | 'publicUrl'
+  | 'twilioAuthToken'
+  | 'callTokenSecret'
+  | 'callTokenTtlSeconds'
+  | 'maxWebhookBytes'
+  | 'streamReconnectLimit'
+  | 'streamStableMs'
 >;
 
 export interface WebhookHost {
@@ -27,7 +41,7 @@ export interface WebhookHost {
   countError(code: string): void;
 }
 
-type Route = 'twiml' | 'status';
+type Route = 'twiml' | 'status' | 'action';
 
 class WebhookError extends Error {
   constructor(
@@ -41,8 +55,9 @@ class WebhookError extends Error {
 }
 
 /**
- * Twilio's HTTP side of a call: the voice webhook that answers `<Connect><Stream>` TwiML with a
- * per-call token, and the stream status callback. Both are form posts, bounded in size, and,
+ * Twilio's HTTP side of a call: the voice webhook that answers `<Connect action><Stream>` TwiML
+ * with a per-call token, the `<Connect action>` handler that offers a new stream when one ended
+ * while the call goes on, and the stream status callback. Both are form posts, bounded in size, and,
  * with TWILIO_AUTH_TOKEN, signature-checked over PUBLIC_URL + the path as received.
  */
 export class TwilioWebhooks {
@@ -57,6 +72,7 @@ export class TwilioWebhooks {
     let route: Route;
     if (url.pathname === TWIML_PATH) route = 'twiml';
     else if (url.pathname === STATUS_PATH) route = 'status';
+    else if (url.pathname === ACTION_PATH) route = 'action';
     else return false;
     // The proxy's X-Request-Id joins these lines with its `request` line.
     const { requestId } = traceFields(req);
@@ -65,6 +81,7 @@ export class TwilioWebhooks {
     try {
       const params = await this.#readSignedForm(req);
       if (route === 'twiml') this.#twiml(req, res, params, log);
+      else if (route === 'action') this.#action(req, res, url, params, log);
       else this.#status(res, params, log);
     } catch (err) {
       if (!(err instanceof WebhookError)) throw err;
@@ -94,6 +111,99 @@ export class TwilioWebhooks {
     log: Logger,
   ): void {
     const callSid = requireCallSid(params);
+    const offer = this.#streamOffer(req, callSid, 0);
+    log.info('voice webhook answered', {
+      callSid,
+      streamHost: offer.streamHost,
+      publicUrlConfigured: offer.publicUrlConfigured,
+      callToken: offer.callToken,
+      connectAction: offer.connectAction,
+    });
+    sendTwiml(res, offer.xml);
+  }
+
+  /**
+   * `<Connect action>`: Twilio POSTs here when a stream ended while the call went on (our side
+   * closed it with a close frame: a proxy or worker restart), or when the call ended. A call still
+   * in progress gets a fresh `<Connect><Stream>` (new call token, same parameters as the voice
+   * webhook), until STREAM_RECONNECT_LIMIT short-lived streams in a row; then a polite goodbye.
+   * Any other CallStatus (completed, ...) gets an empty `<Response/>`.
+   */
+  #action(
+    req: IncomingMessage,
+    res: ServerResponse,
+    url: URL,
+    params: Record<string, string>,
+    log: Logger,
+  ): void {
+    const callSid = requireCallSid(params);
+    const { config, metrics } = this.#host;
+    const decoded = decodeStreamActionState(config.callTokenSecret, callSid, url.searchParams);
+    if (!decoded.ok) {
+      throw new WebhookError(
+        403,
+        'MEDIA_ERR_BAD_ACTION_STATE',
+        `action state ${decoded.reason} (r, at${config.callTokenSecret === undefined ? '' : ', sig'} in the query)`,
+      );
+    }
+    const callStatus = (params.CallStatus ?? '').slice(0, 32);
+    const nowMs = Date.now();
+    const streamLastedMs = Math.max(0, nowMs - decoded.state.offeredAtMs);
+    metrics.streamLifetime.observe(streamLastedMs / 1000);
+    const fields = {
+      callSid,
+      callStatus,
+      streamLastedMs,
+      reconnectsBefore: decoded.state.reconnects,
+      stateSigned: decoded.signed,
+    };
+    if (callStatus !== 'in-progress') {
+      metrics.streamActions.inc({ outcome: 'completed' });
+      log.info('stream action: call over', fields);
+      sendTwiml(res, buildEmptyTwiml());
+      return;
+    }
+    const decision = decideStreamAction(
+      decoded.state,
+      nowMs,
+      config.streamReconnectLimit,
+      config.streamStableMs,
+    );
+    if (decision.kind === 'give-up') {
+      metrics.streamActions.inc({ outcome: 'give-up' });
+      this.#host.countError('MEDIA_ERR_RECONNECT_LIMIT');
+      log.warn('stream action: reconnect limit reached, ending the call', {
+        ...fields,
+        code: 'MEDIA_ERR_RECONNECT_LIMIT',
+        limit: config.streamReconnectLimit,
+        stableMs: config.streamStableMs,
+      });
+      sendTwiml(res, buildGiveUpTwiml());
+      return;
+    }
+    const offer = this.#streamOffer(req, callSid, decision.reconnects);
+    metrics.streamActions.inc({ outcome: 'reconnect' });
+    log.info('stream action: new stream offered', {
+      ...fields,
+      reconnect: decision.reconnects,
+      previousStreamStable: decision.stable,
+      streamHost: offer.streamHost,
+    });
+    sendTwiml(res, offer.xml);
+  }
+
+  /** `<Connect action><Stream>` for `callSid` with a fresh call token. */
+  #streamOffer(
+    req: IncomingMessage,
+    callSid: string,
+    reconnects: number,
+  ): {
+    xml: string;
+    streamHost: string;
+    publicUrlConfigured: boolean;
+    callToken: boolean;
+    connectAction: boolean;
+  } {
     const { config } = this.#host;
     const origins = publicOrigins(config.publicUrl, req.headers);
     if (!origins) {
@@ -111,23 +221,30 @@ export class TwilioWebhooks {
             callSid,
             ttlSeconds: config.callTokenTtlSeconds,
           });
+    const actionUrl =
+      config.streamReconnectLimit === 0
+        ? undefined
+        : `${origins.http}${ACTION_PATH}?${encodeStreamActionState(
+            config.callTokenSecret,
+            callSid,
+            {
+              reconnects,
+              offeredAtMs: Date.now(),
+            },
+          )}`;
     const xml = buildStreamTwiml({
       streamUrl: `${origins.ws}${STREAM_PATH}/${callSid}`,
       callToken,
       statusCallbackUrl: `${origins.http}${STATUS_PATH}`,
+      actionUrl,
     });
-    log.info('voice webhook answered', {
-      callSid,
+    return {
+      xml,
       streamHost: origins.ws,
       publicUrlConfigured: origins.configured,
       callToken: callToken !== undefined,
-    });
-    res.writeHead(200, {
-      'content-type': 'text/xml; charset=utf-8',
-      'content-length': Buffer.byteLength(xml),
-      'cache-control': 'no-store',
-    });
-    res.end(xml);
+      connectAction: actionUrl !== undefined,
+    };
   }
 
   #status(res: ServerResponse, params: Record<string, string>, log: Logger): void {
@@ -188,6 +305,15 @@ export class TwilioWebhooks {
     }
     return params;
   }
+}
+
+function sendTwiml(res: ServerResponse, xml: string): void {
+  res.writeHead(200, {
+    'content-type': 'text/xml; charset=utf-8',
+    'content-length': Buffer.byteLength(xml),
+    'cache-control': 'no-store',
+  });
+  res.end(xml);
 }
 
 function requireCallSid(params: Record<string, string>): string {

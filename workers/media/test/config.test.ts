@@ -33,6 +33,8 @@ describe('loadMediaConfig', () => {
       noMediaTimeoutMs: 5000,
       stuckReaderMs: 5000,
       sansPbxToken: undefined,
+      streamReconnectLimit: 0,
+      streamStableMs: 30_000,
       logLevel: 'info',
     });
     expect(Object.isFrozen(c)).toBe(true);
@@ -62,6 +64,8 @@ describe('loadMediaConfig', () => {
         MAX_BAD_MESSAGES: '0',
         PLAYBACK_LEAD_MS: '0',
         MAX_WEBHOOK_BYTES: '4096',
+        STREAM_RECONNECT_LIMIT: '5',
+        STREAM_STABLE_MS: '5000',
         LOG_LEVEL: 'debug',
       },
       defaults,
@@ -79,6 +83,8 @@ describe('loadMediaConfig', () => {
       sansPbxSampleRate: 16000,
       maxBadMessages: 0,
       playbackLeadMs: 0,
+      streamReconnectLimit: 5,
+      streamStableMs: 5000,
       logLevel: 'debug',
     });
     expect(c.publicUrl?.href).toBe('https://edge.example.com/');

@@ -32,6 +32,8 @@ export const BASE_CONFIG: MediaWorkerConfig = {
   noMediaTimeoutMs: 5000,
   stuckReaderMs: 5000,
   sansPbxToken: undefined,
+  streamReconnectLimit: 3,
+  streamStableMs: 30_000,
 };
 
 export interface WorkerHarness {

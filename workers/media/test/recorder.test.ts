@@ -165,6 +165,40 @@ describe('CallRecorder', () => {
     expect(wav.samples.length / 2).toBeLessThanOrEqual(8000 * 2.2);
   });
 
+  it('places a resumed segment by its first timestamp and names the file by the segment', async () => {
+    const dir = await tempDir();
+    let now = 0;
+    const rec = CallRecorder.start({
+      dir,
+      callSid: 'CA5',
+      streamSid: 'MZ5',
+      segment: 'r1-20250102T030405678Z',
+      rebaseTimestamps: true,
+      sampleRate: 8000,
+      clock: () => now,
+    });
+    expect(rec.wavPath).toBe(join(dir, 'CA5-MZ5-r1-20250102T030405678Z.wav'));
+    expect(rec.callerTimestampOffsetMs).toBeUndefined();
+    now = 100; // the call is 100 s old: its timestamps count from its first stream
+    rec.writeCaller(tone([440], 20, 8000, 0.25), 100_000);
+    now = 120;
+    rec.writeCaller(tone([440], 20, 8000, 0.25), 100_020);
+    now = 300;
+    rec.writeCaller(tone([440], 20, 8000, 0.25), 100_200); // after a jump
+    now = 400;
+    await rec.close({});
+    expect(rec.callerTimestampOffsetMs).toBe(99_900);
+    const { left } = split(readWav(await readFile(rec.wavPath)).samples);
+    expect(left.length).toBe(3200); // 400 ms, not 100 s
+    expect(nonZero(left.subarray(0, 800))).toBe(0);
+    expect(nonZero(left.subarray(800, 1120))).toBeGreaterThan(300);
+    expect(nonZero(left.subarray(1120, 2400))).toBe(0);
+    expect(nonZero(left.subarray(2400, 2560))).toBeGreaterThan(150);
+    expect(JSON.parse(await readFile(rec.jsonPath, 'utf8'))).toMatchObject({
+      recording: { wav: rec.wavPath },
+    });
+  });
+
   it.each([
     { callSid: 'CA1', streamSid: 'MZ1', base: 'CA1-MZ1' },
     { callSid: '../../etc/passwd', streamSid: 'MZ1', base: '______etc_passwd-MZ1' },
@@ -172,6 +206,13 @@ describe('CallRecorder', () => {
     { callSid: 'x'.repeat(100), streamSid: 'MZ', base: `${'x'.repeat(64)}-MZ` },
   ])('names $callSid / $streamSid as $base', ({ callSid, streamSid, base }) => {
     expect(recordingBaseName(callSid, streamSid)).toBe(base);
+  });
+
+  it('adds a sanitized segment to the name of a resumed stream', () => {
+    expect(recordingBaseName('CA1', 'MZ1', 'r2-20250102T030405678Z')).toBe(
+      'CA1-MZ1-r2-20250102T030405678Z',
+    );
+    expect(recordingBaseName('CA1', 'MZ1', '../x')).toBe('CA1-MZ1-___x');
   });
 
   it('reports a recording it cannot write once, and still resolves close()', async () => {
