@@ -41,6 +41,8 @@ export interface BackendStatus {
   id: string;
   state: BackendState;
   drainedByOperator: boolean;
+  /** Answered an upgrade with 503 (full): still `up` for webhooks, new calls only as a last resort. */
+  full: boolean;
   /** Left DNS membership; stays until its last tunnel ends. */
   removed: boolean;
   /** Tunnels through this proxy on it (handshaking or open). */
@@ -128,6 +130,7 @@ export async function collectStatus(source: StatusSource): Promise<ProxyStatus> 
           id: b.id,
           state: b.state,
           drainedByOperator: b.isDrainedByOperator,
+          full: b.isFull,
           removed: b.isRemoved,
           tunnels: tunnelsByBackend.get(b) ?? 0,
           active: b.active,
@@ -227,6 +230,7 @@ export function renderStatusHtml(s: ProxyStatus, options: RenderOptions): string
         : '<span class="muted">not probed yet</span>';
       const tags =
         (b.drainedByOperator ? '<span class="tag">drained by operator</span>' : '') +
+        (b.full ? '<span class="tag">full</span>' : '') +
         (b.removed ? '<span class="tag">removed</span>' : '');
       const base = `/backends/${encodeURIComponent(pool.name)}/${encodeURIComponent(b.id)}`;
       const action = (name: string, label: string): string =>
