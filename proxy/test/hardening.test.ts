@@ -148,6 +148,8 @@ describe('per-client-address limits', () => {
       headers: { 'x-forwarded-for': '203.0.113.7' },
     });
     await once(first, 'open');
+    // The worker's upgrade names the same client as the plain request did.
+    expect(media.upgrades.at(-1)?.headers['x-forwarded-for']).toBe('203.0.113.7');
     const second = new WebSocket(`${t.wsUrl}/media-stream/CA2`, {
       localAddress: '127.0.0.3',
       headers: { 'x-forwarded-for': '203.0.113.7' },
@@ -157,6 +159,8 @@ describe('per-client-address limits', () => {
       { statusCode: number },
     ];
     expect(res.statusCode).toBe(429);
+    // ws reports the aborted handshake as an error; it is the point here.
+    second.on('error', () => {});
     second.terminate();
     // Another client behind the same balancer is not affected.
     const third = new WebSocket(`${t.wsUrl}/media-stream/CA3`, {
