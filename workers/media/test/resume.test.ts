@@ -8,6 +8,7 @@ import { RESUME_HEADER, signResumeVouch } from '@callgate/runtime';
 import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { signCallToken } from '../src/index.js';
 import {
+  BASE_CONFIG,
   TONE_FRAME,
   TestClient,
   httpRequest,
@@ -266,6 +267,20 @@ describe('a call the proxy moves to this worker (X-Callgate-Resume)', () => {
     expect(await client.closed).toEqual({ code: 1000, reason: 'stop received' });
     const ended = await waitForLog(h, (l) => l.msg === 'call ended');
     expect(ended).toMatchObject({ outcome: 'stop', stats: { foreignMarksIgnored: 2 } });
+  });
+
+  it('does not count foreign mark echoes as bad messages on a resumed call (any number of them)', async () => {
+    const h = await startWorker({ callTokenSecret: SECRET });
+    const sids = newSids();
+    const client = await resumeCall(h, sids, resumeHeaders(`/media-stream/${sids.callSid}`));
+    // More than MAX_BAD_MESSAGES (3 here): on a fresh call this many would close it with 1008.
+    const n = BASE_CONFIG.maxBadMessages + 3;
+    for (let i = 0; i < n; i++) client.send(twilio.mark(sids.streamSid, `u-old-${i}`));
+    await waitForMetric(h, 'media_resumed_marks_ignored_total', { provider: 'twilio' }, n);
+    expect(client.ws.readyState).toBe(client.ws.OPEN);
+    expect(await h.metric('media_errors_total', { code: 'MEDIA_ERR_UNKNOWN_MARK' })).toBe(0);
+    client.send(twilio.stop(sids));
+    expect(await client.closed).toEqual({ code: 1000, reason: 'stop received' });
   });
 
   it('warns about an unknown mark on a call that was not moved, as before', async () => {
