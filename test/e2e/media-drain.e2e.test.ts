@@ -29,11 +29,13 @@ async function spawn(
 
 async function stack(
   workerEnv: Record<string, string> = {},
+  proxyEnv: Record<string, string> = {},
 ): Promise<{ worker: SpawnedProcess; proxy: SpawnedProcess }> {
   const worker = await spawn('media', entryPoints.media, workerEnv);
   const proxy = await spawn('proxy', entryPoints.proxy, {
     ADMIN_PORT: '0',
     MEDIA_BACKENDS: `127.0.0.1:${worker.port}`,
+    ...proxyEnv,
   });
   return { worker, proxy };
 }
@@ -100,7 +102,13 @@ describe('a draining media worker', () => {
   });
 
   it('closes a call still going at DRAIN_TIMEOUT_MS with 1012, then exits 0', async () => {
-    const { worker, proxy } = await stack({ DRAIN_TIMEOUT_MS: '800' });
+    // A plain relay, so the worker's 1012 reaches the caller: with call continuity (the default)
+    // the proxy would swallow it and move the call (call-continuity.e2e.test.ts), and with no
+    // other worker close it with 1011 after CALL_MOVE_TIMEOUT_MS.
+    const { worker, proxy } = await stack(
+      { DRAIN_TIMEOUT_MS: '800' },
+      { CALL_CONTINUITY: 'false' },
+    );
     const { onEvent, opened } = watchOpen();
     const sid = 'CA0000000000000000000000000000d003';
     const call = simulateCall({

@@ -3,8 +3,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { callSidsFor, entryPoints, spawnProcess, type SpawnedProcess } from '../helpers/index.js';
 
-// A media worker that dies mid-call: its callers' sockets close at once, every call on the other
-// worker goes on undisturbed, and new calls go to the survivor.
+// A media worker that dies mid-call behind a proxy without call continuity (CALL_CONTINUITY=false,
+// a plain relay): its callers' sockets close at once, every call on the other worker goes on
+// undisturbed, and new calls go to the survivor. With continuity on (the default) those calls
+// move to the survivor instead: call-continuity.e2e.test.ts.
 
 const spawned: SpawnedProcess[] = [];
 let workers: SpawnedProcess[];
@@ -24,6 +26,7 @@ beforeAll(async () => {
       LOG_LEVEL: 'info',
       ADMIN_PORT: '0',
       MEDIA_BACKENDS: workers.map((w) => `127.0.0.1:${w.port}`).join(','),
+      CALL_CONTINUITY: 'false',
     },
   });
   spawned.push(proxy);
