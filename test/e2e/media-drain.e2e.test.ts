@@ -192,7 +192,7 @@ describe('a draining media worker', () => {
     expect(proxy.logs.find((l) => l.code === 'PROXY_ERR_BACKEND_BUSY')).toMatchObject({
       msg: 'backend answered 503, trying the next one',
       backend: `127.0.0.1:${drained.port}`,
-      markedDraining: true,
+      markedFull: true,
     });
     expect(
       proxy.logs.find((l) => l.msg === 'upgrade' && l.path === `/media-stream/${sid}`),
