@@ -283,6 +283,38 @@ describe('a call the proxy moves to this worker (X-Callgate-Resume)', () => {
     expect(await client.closed).toEqual({ code: 1000, reason: 'stop received' });
   });
 
+  it('times a moved call by its own marks only: echoes of old ones neither shed it nor hide a stuck reader', async () => {
+    const script = scriptAgent();
+    const h = await startWorker(
+      { callTokenSecret: SECRET, stuckReaderMs: 400, noMediaTimeoutMs: 1000 },
+      script.agent,
+    );
+    const sids = newSids();
+    const client = await resumeCall(h, sids, resumeHeaders(`/media-stream/${sids.callSid}`));
+    // Live media from sequence 5000 on, as after a move.
+    let chunk = 5000;
+    const feed = setInterval(() => {
+      if (client.ws.readyState === client.ws.OPEN)
+        client.send(twilio.media(sids.streamSid, chunk++, TONE_FRAME));
+    }, 20);
+    onTestFinished(() => clearInterval(feed));
+    // The old worker's marks are never echoed to this one; late echoes of some do arrive.
+    client.send(twilio.mark(sids.streamSid, 'u-from-the-old-worker-1'));
+    // This worker's own mark, echoed promptly: well past STUCK_READER_MS the call is fine.
+    client.send(twilio.dtmf(sids.streamSid, '1'));
+    const own = await client.next((m) => m.event === 'mark');
+    client.send(twilio.mark(sids.streamSid, (own.mark as { name: string }).name));
+    await new Promise((resolve) => setTimeout(resolve, 1200));
+    expect(client.ws.readyState).toBe(client.ws.OPEN);
+    expect(await h.metric('media_sessions_shed_total')).toBe(0);
+    // An own mark left unechoed still sheds a moved call.
+    client.send(twilio.dtmf(sids.streamSid, '1'));
+    const closed = await client.closed;
+    expect(closed.code).toBe(1013);
+    const ended = await waitForLog(h, (l) => l.msg === 'call ended' && l.callSid === sids.callSid);
+    expect(ended).toMatchObject({ outcome: 'shed' });
+  });
+
   it('warns about an unknown mark on a call that was not moved, as before', async () => {
     const h = await startWorker();
     const sids = newSids();
