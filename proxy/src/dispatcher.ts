@@ -196,6 +196,7 @@ export class Dispatcher {
       sessionId: match.sessionId,
       affinityKey: match.segment,
       client: socket,
+      clientAddress: client,
       handshakeTimeoutMs: this.#options.upstreamHandshakeTimeoutMs,
       continuity,
       connector: this.#options.connector,
@@ -360,7 +361,7 @@ export class Dispatcher {
       outcome,
       code,
       status,
-      client: tunnel.client.remoteAddress,
+      client: tunnel.clientAddress,
       durationMs,
     };
     if (code === undefined) logger.info('upgrade', fields);

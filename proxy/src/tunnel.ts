@@ -93,6 +93,8 @@ export interface TunnelOptions {
   /** Call affinity key (the CallSid of `/media-stream/<CallSid>`); see `PickOptions`. */
   affinityKey?: string | undefined;
   client: Socket;
+  /** The caller's address: the socket's peer, or what a trusted load balancer says it is. */
+  clientAddress: string;
   handshakeTimeoutMs: number;
   continuity: Continuity | undefined;
   connector: Connector;
@@ -160,6 +162,7 @@ export class Tunnel {
   readonly route: RouteName;
   readonly path: string;
   readonly client: Socket;
+  readonly clientAddress: string;
   /** `performance.now()` at the upgrade. */
   readonly startedAt = performance.now();
   readonly #pool: Pool;
@@ -214,6 +217,7 @@ export class Tunnel {
     this.route = options.route;
     this.path = options.pathname;
     this.client = options.client;
+    this.clientAddress = options.clientAddress;
     this.#connector = options.connector;
     this.#hooks = options.hooks;
     this.#logger = options.logger;
