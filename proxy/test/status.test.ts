@@ -1,4 +1,4 @@
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { isLoopback, tokenMatches } from '../src/admin.js';
 import type { ProxyStatus } from '../src/status.js';
 import { eventually, openWs, startEdge, startWsBackend } from './helpers/index.js';
@@ -108,19 +108,40 @@ describe('admin status page', () => {
     expect(t.edge.backends('media').find((x) => x.id === a.hostPort)!.state).toBe('up');
   });
 
-  it("asks the edge to move the backend's calls", async () => {
-    const a = await startWsBackend({ name: 'a' });
-    const t = await startEdge({ MEDIA_BACKENDS: a.hostPort });
-    const move = vi.spyOn(t.edge, 'moveCalls').mockReturnValue(3);
-    const res = await post(`${t.adminUrl}/backends/media/${a.hostPort}/move`);
+  it("moves a backend's live calls to another worker now", async () => {
+    const backends = await Promise.all(
+      ['a', 'b'].map((name) =>
+        startWsBackend({
+          name,
+          onMessage: (ws, data) => {
+            if (data.toString() !== 'connected') ws.send(`${name}:${data.toString()}`);
+          },
+        }),
+      ),
+    );
+    const t = await startEdge({
+      MEDIA_BACKENDS: backends.map((x) => x.hostPort).join(','),
+      CALL_TOKEN_SECRET: 'status-test-secret-0123456789',
+    });
+    const ws = await openWs(`${t.wsUrl}/media-stream/CA1`);
+    const received: string[] = [];
+    ws.on('message', (data: Buffer) => received.push(data.toString()));
+    ws.send('connected');
+    ws.send('start');
+    await eventually(() => received.length === 1);
+    const [from, to] = received[0]!.startsWith('a:') ? backends : [...backends].reverse();
+    const res = await post(`${t.adminUrl}/backends/media/${from!.hostPort}/move`);
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({
       pool: 'media',
-      backend: a.hostPort,
+      backend: from!.hostPort,
       action: 'move',
-      moved: 3,
+      moved: 1,
     });
-    expect(move).toHaveBeenCalledWith('media', a.hostPort);
+    ws.send('after the move');
+    await eventually(() => received.includes(`${to!.name}:after the move`));
+    await eventually(() => from!.clients.size === 0);
+    expect(ws.readyState).toBe(ws.OPEN);
   });
 
   it('answers a form POST from the page with a redirect back to it', async () => {
