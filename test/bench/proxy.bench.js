@@ -157,9 +157,12 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
   });
 }
 
-function firstLine(child, pred, what) {
+function firstLine(child, pred, what, timeoutMs = 15_000) {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${what}: no answer within 15 s`)), 15_000);
+    const timer = setTimeout(
+      () => reject(new Error(`${what}: no answer within ${timeoutMs / 1000} s`)),
+      timeoutMs,
+    );
     createInterface({ input: child.stdout }).on('line', (text) => {
       let line;
       try {
@@ -181,10 +184,14 @@ function firstLine(child, pred, what) {
 
 const delay = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/** SIGKILL; nginx gets SIGTERM first (its master stops its worker on SIGTERM, not on SIGKILL). */
 async function stop(child) {
   if (child.exitCode !== null || child.signalCode !== null) return;
-  child.kill('SIGKILL');
-  await once(child, 'exit');
+  const exited = once(child, 'exit');
+  child.kill(child.stopSignal ?? 'SIGKILL');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 2000);
+  await exited;
+  clearTimeout(timer);
 }
 
 async function startBackend() {
@@ -274,6 +281,7 @@ async function startTarget(t, backendPort, tmp) {
       stdio: ['ignore', 'ignore', 'pipe'],
     }),
   );
+  child.stopSignal = 'SIGTERM';
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
   for (let i = 0; !(await canConnect(port)); i++) {
@@ -296,7 +304,7 @@ async function runGenerator(options) {
   );
   const timer = setTimeout(() => child.kill('SIGKILL'), RUN_TIMEOUT_MS);
   try {
-    return await firstLine(child, (l) => 'ok' in l, 'load generator');
+    return await firstLine(child, (l) => 'ok' in l, 'load generator', RUN_TIMEOUT_MS);
   } finally {
     clearTimeout(timer);
   }
@@ -306,11 +314,13 @@ let runTag = 1;
 async function runOnce(scenarioName, target) {
   const tmp = mkdtempSync(join(tmpdir(), 'callgate-bench-'));
   const started = [];
+  let extraPids = [];
   try {
     const backend = await startBackend();
     started.push(backend.child);
     const t = await startTarget(target, backend.port, tmp);
     started.push(...t.children);
+    extraPids = t.pids.filter((pid) => !t.children.some((c) => c.pid === pid));
     await delay(300); // let start-up work settle before the baseline RSS
     return await runGenerator({
       ...SCENARIOS[scenarioName],
@@ -323,6 +333,14 @@ async function runOnce(scenarioName, target) {
     });
   } finally {
     for (const c of started.reverse()) await stop(c);
+    // nginx's worker, should it outlive its master: by its pid, never by name.
+    for (const pid of extraPids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // Already gone.
+      }
+    }
     rmSync(tmp, { recursive: true, force: true });
   }
 }

@@ -4,13 +4,12 @@
 // one its message counts cover. Input: one JSON argument; output: one JSON line on stdout.
 //   node test/bench/lib/load.js '{"scenario":"load","port":8080,...}'
 import { createHmac } from 'node:crypto';
-import { connect } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { machineTicks, sumCpu, sumRss } from './proc.js';
-import { FrameParser, OP_CLOSE, OP_TEXT, clientFrame } from './ws.js';
+import { openWs, pool } from './client.js';
+import { OP_CLOSE, OP_TEXT, clientFrame } from './ws.js';
 
 const o = JSON.parse(process.argv[2]);
-const EMPTY = Buffer.alloc(0);
 const KEY = 'dGhlIHNhbXBsZSBub25jZQ=='; // any 16 bytes in base64 will do; the server hashes it
 const MESSAGE_BYTES = 400;
 const CLOSE_FRAME_PAYLOAD = Buffer.from([0x03, 0xe8]); // 1000
@@ -33,56 +32,6 @@ function requestHead(path) {
     `Connection: Upgrade\r\nSec-WebSocket-Key: ${KEY}\r\nSec-WebSocket-Version: 13\r\n` +
     `User-Agent: TwilioProxy/1.1\r\n${sig}\r\n`
   );
-}
-
-/**
- * Opens one WebSocket; resolves with the socket once the 101 is in (any bytes after the head go
- * to `onFrame`), rejects on anything else.
- */
-function openWs(path, onFrame) {
-  return new Promise((resolve, reject) => {
-    const socket = connect({ port: o.port, host: '127.0.0.1', noDelay: true });
-    let head = EMPTY;
-    let parser;
-    const fail = (err) => {
-      socket.destroy();
-      reject(err);
-    };
-    socket.on('error', (err) => (parser ? onFrame(-1) : fail(err)));
-    socket.on('close', () => {
-      if (parser) onFrame(-1);
-      else fail(new Error('closed before 101'));
-    });
-    socket.on('connect', () => socket.write(requestHead(path)));
-    socket.on('data', (chunk) => {
-      if (parser) {
-        if (!parser.push(chunk)) socket.destroy();
-        return;
-      }
-      head = head.length === 0 ? chunk : Buffer.concat([head, chunk]);
-      const end = head.indexOf('\r\n\r\n');
-      if (end === -1) return;
-      const status = head.toString('latin1', 9, 12);
-      if (status !== '101') {
-        fail(new Error(`status ${status}`));
-        return;
-      }
-      parser = new FrameParser(onFrame);
-      const rest = head.subarray(end + 4);
-      head = EMPTY;
-      resolve(socket);
-      if (rest.length > 0) parser.push(rest);
-    });
-  });
-}
-
-/** Runs `count` jobs with at most `inFlight` at a time. */
-async function pool(count, inFlight, job) {
-  let next = 0;
-  const lane = async () => {
-    while (next < count) await job(next++);
-  };
-  await Promise.all(Array.from({ length: Math.min(count, inFlight) }, lane));
 }
 
 function snapshot() {
@@ -116,7 +65,7 @@ async function openAll(n, onFrameFor) {
   let failed = 0;
   await pool(n, o.inFlight ?? 100, async (i) => {
     try {
-      conns[i] = await openWs(pathOf(i), onFrameFor(i));
+      conns[i] = await openWs(o.port, requestHead(pathOf(i)), onFrameFor(i));
     } catch {
       failed++;
     }
@@ -267,7 +216,7 @@ async function upgrades() {
   const closeFrame = () => clientFrame(OP_CLOSE, CLOSE_FRAME_PAYLOAD);
   await pool(total, inFlight, async (i) => {
     try {
-      const socket = await openWs(pathOf(i), (op) => {
+      const socket = await openWs(o.port, requestHead(pathOf(i)), (op) => {
         if (op === OP_CLOSE) socket.end();
       });
       // Handshake done: a normal close (the close frame goes through the tunnel), then the next one.
