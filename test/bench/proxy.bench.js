@@ -29,7 +29,7 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { childPids } from './lib/proc.js';
+import { childPids, machineTicks } from './lib/proc.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -141,6 +141,8 @@ const RUN_TIMEOUT_MS = 180_000;
 // ---- processes ---------------------------------------------------------------------------------
 
 const live = new Set();
+/** nginx workers of the current run: killed by pid if we are stopped (their master gets SIGKILL). */
+const livePids = new Set();
 function track(child) {
   live.add(child);
   child.once('exit', () => live.delete(child));
@@ -148,6 +150,13 @@ function track(child) {
 }
 function killAll() {
   for (const c of live) c.kill('SIGKILL');
+  for (const pid of livePids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // Already gone.
+    }
+  }
 }
 process.once('exit', killAll);
 for (const sig of ['SIGINT', 'SIGTERM']) {
@@ -310,8 +319,25 @@ async function runGenerator(options) {
   }
 }
 
+/**
+ * The machine's load from everything else (other jobs on shared cores), sampled before a run while
+ * none of ours is running; waits up to QUIET_WAIT_MS for it to fall under 50 %. A fraction.
+ */
+const QUIET_WAIT_MS = pick(15_000, 8000, 0);
+async function backgroundLoad() {
+  const until = Date.now() + QUIET_WAIT_MS;
+  for (;;) {
+    const a = machineTicks();
+    await delay(500);
+    const b = machineTicks();
+    const busy = (b.busy - a.busy) / Math.max(1, b.total - a.total);
+    if (busy < 0.5 || Date.now() >= until) return busy;
+  }
+}
+
 let runTag = 1;
 async function runOnce(scenarioName, target) {
+  const background = await backgroundLoad();
   const tmp = mkdtempSync(join(tmpdir(), 'callgate-bench-'));
   const started = [];
   let extraPids = [];
@@ -321,8 +347,9 @@ async function runOnce(scenarioName, target) {
     const t = await startTarget(target, backend.port, tmp);
     started.push(...t.children);
     extraPids = t.pids.filter((pid) => !t.children.some((c) => c.pid === pid));
+    for (const pid of extraPids) livePids.add(pid);
     await delay(300); // let start-up work settle before the baseline RSS
-    return await runGenerator({
+    const result = await runGenerator({
       ...SCENARIOS[scenarioName],
       port: t.port,
       route: target.route,
@@ -331,10 +358,12 @@ async function runOnce(scenarioName, target) {
       signOrigin: SIGN_ORIGIN,
       pids: { target: t.pids, backend: [backend.child.pid] },
     });
+    return { ...result, background };
   } finally {
     for (const c of started.reverse()) await stop(c);
     // nginx's worker, should it outlive its master: by its pid, never by name.
     for (const pid of extraPids) {
+      livePids.delete(pid);
       try {
         process.kill(pid, 'SIGKILL');
       } catch {
@@ -364,6 +393,7 @@ function figuresOf(name, r) {
       [`${name}.generatorCpu`]: perM(r.generatorCpuS),
       [`${name}.generatorElu`]: r.generatorElu * 100,
       [`${name}.machine`]: r.machineBusy * 100,
+      [`${name}.background`]: r.background * 100,
       [`${name}.rss`]: (r.rssActive - r.rssBefore) / r.open / KIB,
       [`${name}.p50`]: r.rttP50,
       [`${name}.p99`]: r.rttP99,
@@ -445,9 +475,16 @@ const ROWS = [
     false,
   ],
   ['upgrades.machine', 'machine busy %, upgrades', 0, true, false],
+  [
+    'cpu200.background',
+    'background load before a run, % (other jobs on the machine)',
+    0,
+    true,
+    false,
+  ],
 ];
 /** Rows that describe the run rather than the proxy: no ratio. */
-const NO_RATIO = /machine|generator|backend|^lost$/;
+const NO_RATIO = /machine|generator|backend|background|^lost$/;
 const ROW_SCENARIO = (key) => key.split('.')[0].replace(/\+$/, '');
 
 function fmt(x, digits) {
