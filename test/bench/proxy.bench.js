@@ -43,6 +43,7 @@ const { values: args } = parseArgs({
     targets: { type: 'string' },
     out: { type: 'string' },
     'max-minutes': { type: 'string', default: '40' },
+    from: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -83,7 +84,9 @@ const TARGETS = [
   { name: 'nginx', label: 'nginx', kind: 'nginx', route: 'media' },
 ];
 
-const mode = args.smoke ? 'smoke' : args.quick ? 'quick' : 'full';
+// --from=results/latest.json: print the table of an earlier run again (no processes started).
+const earlier = args.from ? JSON.parse(readFileSync(args.from, 'utf8')) : undefined;
+const mode = earlier?.mode ?? (args.smoke ? 'smoke' : args.quick ? 'quick' : 'full');
 const pick = (full, quick, smoke) => ({ full, quick, smoke })[mode];
 /** The scenarios; each run of each is one fresh set of processes. */
 const SCENARIOS = {
@@ -109,23 +112,27 @@ const SCENARIOS = {
     inFlight: pick(100, 100, 10),
   },
 };
-const scenarioNames = args.only
-  ? args.only.split(',').map((s) => (s === 'idle' ? 'idle5000' : s))
-  : Object.keys(SCENARIOS);
+const scenarioNames = earlier
+  ? Object.keys(earlier.results)
+  : args.only
+    ? args.only.split(',').map((s) => (s === 'idle' ? 'idle5000' : s))
+    : Object.keys(SCENARIOS);
 for (const s of scenarioNames) {
   if (!(s in SCENARIOS)) throw new Error(`unknown scenario ${s} (${Object.keys(SCENARIOS)})`);
 }
-const runs = Number(args.runs ?? pick(3, 3, 1));
+const runs = Number(earlier?.runs ?? args.runs ?? pick(3, 3, 1));
 const nginxBin = ['/usr/sbin/nginx', '/usr/bin/nginx', '/usr/local/sbin/nginx'].find((p) =>
   existsSync(p),
 );
-let targets = args.targets
-  ? args.targets.split(',').map((n) => {
-      const t = TARGETS.find((x) => x.name === n);
-      if (!t) throw new Error(`unknown target ${n} (${TARGETS.map((x) => x.name)})`);
-      return t;
-    })
-  : TARGETS;
+let targets = earlier
+  ? TARGETS.filter((t) => Object.values(earlier.results).some((byTarget) => t.name in byTarget))
+  : args.targets
+    ? args.targets.split(',').map((n) => {
+        const t = TARGETS.find((x) => x.name === n);
+        if (!t) throw new Error(`unknown target ${n} (${TARGETS.map((x) => x.name)})`);
+        return t;
+      })
+    : TARGETS;
 if (!nginxBin) {
   console.log('nginx is not installed (apt-get install -y nginx-light): its column stays empty');
   targets = targets.filter((t) => t.kind !== 'nginx');
@@ -445,6 +452,14 @@ const ROWS = [
   ['cpu200.p99+', 'round trip p99 added over direct, ms', 2, true, true],
   ['cpu200.p999+', 'round trip p99.9 added over direct, ms', 2, true, true],
   ['lost', 'messages lost + failed upgrades (all runs)', 0, true, false],
+  ['cpu200.kept', `runs kept at ${S.cpu200.conns} calls (round trip p50 < 10 ms)`, 0, true, false],
+  [
+    'cpu2000.kept',
+    `runs kept at ${S.cpu2000.conns.toLocaleString('en-US')} calls (round trip p50 < 10 ms)`,
+    0,
+    true,
+    false,
+  ],
   [
     'cpu200.backendCpu',
     `echo backend CPU-s per 1M messages, ${S.cpu200.conns} calls`,
@@ -484,16 +499,25 @@ const ROWS = [
   ],
 ];
 /** Rows that describe the run rather than the proxy: no ratio. */
-const NO_RATIO = /machine|generator|backend|background|^lost$/;
+const NO_RATIO = /machine|generator|backend|background|kept|^lost$/;
 const ROW_SCENARIO = (key) => key.split('.')[0].replace(/\+$/, '');
 
 function fmt(x, digits) {
+  if (typeof x === 'string') return x;
   if (x === undefined || Number.isNaN(x)) return '—';
   return x.toLocaleString('en-US', {
     minimumFractionDigits: digits,
     maximumFractionDigits: digits,
   });
 }
+
+/**
+ * A steady-load run whose median round trip reached CONTENDED_P50_MS was queueing (a starved
+ * generator or proxy on a busy machine): it sent in bursts, so neither its latency nor its CPU per
+ * message describe the proxy. Medians leave such runs out while at least one other run is left.
+ */
+const CONTENDED_P50_MS = 10;
+const contended = (s, r) => (s === 'cpu200' || s === 'cpu2000') && !(r.rttP50 < CONTENDED_P50_MS);
 
 function buildTable(results) {
   const med = {};
@@ -502,12 +526,17 @@ function buildTable(results) {
     let lost = 0;
     let any = false;
     for (const s of scenarioNames) {
-      const per = (results[s]?.[t.name] ?? []).map((r) => figuresOf(s, r));
+      const all = results[s]?.[t.name] ?? [];
+      const kept = all.filter((r) => !contended(s, r));
+      if (s === 'cpu200' || s === 'cpu2000')
+        med[t.name][`${s}.kept`] = `${kept.length}/${all.length}`;
+      const per = all.map((r) => figuresOf(s, r));
+      const perKept = (kept.length > 0 ? kept : all).map((r) => figuresOf(s, r));
       for (const key of new Set(per.flatMap((f) => Object.keys(f)))) {
         if (key.endsWith('.lost')) {
           lost += per.reduce((a, f) => a + (f[key] ?? 0), 0);
           any = true;
-        } else med[t.name][key] = median(per.map((f) => f[key]));
+        } else med[t.name][key] = median(perKept.map((f) => f[key]));
       }
     }
     med[t.name].lost = any ? lost : NaN;
@@ -547,15 +576,15 @@ function buildTable(results) {
 
 // ---- main --------------------------------------------------------------------------------------
 
-const results = {};
-const started = new Date();
+const results = earlier?.results ?? {};
+const started = new Date(earlier?.started ?? Date.now());
 console.log(
   `proxy benchmark (${mode}): ${scenarioNames.join(', ')} × ${targets.map((t) => t.name).join(', ')}, ` +
     `${runs} run(s) each, alternating; node ${process.version}`,
 );
 let failures = 0;
 let stoppedEarly = false;
-outer: for (const s of scenarioNames) {
+outer: for (const s of earlier ? [] : scenarioNames) {
   results[s] = {};
   for (let r = 0; r < runs; r++) {
     // Rotate the order each run so no target always goes first (or right after a heavy one).
@@ -608,6 +637,10 @@ const notes = [
     ? `WARNING: the machine was up to ${maxBusy.toFixed(0)} % busy during a window: figures include contention.`
     : `The machine was at most ${maxBusy.toFixed(0)} % busy during any window (above ~85 % the figures would measure contention).`,
 ];
+notes.push(
+  `Steady-load runs whose round trip p50 reached ${CONTENDED_P50_MS} ms were queueing (contention): ` +
+    'their medians leave them out while another run is left ("runs kept").',
+);
 if (stoppedEarly)
   notes.push('WARNING: stopped early at --max-minutes; some cells have fewer runs.');
 if (failures > 0) notes.push(`WARNING: ${failures} run(s) failed; see the log.`);
@@ -617,7 +650,7 @@ mkdirSync(dirname(outMd), { recursive: true });
 writeFileSync(outMd, md);
 writeFileSync(
   outMd.replace(/\.md$/, '.json'),
-  `${JSON.stringify({ mode, runs, scenarios: SCENARIOS, medians, results }, null, 2)}\n`,
+  `${JSON.stringify({ mode, runs, started, scenarios: SCENARIOS, medians, results }, null, 2)}\n`,
 );
 console.log(`written to ${outMd}`);
 const lost = targets.reduce((a, t) => a + (medians[t.name].lost || 0), 0);
