@@ -5,8 +5,9 @@
 // processes (echo backend, target, load generator), and the table shows medians and callgate ÷ nginx.
 // Loopback only; every phase is bounded in count and time, and the script stops by itself.
 //
-//   npm run bench:proxy                        # full: 3 runs of every scenario and target (~10 min)
-//   npm run bench:proxy -- --quick             # shorter windows, fewer upgrades (~4 min)
+//   npm run bench:proxy                        # full: 3 runs of every scenario and target (~15 min)
+//   npm run bench:proxy -- --quick             # shorter windows, fewer upgrades (~8 min)
+//   npm run bench:proxy -- --quick --runs=1    # one run of each (~3 min)
 //   npm run bench:proxy -- --only=cpu200 --targets=callgate-media,nginx --runs=5
 //   npm run bench:proxy -- --smoke             # a few calls for a few seconds (the smoke test)
 //
