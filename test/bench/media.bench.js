@@ -1,76 +1,111 @@
-// Media worker benchmark: N concurrent simulated Twilio calls against one built media worker
-// running the echo agent (every caller frame comes straight back, so both directions carry a full
-// 50 frames/s per call). For each N it reports, from the worker's own /metrics:
-//   - outbound late-frame ratio (pacer ticks > 10 ms late / frames sent),
-//   - inbound processing time per media message (parse, μ-law decode, agent, recording),
-//   - worker CPU per call and RSS per call,
-// each against a baseline of 1 call measured in the same run.
-// Build first (`npx tsc -b`), then: node test/bench/media.bench.js
-// Env: BENCH_CALLS=1,20,50,100 (the first is the baseline), BENCH_CALL_MS=6000.
-// The simulated callers run in this process, on the other core of a 2-core machine; their own
-// timing noise is not counted (only the worker's figures are).
+// Media worker benchmark: how many Twilio calls one worker process carries, for the `echo` and
+// `parrot` agents and a parrot at 16 kHz (test/bench/agents/parrot-16k.js: every frame resampled
+// 8k → 16k → 8k). For each agent it climbs a ladder of concurrent calls, a fresh worker per step,
+// and finds the most calls the worker holds with:
+//   - outbound frame lateness p99 under 5 ms: how late the worker's timers (its 20 ms pacer ticks,
+//     which send the frames) fire, from a 1 ms event-loop delay probe preloaded into the worker
+//     (lib/loop-probe.js) over the steady window; the callers also time every frame they receive
+//     (how much later than 20 ms after the previous one it came), shown as "caller-side", and
+//   - no inbound gap (every caller frame reached the worker: `media_frames_in_total` equals the
+//     frames sent, and `media_inbound_gaps_total` stayed 0), and no failed or dropped call.
+// Per step it reports the worker's CPU per call-second (utime+stime from /proc over the steady
+// window) and RSS per call (VmRSS growth over the idle worker). The callers are a light raw-socket
+// generator in its own process (test/bench/lib/twilio-load.js); its CPU is reported too.
+//
+//   npm run bench:media                       # full ladder, 6 s windows (~5 min)
+//   npm run bench:media -- --quick            # shorter ladder and windows (~2 min)
+//   npm run bench:media -- --agents=parrot --calls=100,300,500
+//   npm run bench:media -- --smoke            # 3 calls per agent, 1 s (the smoke test)
+// Build first (`npm run build`). Writes test/bench/results/media-latest.md (or --out=).
 import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
-import { simulateCall } from '../../packages/simulator/dist/index.js';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { rssBytes } from './lib/proc.js';
 
+const here = fileURLToPath(new URL('.', import.meta.url));
 const root = fileURLToPath(new URL('../../', import.meta.url));
-const COUNTS = (process.env.BENCH_CALLS ?? '1,20,50,100').split(',').map(Number);
-const CALL_MS = Number(process.env.BENCH_CALL_MS ?? 6000);
-const RATE = 8000;
-const STAGGER_MS = 500;
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    smoke: { type: 'boolean', default: false },
+    agents: { type: 'string' },
+    calls: { type: 'string' },
+    out: { type: 'string' },
+  },
+});
+const mode = args.smoke ? 'smoke' : args.quick ? 'quick' : 'full';
+const pick = (full, quick, smoke) => ({ full, quick, smoke })[mode];
 
-function noise(ms, seed) {
-  const out = new Int16Array((ms * RATE) / 1000);
-  let x = seed >>> 0;
-  for (let i = 0; i < out.length; i++) {
-    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
-    out[i] = Math.round((x / 2 ** 32 - 0.5) * 0.4 * 32767);
-  }
-  return out;
+const LATENESS_P99_MS = 5;
+const AGENTS = {
+  echo: { env: { AGENT: 'echo' } },
+  parrot: { env: { AGENT: 'parrot' } },
+  'parrot-16k': { env: { AGENT_MODULE: join(here, 'agents/parrot-16k.js') } },
+};
+const agents = (args.agents ?? Object.keys(AGENTS).join(',')).split(',');
+for (const a of agents) if (!(a in AGENTS)) throw new Error(`unknown agent ${a}`);
+const ladder = (
+  args.calls ??
+  process.env.BENCH_CALLS ??
+  pick('50,100,200,300,400,500,600,800', '50,150,300,500', '3')
+)
+  .split(',')
+  .map(Number);
+const step = {
+  rampMs: pick(2000, 1500, 300),
+  warmMs: pick(2000, 1500, 500),
+  windowMs: Number(process.env.BENCH_CALL_MS ?? pick(6000, 3000, 1000)),
+};
+const outMd = args.out ?? join(here, 'results/media-latest.md');
+
+const live = new Set();
+process.once('exit', () => {
+  for (const c of live) c.kill('SIGKILL');
+});
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.once(sig, () => process.exit(130));
 }
+function track(child) {
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+  return child;
+}
+const delay = (ms) => new Promise((r) => setTimeout(r, ms));
 
-async function startWorker() {
-  const child = spawn(process.execPath, ['workers/media/dist/main.js'], {
-    cwd: root,
-    env: {
-      PATH: process.env.PATH ?? '',
-      PORT: '0',
-      AGENT: 'echo',
-      // info: the listening line carries the port; per call there are only two lines.
-      LOG_LEVEL: 'info',
-      MAX_CALLS: String(Math.max(...COUNTS) + 10),
-    },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const exited = new Promise((resolve) => child.once('exit', (code, sig) => resolve(code ?? sig)));
-  // Never leave the worker behind, whatever ends this script.
-  process.once('exit', () => child.kill('SIGKILL'));
-  for (const sig of ['SIGINT', 'SIGTERM']) {
-    process.once(sig, () => {
-      child.kill('SIGKILL');
-      process.exit(130);
-    });
+async function startWorker(agent, maxCalls, tmp) {
+  const log = join(tmp, 'worker.log');
+  const out = openSync(log, 'w');
+  const child = track(
+    spawn(process.execPath, ['workers/media/dist/main.js'], {
+      cwd: root,
+      env: {
+        PATH: process.env.PATH ?? '',
+        HOST: '127.0.0.1',
+        PORT: '0',
+        MAX_CALLS: String(maxCalls + 10),
+        // Production logging (two lines per call), to a file: no pipe reader on the callers' core.
+        LOG_LEVEL: 'info',
+        NODE_OPTIONS: `--import=${pathToFileURL(join(here, 'lib/loop-probe.js')).href}`,
+        BENCH_LOOP_PROBE_FILE: join(tmp, 'loop.json'),
+        ...AGENTS[agent].env,
+      },
+      stdio: ['ignore', out, out],
+    }),
+  );
+  for (let i = 0; ; i++) {
+    if (child.exitCode !== null) throw new Error(`worker exited: ${readFileSync(log, 'utf8')}`);
+    if (i > 300) throw new Error('worker did not start within 15 s');
+    const line = readFileSync(log, 'utf8')
+      .split('\n')
+      .find((l) => l.includes('"listening"'));
+    if (line) return { child, port: JSON.parse(line).port };
+    await delay(50);
   }
-  const port = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error('media worker did not start'));
-    }, 15_000);
-    createInterface({ input: child.stdout }).on('line', (line) => {
-      try {
-        const msg = JSON.parse(line);
-        if (msg.msg === 'listening') {
-          clearTimeout(timer);
-          resolve(msg.port);
-        }
-      } catch {
-        // Not a log line.
-      }
-    });
-    void exited.then((code) => reject(new Error(`media worker exited (${code})`)));
-  });
-  return { child, port, exited };
 }
 
 /** Sums every series of each metric name in a Prometheus text page. */
@@ -78,106 +113,156 @@ async function scrape(port) {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
   const sums = {};
   for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
     const m = /^([a-zA-Z_:][\w:]*)(?:\{[^}]*\})? ([-+\d.eE]+|NaN)$/.exec(line);
-    if (!m) continue;
-    sums[m[1]] = (sums[m[1]] ?? 0) + Number(m[2]);
+    if (m) sums[m[1]] = (sums[m[1]] ?? 0) + Number(m[2]);
   }
   return sums;
 }
 
-const delay = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function phase(port, calls) {
-  const before = await scrape(port);
-  const t0 = performance.now();
-  const callersCpu0 = process.cpuUsage();
-  const audio = noise(CALL_MS, calls);
-  const running = Array.from({ length: calls }, async (_, i) => {
-    await delay(calls === 1 ? 0 : (i / calls) * STAGGER_MS);
-    const n = String(calls * 1000 + i).padStart(32, '0');
-    return simulateCall({
-      url: `ws://127.0.0.1:${port}/media-stream/CA${n}`,
-      callSid: `CA${n}`,
-      audio,
-      segments: [{ startMs: 0, endMs: CALL_MS }],
-      hangupAfterMs: CALL_MS,
+let runTag = 1;
+async function runStep(agent, calls) {
+  const tmp = mkdtempSync(join(tmpdir(), 'callgate-media-bench-'));
+  let worker;
+  try {
+    worker = await startWorker(agent, calls, tmp);
+    await delay(300);
+    const rssIdle = rssBytes(worker.child.pid);
+    const before = await scrape(worker.port);
+    const gen = track(
+      spawn(
+        process.execPath,
+        [
+          join(here, 'lib/twilio-load.js'),
+          JSON.stringify({
+            calls,
+            port: worker.port,
+            workerPid: worker.child.pid,
+            runTag: runTag++,
+            ...step,
+          }),
+        ],
+        { stdio: ['ignore', 'pipe', 'inherit'] },
+      ),
+    );
+    const timer = setTimeout(() => gen.kill('SIGKILL'), 120_000);
+    const result = await new Promise((resolve, reject) => {
+      createInterface({ input: gen.stdout }).on('line', (l) => {
+        if (l.startsWith('{')) resolve(JSON.parse(l));
+      });
+      gen.once('exit', (code) => reject(new Error(`caller generator exited (${code})`)));
     });
-  });
-  // Memory while every call is live.
-  await delay(STAGGER_MS + CALL_MS * 0.7);
-  const mid = await scrape(port);
-  const summaries = await Promise.allSettled(running);
-  const wallS = (performance.now() - t0) / 1000;
-  const callersCpu = process.cpuUsage(callersCpu0);
-  const after = await scrape(port);
-  const d = (name) => (after[name] ?? 0) - (before[name] ?? 0);
-  const failed = summaries.filter(
-    (s) =>
-      s.status === 'rejected' || s.value.closedBy !== 'caller' || s.value.protocolErrors.length > 0,
-  ).length;
-  const framesOut = d('media_frames_out_total');
-  const framesIn = d('media_frames_in_total');
-  return {
-    calls,
-    failed,
-    liveCalls: mid.media_calls_active ?? 0,
-    framesIn,
-    framesOut,
-    lateRatio: framesOut === 0 ? 0 : d('media_late_frames_total') / framesOut,
-    inboundUs:
-      framesIn === 0
-        ? 0
-        : (d('media_inbound_processing_seconds_sum') /
-            d('media_inbound_processing_seconds_count')) *
-          1e6,
-    cpuCores: d('process_cpu_seconds_total') / wallS,
-    callersCores: (callersCpu.user + callersCpu.system) / 1e6 / wallS,
-    loopLagP99Ms: (mid.nodejs_eventloop_lag_p99_seconds ?? 0) * 1000,
-    rssMb: (mid.process_resident_memory_bytes ?? 0) / 2 ** 20,
-    wallS,
-  };
+    clearTimeout(timer);
+    await once(gen, 'exit');
+    await delay(300); // the worker counts the last frames and the stops
+    const after = await scrape(worker.port);
+    const d = (name) => (after[name] ?? 0) - (before[name] ?? 0);
+    const framesIn = d('media_frames_in_total');
+    const loop = JSON.parse(readFileSync(join(tmp, 'loop.json'), 'utf8'));
+    const r = {
+      agent,
+      calls,
+      ...result,
+      workerLateP50: loop.p50,
+      workerLateP99: loop.p99,
+      workerLateMax: loop.max,
+      framesIn,
+      inboundMissing: result.sentMedia - framesIn,
+      inboundGaps: d('media_inbound_gaps_total'),
+      lateFramesWorker: d('media_late_frames_total'),
+      cpuMsPerCallSecond: ((result.workerCpuS / result.windowS) * 1000) / calls,
+      rssKiBPerCall: (result.rss - rssIdle) / calls / 1024,
+    };
+    r.pass =
+      r.failed === 0 &&
+      r.dropped === 0 &&
+      r.live === calls &&
+      r.workerLateP99 < LATENESS_P99_MS &&
+      r.inboundMissing <= 0 &&
+      r.inboundGaps === 0;
+    return r;
+  } finally {
+    if (worker) {
+      worker.child.kill('SIGKILL');
+      if (worker.child.exitCode === null) await once(worker.child, 'exit');
+    }
+    rmSync(tmp, { recursive: true, force: true });
+  }
 }
 
-const worker = await startWorker();
-let exitCode = 0;
-try {
-  // One short call to warm up JIT and the agent before anything is measured.
-  await phase(worker.port, 1).catch(() => undefined);
-  const results = [];
-  for (const calls of COUNTS) {
-    const r = await phase(worker.port, calls);
-    results.push(r);
-    if (r.failed > 0) exitCode = 1;
+const f = (x, d = 1) =>
+  Number.isFinite(x)
+    ? x.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d })
+    : '—';
+console.log(
+  `media worker benchmark (${mode}): agents ${agents.join(', ')}, ladder ${ladder.join(', ')} calls, ` +
+    `${step.windowMs / 1000} s windows; pass = lateness p99 < ${LATENESS_P99_MS} ms, no inbound gap`,
+);
+const steps = [];
+const summary = [];
+for (const agent of agents) {
+  let best;
+  let lastRun;
+  for (const calls of ladder) {
+    let r;
+    try {
+      r = await runStep(agent, calls);
+    } catch (err) {
+      console.log(`${agent} ${calls} calls: FAILED ${err.message}`);
+      break;
+    }
+    steps.push(r);
+    lastRun = r;
     console.log(
-      `${String(calls).padStart(4)} calls: late ${(r.lateRatio * 100).toFixed(2)}% ` +
-        `| inbound ${r.inboundUs.toFixed(1)} µs/msg | worker CPU ${(r.cpuCores * 100).toFixed(1)}% ` +
-        `of a core (${((r.cpuCores / calls) * 100).toFixed(2)}%/call) | RSS ${r.rssMb.toFixed(1)} MB ` +
-        `| worker loop lag p99 ${r.loopLagP99Ms.toFixed(1)} ms | callers CPU ` +
-        `${(r.callersCores * 100).toFixed(0)}% | live ${r.liveCalls}/${calls} | failed ${r.failed}`,
+      `${agent.padEnd(10)} ${String(calls).padStart(4)} calls: ${r.pass ? 'pass' : 'FAIL'} | ` +
+        `lateness p50 ${f(r.workerLateP50, 2)} p99 ${f(r.workerLateP99, 2)} max ${f(r.workerLateMax, 0)} ms ` +
+        `(caller-side p99 ${f(r.latenessP99, 2)} max ${f(r.latenessMax, 0)}) | ` +
+        `worker ${f(r.cpuMsPerCallSecond, 2)} ms CPU per call-second, ${f(r.rssKiBPerCall)} KiB RSS per call | ` +
+        `inbound missing ${r.inboundMissing}, gaps ${r.inboundGaps} | frames out ${r.framesOut} | ` +
+        `live ${r.live}/${calls}, failed ${r.failed}, dropped ${r.dropped} | callers ` +
+        `${f((r.generatorCpuS / r.windowS) * 100, 0)} % CPU, ELU ${f(r.generatorElu * 100, 0)} % | machine ` +
+        `${f(r.machineBusy * 100, 0)} % busy`,
     );
+    if (!r.pass) break;
+    best = r;
   }
-  const base = results[0];
-  const ratio = (a, b) => (b === 0 ? (a === 0 ? '1.00' : 'inf') : (a / b).toFixed(2));
-  console.log(`\nagainst the ${base.calls}-call baseline of this run:`);
-  for (const r of results.slice(1)) {
-    const extra = r.calls - base.calls;
-    console.log(
-      `${String(r.calls).padStart(4)} calls: late ratio ${(r.lateRatio * 100).toFixed(2)}% vs ` +
-        `${(base.lateRatio * 100).toFixed(2)}% | inbound time/msg x${ratio(r.inboundUs, base.inboundUs)} | ` +
-        `CPU/call x${ratio(r.cpuCores / r.calls, base.cpuCores / base.calls)} | ` +
-        `RSS +${(r.rssMb - base.rssMb).toFixed(1)} MB = ${((r.rssMb - base.rssMb) / extra).toFixed(2)} MB per extra call`,
-    );
-  }
-  console.log(
-    '\nLate frames with low worker CPU and low loop lag mean the machine, not the worker, is ' +
-      'short of CPU (the callers share it).',
-  );
-} catch (err) {
-  console.error(err);
-  exitCode = 1;
-} finally {
-  worker.child.kill('SIGTERM');
-  await worker.exited;
+  // CPU per call-second from the largest passing step (else the last one run).
+  const ref = best ?? lastRun;
+  summary.push({ agent, best, ref, topOfLadder: best !== undefined && best === lastRun });
 }
-process.exit(exitCode);
+
+const lines = [
+  `| agent | calls held (lateness p99 < ${LATENESS_P99_MS} ms, no inbound gap) | calls per core from CPU | worker CPU ms per call-second | RSS KiB per call | lateness p99 ms (caller-side) | callers CPU % | machine busy % |`,
+  '|---|---|---|---|---|---|---|---|',
+];
+for (const s of summary) {
+  const r = s.ref;
+  const held = s.best
+    ? `${s.best.calls}${s.topOfLadder ? '+ (top of ladder)' : ''}`
+    : `< ${ladder[0]}`;
+  lines.push(
+    `| ${s.agent} | ${held} | ${r ? f(1000 / r.cpuMsPerCallSecond, 0) : '—'} | ${r ? f(r.cpuMsPerCallSecond, 2) : '—'} | ` +
+      `${r ? f(r.rssKiBPerCall) : '—'} | ${r ? `${f(r.workerLateP99, 2)} (${f(r.latenessP99, 2)})` : '—'} | ` +
+      `${r ? f((r.generatorCpuS / r.windowS) * 100, 0) : '—'} | ${r ? f(r.machineBusy * 100, 0) : '—'} |`,
+  );
+}
+const maxBusy = Math.max(0, ...steps.map((s) => s.machineBusy)) * 100;
+const notes = [
+  `Measured ${new Date().toISOString()} (${mode} mode), node ${process.version}, ${cpus().length} cores; ` +
+    `a fresh worker per step; CPU, RSS and lateness are of the largest passing step (else the first).`,
+  '"calls per core from CPU" is 1000 ms ÷ the worker CPU per call-second: what one fully busy core ' +
+    'would carry if nothing else limited it; "calls held" is what this machine showed, with the callers ' +
+    'on the same cores.',
+  maxBusy > 85
+    ? `WARNING: the machine was up to ${maxBusy.toFixed(0)} % busy during a window: "calls held" measures contention too.`
+    : `The machine was at most ${maxBusy.toFixed(0)} % busy during any window.`,
+];
+const md = `${lines.join('\n')}\n\n${notes.map((n) => `- ${n}`).join('\n')}\n`;
+console.log(`\n${md}`);
+mkdirSync(dirname(outMd), { recursive: true });
+writeFileSync(outMd, md);
+writeFileSync(
+  outMd.replace(/\.md$/, '.json'),
+  `${JSON.stringify({ mode, step, steps }, null, 2)}\n`,
+);
+console.log(`written to ${outMd}`);
+process.exit(summary.every((s) => s.ref !== undefined) ? 0 : 1);

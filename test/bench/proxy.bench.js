@@ -1,278 +1,186 @@
 #!/usr/bin/env node
-// Edge proxy overhead: N concurrent WebSocket tunnels, each sending 50 messages/s of ~350-byte
-// Twilio-like JSON (20 ms audio frames) to an echo worker, measured directly against the worker and
-// then through the built proxy (proxy/dist/main.js) in the same run. Prints round-trip latency
-// p50/p99, throughput, the proxy's RSS and CPU, and the proxy/direct ratios. Loopback only.
+// Edge benchmark: what forwarding Twilio-shaped WebSocket traffic costs, through the callgate proxy
+// (media route with signature checks on, and the test-agent route), through nginx (one worker, when
+// installed) and straight to the echo backend, in ONE run. Targets alternate, every run starts fresh
+// processes (echo backend, target, load generator), and the table shows medians and callgate ÷ nginx.
+// Loopback only; every phase is bounded in count and time, and the script stops by itself.
 //
-//   node test/bench/proxy.bench.js                 # 200 tunnels, 10 s per phase
-//   BENCH_TUNNELS=100 BENCH_SECONDS=5 node test/bench/proxy.bench.js
+//   npm run bench:proxy                        # full: 3 runs of every scenario and target (~15 min)
+//   npm run bench:proxy -- --quick             # shorter windows, fewer upgrades (~8 min)
+//   npm run bench:proxy -- --quick --runs=1    # one run of each (~3 min)
+//   npm run bench:proxy -- --only=cpu200 --targets=callgate-media,nginx --runs=5
+//   npm run bench:proxy -- --smoke             # a few calls for a few seconds (the smoke test)
 //
-// The echo worker runs in its own process (this file with --worker), so the load generator, the
-// proxy and the worker do not share an event loop.
+// Build first (`npm run build`): callgate runs as `node proxy/dist/main.js`. See test/bench/README.md
+// for what every figure means. Writes test/bench/results/latest.md and latest.json (or --out=).
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { createServer } from 'node:http';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { cpus, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { WebSocket, WebSocketServer } from 'ws';
+import { parseArgs } from 'node:util';
+import { childPids, machineTicks } from './lib/proc.js';
 
-const TUNNELS = Number(process.env.BENCH_TUNNELS ?? 200);
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
-const WARMUP_MS = 1000;
-const INTERVAL_MS = 20;
+const here = fileURLToPath(new URL('.', import.meta.url));
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
-if (process.argv.includes('--worker')) {
-  await runWorker();
-} else {
-  await main();
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    smoke: { type: 'boolean', default: false },
+    runs: { type: 'string' },
+    only: { type: 'string' },
+    targets: { type: 'string' },
+    out: { type: 'string' },
+    'max-minutes': { type: 'string', default: '40' },
+    from: { type: 'string' },
+    help: { type: 'boolean', default: false },
+  },
+});
+if (args.help) {
+  console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\nimport ')[0]);
+  process.exit(0);
 }
 
-/** The echo worker: a ws server in noServer mode, /readyz, and /stats for its own CPU. */
-async function runWorker() {
-  const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 65536 });
-  const server = createServer((req, res) => {
-    if (req.url === '/stats') {
-      res.end(JSON.stringify({ cpu: process.cpuUsage(), rss: process.memoryUsage().rss }));
-      return;
-    }
-    res.end('ok');
-  });
-  server.on('upgrade', (req, socket, head) => {
-    socket.on('error', () => socket.destroy());
-    wss.handleUpgrade(req, socket, head, (ws) => {
-      ws.on('error', () => {});
-      ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
-    });
-  });
-  server.listen(0, '127.0.0.1', () => {
-    process.stdout.write(`${JSON.stringify({ port: server.address().port })}\n`);
-  });
-  process.on('SIGTERM', () => process.exit(0));
-}
+// ---- what is measured --------------------------------------------------------------------------
 
-async function main() {
-  const worker = spawn(process.execPath, [fileURLToPath(import.meta.url), '--worker'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const workerPort = (await firstJsonLine(worker, (l) => 'port' in l)).port;
-  const proxy = spawn(process.execPath, ['proxy/dist/main.js'], {
-    cwd: root,
+const SIGN_TOKEN = 'bench-twilio-auth-token';
+const SIGN_ORIGIN = 'wss://callgate.bench';
+
+/**
+ * The targets, in the order of the table. To measure another proxy configuration in the same run
+ * (e.g. the media route with call continuity on), add a callgate target with its own `env`.
+ */
+const TARGETS = [
+  { name: 'direct', label: 'direct', kind: 'direct', route: 'media' },
+  {
+    name: 'callgate-media',
+    label: 'callgate media',
+    kind: 'callgate',
+    route: 'media',
+    // Everything on: Twilio signature checks at the edge on every upgrade.
     env: {
-      PATH: process.env.PATH ?? '',
-      HOST: '127.0.0.1',
-      PORT: '0',
-      ADMIN_HOST: '127.0.0.1',
-      ADMIN_PORT: '0',
-      MEDIA_BACKENDS: `127.0.0.1:${workerPort}`,
-      // `listening` is an info line; the per-tunnel lines are read and dropped.
-      LOG_LEVEL: 'info',
-      DRAIN_TIMEOUT_MS: '5000',
+      PUBLIC_URL: 'https://callgate.bench',
+      TWILIO_AUTH_TOKEN: SIGN_TOKEN,
+      TWILIO_SIGNATURE_MODE: 'enforce',
     },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  let proxyListening;
-  try {
-    proxyListening = await firstJsonLine(proxy, (l) => l.msg === 'listening');
-  } catch (err) {
-    worker.kill('SIGKILL');
-    throw err;
-  }
-  const admin = `http://127.0.0.1:${proxyListening.adminPort}`;
+  },
+  {
+    name: 'callgate-test-agent',
+    label: 'callgate test-agent',
+    kind: 'callgate',
+    route: 'test-agent',
+  },
+  { name: 'nginx', label: 'nginx', kind: 'nginx', route: 'media' },
+];
 
-  console.log(
-    `proxy benchmark: ${TUNNELS} tunnels × ${1000 / INTERVAL_MS} msg/s × ${SECONDS} s, ` +
-      `~${sampleMessage(0, 0).length}-byte messages, node ${process.version}`,
-  );
-
-  const direct = await phase('direct', `ws://127.0.0.1:${workerPort}/media-stream/CA`, workerPort);
-  const before = await proxyStats(admin);
-  const t0 = performance.now();
-  const proxied = await phase(
-    'proxy',
-    `ws://127.0.0.1:${proxyListening.port}/media-stream/CA`,
-    workerPort,
-  );
-  const wallS = (performance.now() - t0) / 1000;
-  const after = await proxyStats(admin);
-
-  const proxyCpuPct = ((after.cpuS - before.cpuS) / wallS) * 100;
-  console.log('');
-  print(direct);
-  print(proxied);
-  console.log(
-    `\nproxy process: RSS ${mb(after.rss)} MB (before the phase ${mb(before.rss)} MB), ` +
-      `CPU ${proxyCpuPct.toFixed(1)} % of one core over the phase`,
-  );
-  console.log(
-    `ratios proxy/direct: p50 ${(proxied.p50 / direct.p50).toFixed(2)}×, ` +
-      `p99 ${(proxied.p99 / direct.p99).toFixed(2)}×, ` +
-      `throughput ${(proxied.rate / direct.rate).toFixed(3)}×, ` +
-      `added p50 ${(proxied.p50 - direct.p50).toFixed(3)} ms, added p99 ${(proxied.p99 - direct.p99).toFixed(3)} ms`,
-  );
-  if (proxied.lost > 0 || direct.lost > 0) {
-    console.log(`WARNING: lost messages: direct ${direct.lost}, proxy ${proxied.lost}`);
-  }
-
-  proxy.kill('SIGTERM');
-  const [code] = await once(proxy, 'exit');
-  worker.kill('SIGTERM');
-  await once(worker, 'exit');
-  if (code !== 0) {
-    console.error(`proxy exited with ${code} after SIGTERM (expected 0: all tunnels were closed)`);
-    process.exit(1);
-  }
-  process.exit(proxied.lost > 0 || direct.lost > 0 ? 1 : 0);
+// --from=results/latest.json: print the table of an earlier run again (no processes started).
+const earlier = args.from ? JSON.parse(readFileSync(args.from, 'utf8')) : undefined;
+const mode = earlier?.mode ?? (args.smoke ? 'smoke' : args.quick ? 'quick' : 'full');
+const pick = (full, quick, smoke) => ({ full, quick, smoke })[mode];
+/** The scenarios; each run of each is one fresh set of processes. */
+const SCENARIOS = {
+  cpu200: {
+    scenario: 'load',
+    conns: pick(200, 200, 5),
+    intervalMs: 20,
+    warmMs: pick(3000, 2000, 300),
+    windowMs: pick(10_000, 5000, 1000),
+  },
+  cpu2000: {
+    scenario: 'load',
+    conns: pick(2000, 2000, 20),
+    intervalMs: 200,
+    warmMs: pick(3000, 2000, 300),
+    windowMs: pick(10_000, 5000, 1000),
+  },
+  idle5000: { scenario: 'idle', conns: pick(5000, 5000, 20), settleMs: pick(3000, 2000, 300) },
+  upgrades: {
+    scenario: 'upgrades',
+    total: pick(4000, 1500, 60),
+    warm: pick(500, 300, 10),
+    inFlight: pick(100, 100, 10),
+  },
+};
+const scenarioNames = earlier
+  ? Object.keys(earlier.results)
+  : args.only
+    ? args.only.split(',').map((s) => (s === 'idle' ? 'idle5000' : s))
+    : Object.keys(SCENARIOS);
+for (const s of scenarioNames) {
+  if (!(s in SCENARIOS)) throw new Error(`unknown scenario ${s} (${Object.keys(SCENARIOS)})`);
 }
+const runs = Number(earlier?.runs ?? args.runs ?? pick(3, 3, 1));
+const nginxBin = ['/usr/sbin/nginx', '/usr/bin/nginx', '/usr/local/sbin/nginx'].find((p) =>
+  existsSync(p),
+);
+let targets = earlier
+  ? TARGETS.filter((t) => Object.values(earlier.results).some((byTarget) => t.name in byTarget))
+  : args.targets
+    ? args.targets.split(',').map((n) => {
+        const t = TARGETS.find((x) => x.name === n);
+        if (!t) throw new Error(`unknown target ${n} (${TARGETS.map((x) => x.name)})`);
+        return t;
+      })
+    : TARGETS;
+if (!nginxBin) {
+  console.log('nginx is not installed (apt-get install -y nginx-light): its column stays empty');
+  targets = targets.filter((t) => t.kind !== 'nginx');
+}
+if (!existsSync(join(root, 'proxy/dist/main.js')) && targets.some((t) => t.kind === 'callgate')) {
+  console.error('proxy/dist/main.js is missing: run `npm run build` first');
+  process.exit(1);
+}
+const outMd = args.out ?? join(here, 'results/latest.md');
+const deadline = Date.now() + Number(args['max-minutes']) * 60_000;
+const RUN_TIMEOUT_MS = 180_000;
 
-/** Opens the tunnels, sends for SECONDS, and returns latency and throughput figures. */
-async function phase(name, urlPrefix, workerPort) {
-  const clients = [];
-  for (let i = 0; i < TUNNELS; i += 50) {
-    const batch = [];
-    for (let j = i; j < Math.min(TUNNELS, i + 50); j++) batch.push(openClient(`${urlPrefix}${j}`));
-    clients.push(...(await Promise.all(batch)));
+// ---- processes ---------------------------------------------------------------------------------
+
+const live = new Set();
+/** nginx workers of the current run: killed by pid if we are stopped (their master gets SIGKILL). */
+const livePids = new Set();
+function track(child) {
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+  return child;
+}
+function killAll() {
+  for (const c of live) c.kill('SIGKILL');
+  for (const pid of livePids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // Already gone.
+    }
   }
-  const workerBefore = await workerStats(workerPort);
-  const clientBefore = process.cpuUsage();
-  const latencies = [];
-  let received = 0;
-  let sent = 0;
-  let bytes = 0;
-  const start = performance.now();
-  const measureFrom = start + WARMUP_MS;
-  const stopAt = start + WARMUP_MS + SECONDS * 1000;
-  const timers = [];
-
-  await new Promise((resolve) => {
-    let running = clients.length;
-    clients.forEach((c, index) => {
-      // FIFO of send times: the worker echoes in order, so no parsing is needed to match.
-      const pending = [];
-      // A client is done once the sending window is over and every echo is back.
-      const settle = (now) => {
-        if (c.done || now < stopAt || pending.length > 0) return;
-        c.done = true;
-        if (--running === 0) resolve();
-      };
-      c.ws.on('message', () => {
-        const t = pending.shift();
-        const now = performance.now();
-        if (t !== undefined && t >= measureFrom && t < stopAt) {
-          latencies.push(now - t);
-          received++;
-        }
-        settle(now);
-      });
-      let seq = 0;
-      const tick = () => {
-        const now = performance.now();
-        if (now >= stopAt) {
-          settle(now);
-          return;
-        }
-        const message = sampleMessage(index, ++seq);
-        pending.push(now);
-        if (now >= measureFrom) {
-          sent++;
-          bytes += message.length;
-        }
-        c.ws.send(message);
-      };
-      // Spread the clients over the 20 ms frame period, like independent calls.
-      const offset = setTimeout(
-        () => {
-          tick();
-          timers.push(setInterval(tick, INTERVAL_MS));
-        },
-        (index * INTERVAL_MS) / clients.length,
-      );
-      timers.push(offset);
-    });
-    // Give up on stragglers a few seconds after the end (lost messages are reported).
-    timers.push(setTimeout(resolve, WARMUP_MS + SECONDS * 1000 + 5000));
-  });
-  const elapsedS = SECONDS;
-  for (const t of timers) clearTimeout(t);
-  const workerAfter = await workerStats(workerPort);
-  const clientCpu = process.cpuUsage(clientBefore);
-  for (const c of clients) c.ws.close();
-  await Promise.all(
-    clients.map((c) => (c.ws.readyState === WebSocket.CLOSED ? undefined : once(c.ws, 'close'))),
-  );
-
-  latencies.sort((a, b) => a - b);
-  const pct = (p) =>
-    latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] ?? NaN;
-  const workerCpuS =
-    (workerAfter.cpu.user +
-      workerAfter.cpu.system -
-      workerBefore.cpu.user -
-      workerBefore.cpu.system) /
-    1e6;
-  return {
-    name,
-    sent,
-    received,
-    lost: sent - received,
-    rate: received / elapsedS,
-    mbps: (bytes * 2) / elapsedS / 1e6,
-    p50: pct(50),
-    p99: pct(99),
-    max: latencies.at(-1) ?? NaN,
-    workerCpuPct: (workerCpuS / (elapsedS + WARMUP_MS / 1000)) * 100,
-    // The load generator shares the cores: when it nears 100 %, latency measures it too.
-    clientCpuPct: ((clientCpu.user + clientCpu.system) / 1e6 / (elapsedS + WARMUP_MS / 1000)) * 100,
-  };
 }
-
-function print(r) {
-  console.log(
-    `${r.name.padEnd(7)} ${String(r.received).padStart(7)} echoes  ${r.rate.toFixed(0).padStart(6)} msg/s  ` +
-      `${r.mbps.toFixed(2)} MB/s both ways  rtt p50 ${r.p50.toFixed(3)} ms  p99 ${r.p99.toFixed(3)} ms  ` +
-      `max ${r.max.toFixed(1)} ms  CPU worker ${r.workerCpuPct.toFixed(0)} % load generator ${r.clientCpuPct.toFixed(0)} %`,
-  );
-}
-
-async function openClient(url) {
-  const ws = new WebSocket(url, { perMessageDeflate: false });
-  ws.on('error', (err) => {
-    console.error(`client error on ${url}: ${err.message}`);
-  });
-  await once(ws, 'open');
-  return { ws, done: false };
-}
-
-/** A Twilio `media` message: 160 μ-law bytes as 216 base64 characters. */
-function sampleMessage(call, seq) {
-  return JSON.stringify({
-    event: 'media',
-    sequenceNumber: String(seq),
-    streamSid: `MZ${String(call).padStart(32, '0')}`,
-    media: {
-      track: 'inbound',
-      chunk: String(seq),
-      timestamp: String(seq * 20),
-      payload: '/'.repeat(216),
-    },
+process.once('exit', killAll);
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.once(sig, () => {
+    killAll();
+    process.exit(130);
   });
 }
 
-async function proxyStats(admin) {
-  const text = await (await fetch(`${admin}/metrics`)).text();
-  const value = (name) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
-  return { cpuS: value('process_cpu_seconds_total'), rss: value('process_resident_memory_bytes') };
-}
-
-async function workerStats(port) {
-  return (await fetch(`http://127.0.0.1:${port}/stats`)).json();
-}
-
-function firstJsonLine(child, pred) {
+function firstLine(child, pred, what, timeoutMs = 15_000) {
   return new Promise((resolve, reject) => {
-    const rl = createInterface({ input: child.stdout });
-    const timer = setTimeout(() => reject(new Error('no start-up line within 10 s')), 10_000);
-    rl.on('line', (text) => {
+    const timer = setTimeout(
+      () => reject(new Error(`${what}: no answer within ${timeoutMs / 1000} s`)),
+      timeoutMs,
+    );
+    createInterface({ input: child.stdout }).on('line', (text) => {
       let line;
       try {
         line = JSON.parse(text);
@@ -284,10 +192,470 @@ function firstJsonLine(child, pred) {
         resolve(line);
       }
     });
-    child.once('exit', (code) => reject(new Error(`process exited with ${code} before starting`)));
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${what} exited (${code})`));
+    });
   });
 }
 
-function mb(bytes) {
-  return (bytes / 1e6).toFixed(1);
+const delay = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** SIGKILL; nginx gets SIGTERM first (its master stops its worker on SIGTERM, not on SIGKILL). */
+async function stop(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill(child.stopSignal ?? 'SIGKILL');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 2000);
+  await exited;
+  clearTimeout(timer);
 }
+
+async function startBackend() {
+  const child = track(
+    spawn(process.execPath, [join(here, 'lib/echo-backend.js')], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    }),
+  );
+  const { port } = await firstLine(child, (l) => 'port' in l, 'echo backend');
+  return { child, port };
+}
+
+async function freePort() {
+  const s = createServer();
+  s.listen(0, '127.0.0.1');
+  await once(s, 'listening');
+  const { port } = s.address();
+  s.close();
+  await once(s, 'close');
+  return port;
+}
+
+function canConnect(port) {
+  return new Promise((resolve) => {
+    const s = connect(port, '127.0.0.1');
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+/** Starts the target; returns the port the generator dials and the pids whose CPU/RSS count. */
+async function startTarget(t, backendPort, tmp) {
+  if (t.kind === 'direct') return { port: backendPort, pids: [], children: [] };
+  if (t.kind === 'callgate') {
+    const log = join(tmp, 'proxy.log');
+    const out = openSync(log, 'w');
+    const child = track(
+      spawn(process.execPath, ['proxy/dist/main.js'], {
+        cwd: root,
+        env: {
+          PATH: process.env.PATH ?? '',
+          HOST: '127.0.0.1',
+          PORT: '0',
+          ADMIN_HOST: '127.0.0.1',
+          ADMIN_PORT: '0',
+          MEDIA_BACKENDS: `127.0.0.1:${backendPort}`,
+          TEST_AGENT_BACKENDS: `127.0.0.1:${backendPort}`,
+          TUNNEL_IDLE_TIMEOUT_MS: '3600000',
+          // As in production: one info line per upgrade and per closed tunnel, to a file here.
+          LOG_LEVEL: 'info',
+          ...t.env,
+        },
+        // Logs go to a file so that no pipe reader's CPU lands on the generator.
+        stdio: ['ignore', out, out],
+      }),
+    );
+    const started = Date.now();
+    let listening;
+    while (!listening) {
+      if (child.exitCode !== null) throw new Error(`callgate exited: ${readFileSync(log, 'utf8')}`);
+      if (Date.now() - started > 15_000) throw new Error('callgate did not start within 15 s');
+      await delay(50);
+      for (const line of readFileSync(log, 'utf8').split('\n')) {
+        if (line.includes('"listening"')) listening = JSON.parse(line);
+      }
+    }
+    for (let i = 0; ; i++) {
+      const res = await fetch(`http://127.0.0.1:${listening.adminPort}/readyz`).catch(() => null);
+      if (res?.status === 200) break;
+      if (i > 100) throw new Error('callgate never became ready');
+      await delay(50);
+    }
+    return { port: listening.port, pids: [child.pid], children: [child] };
+  }
+  // nginx: a private prefix, its own config, never the system service.
+  const port = await freePort();
+  mkdirSync(join(tmp, 'tmp'), { recursive: true });
+  const conf = readFileSync(join(here, 'nginx.conf'), 'utf8')
+    .replaceAll('__LISTEN_PORT__', String(port))
+    .replaceAll('__BACKEND_PORT__', String(backendPort));
+  writeFileSync(join(tmp, 'nginx.conf'), conf);
+  const child = track(
+    spawn(nginxBin, ['-p', `${tmp}/`, '-c', join(tmp, 'nginx.conf'), '-g', 'daemon off;'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    }),
+  );
+  child.stopSignal = 'SIGTERM';
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  for (let i = 0; !(await canConnect(port)); i++) {
+    if (child.exitCode !== null || i > 200) throw new Error(`nginx did not start: ${stderr}`);
+    await delay(50);
+  }
+  let workers = [];
+  for (let i = 0; workers.length === 0 && i < 100; i++) {
+    workers = childPids(child.pid);
+    if (workers.length === 0) await delay(20);
+  }
+  return { port, pids: [child.pid, ...workers], children: [child] };
+}
+
+async function runGenerator(options) {
+  const child = track(
+    spawn(process.execPath, [join(here, 'lib/load.js'), JSON.stringify(options)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    }),
+  );
+  const timer = setTimeout(() => child.kill('SIGKILL'), RUN_TIMEOUT_MS);
+  try {
+    return await firstLine(child, (l) => 'ok' in l, 'load generator', RUN_TIMEOUT_MS);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * The machine's load from everything else (other jobs on shared cores), sampled before a run while
+ * none of ours is running; waits up to QUIET_WAIT_MS for it to fall under 50 %. A fraction.
+ */
+const QUIET_WAIT_MS = pick(15_000, 8000, 0);
+async function backgroundLoad() {
+  const until = Date.now() + QUIET_WAIT_MS;
+  for (;;) {
+    const a = machineTicks();
+    await delay(500);
+    const b = machineTicks();
+    const busy = (b.busy - a.busy) / Math.max(1, b.total - a.total);
+    if (busy < 0.5 || Date.now() >= until) return busy;
+  }
+}
+
+let runTag = 1;
+async function runOnce(scenarioName, target) {
+  const background = await backgroundLoad();
+  const tmp = mkdtempSync(join(tmpdir(), 'callgate-bench-'));
+  const started = [];
+  let extraPids = [];
+  try {
+    const backend = await startBackend();
+    started.push(backend.child);
+    const t = await startTarget(target, backend.port, tmp);
+    started.push(...t.children);
+    extraPids = t.pids.filter((pid) => !t.children.some((c) => c.pid === pid));
+    for (const pid of extraPids) livePids.add(pid);
+    await delay(300); // let start-up work settle before the baseline RSS
+    const result = await runGenerator({
+      ...SCENARIOS[scenarioName],
+      port: t.port,
+      route: target.route,
+      runTag: runTag++,
+      signToken: SIGN_TOKEN,
+      signOrigin: SIGN_ORIGIN,
+      pids: { target: t.pids, backend: [backend.child.pid] },
+    });
+    return { ...result, background };
+  } finally {
+    for (const c of started.reverse()) await stop(c);
+    // nginx's worker, should it outlive its master: by its pid, never by name.
+    for (const pid of extraPids) {
+      livePids.delete(pid);
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // Already gone.
+      }
+    }
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+// ---- figures -----------------------------------------------------------------------------------
+
+const KIB = 1024;
+const median = (xs) => {
+  const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return NaN;
+  const m = v.length >> 1;
+  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+};
+/** Per-run figures of one scenario result. */
+function figuresOf(name, r) {
+  if (name === 'cpu200' || name === 'cpu2000') {
+    const perM = (cpu) => (cpu / r.windowMsgs) * 1e6;
+    return {
+      [`${name}.cpu`]: perM(r.targetCpuS),
+      [`${name}.backendCpu`]: perM(r.backendCpuS),
+      [`${name}.generatorCpu`]: perM(r.generatorCpuS),
+      [`${name}.generatorElu`]: r.generatorElu * 100,
+      [`${name}.machine`]: r.machineBusy * 100,
+      [`${name}.background`]: r.background * 100,
+      [`${name}.rss`]: (r.rssActive - r.rssBefore) / r.open / KIB,
+      [`${name}.p50`]: r.rttP50,
+      [`${name}.p99`]: r.rttP99,
+      [`${name}.p999`]: r.rttP999,
+      [`${name}.lost`]: r.lost + r.failedUpgrades,
+    };
+  }
+  if (name === 'idle5000') {
+    return {
+      'idle5000.rss': (r.rssIdle - r.rssBefore) / r.open / KIB,
+      'idle5000.lost': r.failedUpgrades + r.dropped,
+    };
+  }
+  return {
+    'upgrades.rate': r.perSecond,
+    'upgrades.cpu': (r.targetCpuS / r.measured) * 1000,
+    'upgrades.machine': r.machineBusy * 100,
+    'upgrades.lost': r.failed,
+  };
+}
+
+const S = SCENARIOS;
+const rate = (s) =>
+  `${s.conns.toLocaleString('en-US')} calls × ${1000 / s.intervalMs} msg/s each way`;
+/** Table rows: [key, label, digits, lower-is-better, proxy-only]. */
+const ROWS = [
+  ['cpu200.cpu', `proxy CPU-s per 1M messages, ${rate(S.cpu200)}`, 1, true, true],
+  ['cpu2000.cpu', `proxy CPU-s per 1M messages, ${rate(S.cpu2000)}`, 1, true, true],
+  [
+    'cpu2000.rss',
+    `RSS per active tunnel at ${S.cpu2000.conns.toLocaleString('en-US')}, KiB`,
+    1,
+    true,
+    true,
+  ],
+  [
+    'idle5000.rss',
+    `RSS per idle tunnel at ${S.idle5000.conns.toLocaleString('en-US')}, KiB`,
+    1,
+    true,
+    true,
+  ],
+  ['upgrades.rate', `upgrades per second, ${S.upgrades.inFlight} in flight`, 0, false, false],
+  ['upgrades.cpu', 'proxy CPU per upgrade, ms', 2, true, true],
+  ['cpu200.p50', `round trip p50, ms (${S.cpu200.conns} calls)`, 2, true, false],
+  ['cpu200.p99', 'round trip p99, ms', 2, true, false],
+  ['cpu200.p999', 'round trip p99.9, ms', 2, true, false],
+  ['cpu200.p50+', 'round trip p50 added over direct, ms', 2, true, true],
+  ['cpu200.p99+', 'round trip p99 added over direct, ms', 2, true, true],
+  ['cpu200.p999+', 'round trip p99.9 added over direct, ms', 2, true, true],
+  ['lost', 'messages lost + failed upgrades (all runs)', 0, true, false],
+  ['cpu200.kept', `runs kept at ${S.cpu200.conns} calls (round trip p50 < 10 ms)`, 0, true, false],
+  [
+    'cpu2000.kept',
+    `runs kept at ${S.cpu2000.conns.toLocaleString('en-US')} calls (round trip p50 < 10 ms)`,
+    0,
+    true,
+    false,
+  ],
+  [
+    'cpu200.backendCpu',
+    `echo backend CPU-s per 1M messages, ${S.cpu200.conns} calls`,
+    1,
+    true,
+    false,
+  ],
+  [
+    'cpu200.generatorCpu',
+    `load generator CPU-s per 1M messages, ${S.cpu200.conns} calls`,
+    1,
+    true,
+    false,
+  ],
+  [
+    'cpu200.generatorElu',
+    `load generator event-loop use %, ${S.cpu200.conns} calls`,
+    0,
+    true,
+    false,
+  ],
+  ['cpu200.machine', 'machine busy % (both cores, all processes), 200 calls', 0, true, false],
+  [
+    'cpu2000.machine',
+    `machine busy %, ${S.cpu2000.conns.toLocaleString('en-US')} calls`,
+    0,
+    true,
+    false,
+  ],
+  ['upgrades.machine', 'machine busy %, upgrades', 0, true, false],
+  [
+    'cpu200.background',
+    'background load before a run, % (other jobs on the machine)',
+    0,
+    true,
+    false,
+  ],
+];
+/** Rows that describe the run rather than the proxy: no ratio. */
+const NO_RATIO = /machine|generator|backend|background|kept|^lost$/;
+const ROW_SCENARIO = (key) => key.split('.')[0].replace(/\+$/, '');
+
+function fmt(x, digits) {
+  if (typeof x === 'string') return x;
+  if (x === undefined || Number.isNaN(x)) return '—';
+  return x.toLocaleString('en-US', {
+    minimumFractionDigits: digits,
+    maximumFractionDigits: digits,
+  });
+}
+
+/**
+ * A steady-load run whose median round trip reached CONTENDED_P50_MS was queueing (a starved
+ * generator or proxy on a busy machine): it sent in bursts, so neither its latency nor its CPU per
+ * message describe the proxy. Medians leave such runs out while at least one other run is left.
+ */
+const CONTENDED_P50_MS = 10;
+const contended = (s, r) => (s === 'cpu200' || s === 'cpu2000') && !(r.rttP50 < CONTENDED_P50_MS);
+
+function buildTable(results) {
+  const med = {};
+  for (const t of targets) {
+    med[t.name] = {};
+    let lost = 0;
+    let any = false;
+    for (const s of scenarioNames) {
+      const all = results[s]?.[t.name] ?? [];
+      const kept = all.filter((r) => !contended(s, r));
+      if (s === 'cpu200' || s === 'cpu2000')
+        med[t.name][`${s}.kept`] = `${kept.length}/${all.length}`;
+      const per = all.map((r) => figuresOf(s, r));
+      const perKept = (kept.length > 0 ? kept : all).map((r) => figuresOf(s, r));
+      for (const key of new Set(per.flatMap((f) => Object.keys(f)))) {
+        if (key.endsWith('.lost')) {
+          lost += per.reduce((a, f) => a + (f[key] ?? 0), 0);
+          any = true;
+        } else med[t.name][key] = median(perKept.map((f) => f[key]));
+      }
+    }
+    med[t.name].lost = any ? lost : NaN;
+  }
+  const direct = med.direct;
+  for (const t of targets) {
+    for (const p of ['p50', 'p99', 'p999']) {
+      if (direct && t.name !== 'direct') {
+        med[t.name][`cpu200.${p}+`] = med[t.name][`cpu200.${p}`] - direct[`cpu200.${p}`];
+      }
+    }
+  }
+  const callgates = targets.filter((t) => t.kind === 'callgate');
+  const hasNginx = targets.some((t) => t.kind === 'nginx');
+  const header = ['figure', ...targets.map((t) => t.label)];
+  if (hasNginx) header.push(...callgates.map((t) => `${t.label} ÷ nginx`));
+  const lines = [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`];
+  for (const [key, label, digits, , proxyOnly] of ROWS) {
+    if (key !== 'lost' && !scenarioNames.includes(ROW_SCENARIO(key))) continue;
+    const cells = targets.map((t) =>
+      proxyOnly && t.kind === 'direct' ? '—' : fmt(med[t.name][key], digits),
+    );
+    if (hasNginx) {
+      for (const t of callgates) {
+        const a = med[t.name][key];
+        const b = med.nginx[key];
+        // A ratio of two differences is only meaningful when both are positive.
+        const ok =
+          Number.isFinite(a) && Number.isFinite(b) && a > 0 && b > 0 && !NO_RATIO.test(key);
+        cells.push(ok ? `${(a / b).toFixed(2)}×` : '');
+      }
+    }
+    lines.push(`| ${label} | ${cells.join(' | ')} |`);
+  }
+  return { table: lines.join('\n'), medians: med };
+}
+
+// ---- main --------------------------------------------------------------------------------------
+
+const results = earlier?.results ?? {};
+const started = new Date(earlier?.started ?? Date.now());
+console.log(
+  `proxy benchmark (${mode}): ${scenarioNames.join(', ')} × ${targets.map((t) => t.name).join(', ')}, ` +
+    `${runs} run(s) each, alternating; node ${process.version}`,
+);
+let failures = 0;
+let stoppedEarly = false;
+outer: for (const s of earlier ? [] : scenarioNames) {
+  results[s] = {};
+  for (let r = 0; r < runs; r++) {
+    // Rotate the order each run so no target always goes first (or right after a heavy one).
+    const order = targets.map((_, i) => targets[(i + r) % targets.length]);
+    for (const t of order) {
+      if (Date.now() > deadline) {
+        stoppedEarly = true;
+        console.log(`--max-minutes reached: stopping before ${s} run ${r + 1} ${t.name}`);
+        break outer;
+      }
+      let res;
+      try {
+        res = await runOnce(s, t);
+      } catch (err) {
+        failures++;
+        console.log(`${s} run ${r + 1}/${runs} ${t.name}: FAILED ${err.message}`);
+        continue;
+      }
+      (results[s][t.name] ??= []).push(res);
+      const f = figuresOf(s, res);
+      const show = Object.entries(f)
+        .map(([k, v]) => `${k.split('.')[1]} ${fmt(v, Math.abs(v) < 10 ? 2 : 0)}`)
+        .join(', ');
+      console.log(`${s} run ${r + 1}/${runs} ${t.name.padEnd(20)} ${show}`);
+    }
+  }
+}
+
+const { table, medians } = buildTable(results);
+// The steady-load windows only: 100 handshakes in flight keep every process busy by design, so
+// the upgrade windows are always near 100 % (their row shows it).
+const busy = scenarioNames
+  .filter((s) => s !== 'upgrades')
+  .flatMap((s) => Object.values(results[s] ?? {}).flat())
+  .map((r) => r.machineBusy)
+  .filter(Number.isFinite);
+const maxBusy = Math.max(0, ...busy) * 100;
+const nginxVersion = nginxBin
+  ? await new Promise((resolve) => {
+      const c = spawn(nginxBin, ['-v'], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let v = '';
+      c.stderr.on('data', (d) => (v += d));
+      c.on('exit', () => resolve(v.trim().replace('nginx version: ', '')));
+    })
+  : 'not installed';
+const notes = [
+  `Measured ${started.toISOString()} (${mode} mode, ${runs} run(s) per target, medians), node ${process.version}, ` +
+    `${nginxVersion}, loopback on a ${cpus().length}-core machine.`,
+  `Proxy CPU is utime+stime of the proxy process(es) from /proc over the steady window (nginx: master + worker), ` +
+    `divided by the messages forwarded both ways in that window; RSS per tunnel is the proxy's VmRSS growth ` +
+    `from before the first connection to the steady window (idle: after ${S.idle5000.settleMs} ms), divided by open tunnels.`,
+  maxBusy > 85
+    ? `WARNING: the machine was up to ${maxBusy.toFixed(0)} % busy during a steady-load window: figures include contention.`
+    : `The machine was at most ${maxBusy.toFixed(0)} % busy during any steady-load window (above ~85 % the figures would measure contention; the upgrade windows are busy by design).`,
+];
+notes.push(
+  `Steady-load runs whose round trip p50 reached ${CONTENDED_P50_MS} ms were queueing (contention): ` +
+    'their medians leave them out while another run is left ("runs kept").',
+);
+if (stoppedEarly)
+  notes.push('WARNING: stopped early at --max-minutes; some cells have fewer runs.');
+if (failures > 0) notes.push(`WARNING: ${failures} run(s) failed; see the log.`);
+const md = `${table}\n\n${notes.map((n) => `- ${n}`).join('\n')}\n`;
+console.log(`\n${md}`);
+mkdirSync(dirname(outMd), { recursive: true });
+writeFileSync(outMd, md);
+writeFileSync(
+  outMd.replace(/\.md$/, '.json'),
+  `${JSON.stringify({ mode, runs, started, scenarios: SCENARIOS, medians, results }, null, 2)}\n`,
+);
+console.log(`written to ${outMd}`);
+const lost = targets.reduce((a, t) => a + (medians[t.name].lost || 0), 0);
+process.exit(failures > 0 || lost > 0 ? 1 : 0);
