@@ -14,7 +14,10 @@ export interface Logger {
 
 export interface LoggerOptions {
   level?: LogLevel;
-  /** Where lines go; defaults to process.stdout. */
+  /**
+   * Where lines go. Defaults to process.stdout, written in batches: the lines of one event-loop
+   * turn go out in one write (see LineBatcher).
+   */
   stream?: { write(line: string): unknown };
   /** Fields on every line, e.g. `{ service: 'proxy' }`. */
   fields?: LogFields;
@@ -59,7 +62,7 @@ export function isLogLevel(value: string): value is LogLevel {
  */
 export function createLogger(options: LoggerOptions = {}): Logger {
   const minLevel = LEVELS[options.level ?? 'info'];
-  const stream = options.stream ?? process.stdout;
+  const stream = options.stream ?? stdoutBatcher();
   const throttle =
     options.throttle === false
       ? undefined
@@ -150,6 +153,60 @@ class LogThrottle {
       this.#timer = undefined;
     }
   }
+}
+
+/**
+ * Collects the lines written in one event-loop turn and hands them to the stream in one write, at
+ * the end of the turn (or at once past 64 KiB). A busy proxy logs two lines per call it carries;
+ * one write system call each cost as much as the rest of the upgrade's own work. Whatever is still
+ * held when the process exits is written then (stdout is synchronous for files and pipes on Linux).
+ */
+export class LineBatcher {
+  readonly #stream: { write(text: string): unknown };
+  #lines: string[] = [];
+  #bytes = 0;
+  #scheduled = false;
+
+  constructor(stream: { write(text: string): unknown }) {
+    this.#stream = stream;
+  }
+
+  write(line: string): void {
+    this.#lines.push(line);
+    this.#bytes += line.length;
+    if (this.#bytes >= 65_536) this.flush();
+    else if (!this.#scheduled) {
+      this.#scheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  flush(): void {
+    this.#scheduled = false;
+    if (this.#lines.length === 0) return;
+    const text = this.#lines.length === 1 ? this.#lines[0]! : this.#lines.join('');
+    this.#lines = [];
+    this.#bytes = 0;
+    this.#stream.write(text);
+  }
+}
+
+let sharedStdout: LineBatcher | undefined;
+
+/** One batcher for the process's stdout, flushed on exit. */
+function stdoutBatcher(): LineBatcher {
+  if (sharedStdout === undefined) {
+    const batcher = new LineBatcher(process.stdout);
+    process.once('exit', () => {
+      try {
+        batcher.flush();
+      } catch {
+        // A broken stdout loses the last lines like any other.
+      }
+    });
+    sharedStdout = batcher;
+  }
+  return sharedStdout;
 }
 
 /** A logger that writes nothing, for tests and libraries used without one. */
