@@ -18,7 +18,7 @@ export interface ConnectRequest {
   /** Backends this request already tried (a worker that answered 503). */
   exclude?: ReadonlySet<Backend> | undefined;
   /** Aborted when the client leaves; the pending connect is destroyed. */
-  signal: AbortSignal;
+  signal: CancelSignal;
   /** For log lines. */
   requestId: string;
   /**
@@ -26,6 +26,38 @@ export interface ConnectRequest {
    * is allocated per read; the callback copies out what it keeps. `this` is the socket.
    */
   onread?: ((this: Socket, nread: number, buffer: Buffer) => boolean) | undefined;
+}
+
+/** What a connect needs of a cancel signal: an AbortSignal has it, and so has ConnectCancel. */
+export interface CancelSignal {
+  readonly aborted: boolean;
+  addEventListener(type: 'abort', listener: () => void, options?: { once?: boolean }): void;
+  removeEventListener(type: 'abort', listener: () => void): void;
+}
+
+/**
+ * A cancel signal for one connect: an AbortController costs a DOMException on every abort, and a
+ * tunnel aborts (or used to) on every close. This one costs a field.
+ */
+export class ConnectCancel implements CancelSignal {
+  aborted = false;
+  #listener: (() => void) | undefined;
+
+  addEventListener(_type: 'abort', listener: () => void): void {
+    this.#listener = listener;
+  }
+
+  removeEventListener(_type: 'abort', listener: () => void): void {
+    if (this.#listener === listener) this.#listener = undefined;
+  }
+
+  abort(): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    const listener = this.#listener;
+    this.#listener = undefined;
+    listener?.();
+  }
 }
 
 /** Every upstream read lands here first; one buffer for the process, reads are synchronous. */
@@ -102,7 +134,7 @@ function withAffinity(pool: Pool, key: string | undefined, lease: Lease): Lease 
 function connectSocket(
   backend: Backend,
   timeoutMs: number,
-  signal: AbortSignal,
+  signal: CancelSignal,
   onread: ConnectRequest['onread'],
 ): Promise<Socket> {
   return new Promise((resolve, reject) => {

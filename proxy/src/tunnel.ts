@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { errorCode, signResumeVouch, RESUME_HEADER, type Logger } from '@callgate/runtime';
 import type { Backend, Lease } from './backend.js';
-import type { Connector } from './connector.js';
+import { ConnectCancel, type Connector } from './connector.js';
 import type { ProxyErrorCode } from './errors.js';
 import type { Pool } from './pool.js';
 import { endSocket, rawErrorResponse, statusOf } from './responses.js';
@@ -176,7 +176,7 @@ export class Tunnel {
   readonly #affinityKey: string | undefined;
   #requestHead: Buffer | undefined;
   #continuity: Continuity | undefined;
-  #abort: AbortController | undefined;
+  #abort: ConnectCancel | undefined;
   #state: TunnelState = 'connecting';
   #lease: Lease | undefined;
   #byAffinity = false;
@@ -339,7 +339,7 @@ export class Tunnel {
   // ---- connecting and the handshake ----
 
   #startConnect(): void {
-    this.#abort = new AbortController();
+    this.#abort = new ConnectCancel();
     this.#connect().catch((err: unknown) => this.#internalError(err));
   }
 
@@ -357,14 +357,14 @@ export class Tunnel {
       sessionId: this.#sessionId,
       affinityKey: this.#affinityKey,
       exclude: move ? move.tried : this.#busy,
-      signal: abort.signal,
+      signal: abort,
       requestId: this.id,
       onread: onUpstreamRead,
     });
     const wanted = move
       ? this.#state === 'moving' && this.#move === move
       : this.#state === 'connecting';
-    if (!wanted || abort.signal.aborted) {
+    if (!wanted || abort.aborted) {
       if (result.ok) {
         result.socket.destroy();
         result.lease.release();
