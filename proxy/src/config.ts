@@ -106,7 +106,7 @@ export const PROXY_DEFAULTS = {
   callMoveBufferBytes: 65_536,
   maxFrameBytes: 65_536,
   logLevel: 'info',
-  maxConnectionsPerClient: 1000,
+  maxConnectionsPerClient: 5000,
   maxPendingPerClient: 32,
   trustedProxyCidrs: [],
   clientAddressHeader: 'x-forwarded-for',

@@ -44,6 +44,8 @@ const { values: args } = parseArgs({
     targets: { type: 'string' },
     out: { type: 'string' },
     'max-minutes': { type: 'string', default: '40' },
+    // Extra node flags for the callgate proxy, e.g. --node-args="--cpu-prof --cpu-prof-dir=/tmp/p".
+    'node-args': { type: 'string', default: '' },
     from: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
@@ -62,6 +64,9 @@ const SIGN_ORIGIN = 'wss://callgate.bench';
  * The targets, in the order of the table. To measure another proxy configuration in the same run
  * (e.g. the media route with call continuity on), add a callgate target with its own `env`.
  */
+const nodeArgs = args['node-args'].split(' ').filter((a) => a !== '');
+const PROXY_NODE_FLAGS = ['--optimize-for-size', '--max-semi-space-size=1'];
+
 const TARGETS = [
   { name: 'direct', label: 'direct', kind: 'direct', route: 'media' },
   {
@@ -249,7 +254,8 @@ async function startTarget(t, backendPort, tmp) {
     const log = join(tmp, 'proxy.log');
     const out = openSync(log, 'w');
     const child = track(
-      spawn(process.execPath, ['proxy/dist/main.js'], {
+      // Launched as in production (package.json start:proxy, the Dockerfile, compose, Kubernetes).
+      spawn(process.execPath, [...PROXY_NODE_FLAGS, ...nodeArgs, 'proxy/dist/main.js'], {
         cwd: root,
         env: {
           PATH: process.env.PATH ?? '',
@@ -260,6 +266,9 @@ async function startTarget(t, backendPort, tmp) {
           MEDIA_BACKENDS: `127.0.0.1:${backendPort}`,
           TEST_AGENT_BACKENDS: `127.0.0.1:${backendPort}`,
           TUNNEL_IDLE_TIMEOUT_MS: '3600000',
+          // Every generated call comes from 127.0.0.1; nginx has no per-address cap either.
+          MAX_CONNECTIONS_PER_CLIENT: '0',
+          MAX_PENDING_PER_CLIENT: '0',
           // As in production: one info line per upgrade and per closed tunnel, to a file here.
           LOG_LEVEL: 'info',
           ...t.env,
