@@ -39,4 +39,4 @@ RUN if [ -n "$AGENT_MODULE" ]; then \
     fi
 USER node
 # Each service overrides the command; the proxy is the default.
-CMD ["node", "--optimize-for-size", "--max-semi-space-size=1", "proxy/dist/main.js"]
+CMD ["node", "--max-semi-space-size=1", "proxy/dist/main.js"]

@@ -65,7 +65,7 @@ const SIGN_ORIGIN = 'wss://callgate.bench';
  * (e.g. the media route with call continuity on), add a callgate target with its own `env`.
  */
 const nodeArgs = args['node-args'].split(' ').filter((a) => a !== '');
-const PROXY_NODE_FLAGS = ['--optimize-for-size', '--max-semi-space-size=1'];
+const PROXY_NODE_FLAGS = ['--max-semi-space-size=1'];
 
 const TARGETS = [
   { name: 'direct', label: 'direct', kind: 'direct', route: 'media' },
@@ -88,6 +88,34 @@ const TARGETS = [
     route: 'test-agent',
   },
   { name: 'nginx', label: 'nginx', kind: 'nginx', route: 'media' },
+  {
+    // Only with --targets=...: what the proxy's V8 flags (PROXY_NODE_FLAGS) cost and save, and
+    // what --optimize-for-size would add (less memory still, more CPU per message).
+    name: 'callgate-media-v8-defaults',
+    label: 'callgate media, V8 defaults',
+    kind: 'callgate',
+    route: 'media',
+    optional: true,
+    nodeFlags: [],
+    env: {
+      PUBLIC_URL: 'https://callgate.bench',
+      TWILIO_AUTH_TOKEN: SIGN_TOKEN,
+      TWILIO_SIGNATURE_MODE: 'enforce',
+    },
+  },
+  {
+    name: 'callgate-media-size-optimized',
+    label: 'callgate media, + --optimize-for-size',
+    kind: 'callgate',
+    route: 'media',
+    optional: true,
+    nodeFlags: ['--optimize-for-size', ...PROXY_NODE_FLAGS],
+    env: {
+      PUBLIC_URL: 'https://callgate.bench',
+      TWILIO_AUTH_TOKEN: SIGN_TOKEN,
+      TWILIO_SIGNATURE_MODE: 'enforce',
+    },
+  },
 ];
 
 // --from=results/latest.json: print the table of an earlier run again (no processes started).
@@ -138,7 +166,7 @@ let targets = earlier
         if (!t) throw new Error(`unknown target ${n} (${TARGETS.map((x) => x.name)})`);
         return t;
       })
-    : TARGETS;
+    : TARGETS.filter((t) => !t.optional);
 if (!nginxBin) {
   console.log('nginx is not installed (apt-get install -y nginx-light): its column stays empty');
   targets = targets.filter((t) => t.kind !== 'nginx');
@@ -255,27 +283,31 @@ async function startTarget(t, backendPort, tmp) {
     const out = openSync(log, 'w');
     const child = track(
       // Launched as in production (package.json start:proxy, the Dockerfile, compose, Kubernetes).
-      spawn(process.execPath, [...PROXY_NODE_FLAGS, ...nodeArgs, 'proxy/dist/main.js'], {
-        cwd: root,
-        env: {
-          PATH: process.env.PATH ?? '',
-          HOST: '127.0.0.1',
-          PORT: '0',
-          ADMIN_HOST: '127.0.0.1',
-          ADMIN_PORT: '0',
-          MEDIA_BACKENDS: `127.0.0.1:${backendPort}`,
-          TEST_AGENT_BACKENDS: `127.0.0.1:${backendPort}`,
-          TUNNEL_IDLE_TIMEOUT_MS: '3600000',
-          // Every generated call comes from 127.0.0.1; nginx has no per-address cap either.
-          MAX_CONNECTIONS_PER_CLIENT: '0',
-          MAX_PENDING_PER_CLIENT: '0',
-          // As in production: one info line per upgrade and per closed tunnel, to a file here.
-          LOG_LEVEL: 'info',
-          ...t.env,
+      spawn(
+        process.execPath,
+        [...(t.nodeFlags ?? PROXY_NODE_FLAGS), ...nodeArgs, 'proxy/dist/main.js'],
+        {
+          cwd: root,
+          env: {
+            PATH: process.env.PATH ?? '',
+            HOST: '127.0.0.1',
+            PORT: '0',
+            ADMIN_HOST: '127.0.0.1',
+            ADMIN_PORT: '0',
+            MEDIA_BACKENDS: `127.0.0.1:${backendPort}`,
+            TEST_AGENT_BACKENDS: `127.0.0.1:${backendPort}`,
+            TUNNEL_IDLE_TIMEOUT_MS: '3600000',
+            // Every generated call comes from 127.0.0.1; nginx has no per-address cap either.
+            MAX_CONNECTIONS_PER_CLIENT: '0',
+            MAX_PENDING_PER_CLIENT: '0',
+            // As in production: one info line per upgrade and per closed tunnel, to a file here.
+            LOG_LEVEL: 'info',
+            ...t.env,
+          },
+          // Logs go to a file so that no pipe reader's CPU lands on the generator.
+          stdio: ['ignore', out, out],
         },
-        // Logs go to a file so that no pipe reader's CPU lands on the generator.
-        stdio: ['ignore', out, out],
-      }),
+      ),
     );
     const started = Date.now();
     let listening;

@@ -29,7 +29,7 @@ function durationMs(text: string): number {
 
 // The proxy's memory per tunnel depends on these flags (test/bench/README.md): every place that
 // launches it passes them.
-const PROXY_NODE_FLAGS = ['--optimize-for-size', '--max-semi-space-size=1'];
+const PROXY_NODE_FLAGS = ['--max-semi-space-size=1'];
 
 describe('the proxy launch', () => {
   it('passes the same Node flags wherever the proxy is started', () => {
