@@ -79,12 +79,30 @@ console.log(
     `  try: open http://localhost:${publicPort}/test-agent/  or  npm run sim -- --url ws://localhost:${publicPort}/media-stream/CAtest`,
 );
 
-const { result } = concurrently(commands, {
+const { result, commands: running } = concurrently(commands, {
   prefix: 'name',
-  // One process gone means the stack is broken: stop the others (they drain on SIGTERM).
-  killOthersOn: ['failure', 'success'],
   killSignal: 'SIGTERM',
 });
+// The proxy or the test-agent worker gone means the stack is broken: stop the others (they drain
+// on SIGTERM). A media worker gone is what the stack is built to survive: the proxy moves its live
+// calls to the other workers, so the rest goes on until no media worker is left.
+let mediaLeft = mediaWorkers;
+let stopping = false;
+const stopAll = (why) => {
+  if (stopping) return;
+  stopping = true;
+  console.log(`callgate: ${why}; stopping the stack`);
+  for (const c of running) c.kill('SIGTERM');
+};
+for (const c of running) {
+  c.close.subscribe(() => {
+    if (!c.name.startsWith('media-')) stopAll(`${c.name} exited`);
+    else if (--mediaLeft === 0) stopAll('no media worker left');
+    else if (!stopping) {
+      console.log(`callgate: ${c.name} exited; its calls move to the other media workers`);
+    }
+  });
+}
 result.then(
   () => process.exit(0),
   () => process.exit(1),
