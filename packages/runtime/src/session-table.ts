@@ -11,6 +11,8 @@ export interface SessionEntry {
   alive: boolean;
   /** Settles once the session (or, when openSession threw, the socket) is over. */
   done: Promise<void>;
+  /** Who opened it: the X-Forwarded-For the proxy wrote, else the socket's peer. */
+  readonly client: string;
 }
 
 export interface SessionTableOptions<Ctx> {
@@ -51,27 +53,41 @@ export class SessionTable<Ctx> {
   }
 
   /**
-   * Closes the oldest session that has not started (1013), to make room for a new socket; false
-   * when every session has started.
+   * Closes a session that has not started (1013), to make room for a new socket: the oldest of the
+   * client holding the most unstarted ones, so a squatter opening sockets it never starts evicts
+   * its own, not a real call waiting for its `start`. False when every session has started.
    */
   evictOldestUnstarted(): boolean {
+    const byClient = new Map<string, { count: number; oldest: SessionEntry }>();
+    let victim: { count: number; oldest: SessionEntry } | undefined;
     for (const entry of this.#sessions.values()) {
       const session = entry.session;
       if (!session || (session.started ?? true) || this.#shedding.has(entry.ws)) continue;
-      this.#shedding.add(entry.ws);
-      this.#options.countError('RUNTIME_ERR_UNSTARTED_EVICTED');
-      this.#options.log.warn('too many unstarted streams, closing the oldest', {
-        code: 'RUNTIME_ERR_UNSTARTED_EVICTED',
-        sessionId: session.id,
-      });
-      try {
-        session.close(1013, 'too many unstarted streams');
-      } finally {
-        this.#closeOrTerminate(entry.ws, 1013, 'too many unstarted streams');
+      let held = byClient.get(entry.client);
+      if (held === undefined) {
+        held = { count: 0, oldest: entry };
+        byClient.set(entry.client, held);
       }
-      return true;
+      held.count++;
+      if (victim === undefined || held.count > victim.count) victim = held;
     }
-    return false;
+    if (victim === undefined) return false;
+    const entry = victim.oldest;
+    const session = entry.session!;
+    this.#shedding.add(entry.ws);
+    this.#options.countError('RUNTIME_ERR_UNSTARTED_EVICTED');
+    this.#options.log.warn('too many unstarted streams, closing the oldest of the client with the most', {
+      code: 'RUNTIME_ERR_UNSTARTED_EVICTED',
+      sessionId: session.id,
+      client: entry.client,
+      unstartedFromClient: victim.count,
+    });
+    try {
+      session.close(1013, 'too many unstarted streams');
+    } finally {
+      this.#closeOrTerminate(entry.ws, 1013, 'too many unstarted streams');
+    }
+    return true;
   }
 
   /** Sessions that have not started, not counting those already being closed. */
@@ -107,7 +123,13 @@ export class SessionTable<Ctx> {
 
   /** Tracks a socket whose handshake is done and hands it to `openSession`. */
   open(ws: WebSocket, req: IncomingMessage, context: Ctx): void {
-    const entry: SessionEntry = { ws, session: undefined, alive: true, done: Promise.resolve() };
+    const entry: SessionEntry = {
+      ws,
+      session: undefined,
+      alive: true,
+      done: Promise.resolve(),
+      client: clientOf(req),
+    };
     ws.on('error', (err: Error & { code?: string }) => {
       // ws closes the socket itself after a protocol error (1009 for maxPayload, 1002 otherwise).
       const code =
@@ -240,4 +262,11 @@ export class SessionTable<Ctx> {
     for (const timer of this.#terminateTimers) clearTimeout(timer);
     this.#terminateTimers.clear();
   }
+}
+
+/** The caller's address: the proxy overwrites X-Forwarded-For with it (one value); else the peer. */
+function clientOf(req: IncomingMessage): string {
+  const forwarded = req.headers['x-forwarded-for'];
+  const first = (Array.isArray(forwarded) ? forwarded[0] : forwarded)?.split(',')[0]?.trim();
+  return first || req.socket.remoteAddress || '';
 }

@@ -54,6 +54,34 @@ describe('capacity belongs to real calls', () => {
     stopB();
   });
 
+  it("evicts the squatter's own idle sockets, not a real call waiting for its start", async () => {
+    const h = await startWorker({ maxCalls: 4, maxUnstartedStreams: 4, startTimeoutMs: 60_000 });
+    // A real call's socket is open (from the proxy, for client 198.51.100.7) and its `start` is
+    // still on its way…
+    const sids = newSids();
+    const real = await TestClient.connect(`${h.wsUrl}/media-stream/${sids.callSid}`, {
+      'X-Forwarded-For': '198.51.100.7',
+    });
+    // …when a squatter at another address opens many sockets it never starts.
+    const squatters: TestClient[] = [];
+    for (let i = 0; i < 10; i++) {
+      squatters.push(
+        await TestClient.connect(`${h.wsUrl}/media-stream`, { 'X-Forwarded-For': '203.0.113.9' }),
+      );
+    }
+    const evicted = await Promise.all(
+      squatters.slice(0, 7).map(async (s) => (await s.closed).code),
+    );
+    expect(evicted).toEqual(Array(7).fill(1013));
+    // The real call was never the one pushed out: it starts and is served.
+    real.send(twilio.connected());
+    real.send(twilio.start(sids));
+    await waitForLog(h, (l) => l.msg === 'call started' && l.callSid === sids.callSid);
+    expect(real.ws.readyState).toBe(WebSocket.OPEN);
+    const line = h.logs.find((l) => l.code === 'RUNTIME_ERR_UNSTARTED_EVICTED');
+    expect(line).toMatchObject({ client: '203.0.113.9' });
+  });
+
   it('ends a started stream that sends no media with 1008 MEDIA_ERR_NO_MEDIA', async () => {
     const h = await startWorker({ noMediaTimeoutMs: 300, heartbeatIntervalMs: 600_000 });
     const { client, sids } = await startTwilioCall(h);
