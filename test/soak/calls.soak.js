@@ -102,7 +102,7 @@ async function runCalls(proxy, count) {
   return failed;
 }
 
-/** The attacker: keeps up to 20 sockets open that never start, reconnecting when closed. */
+/** The attacker: keeps up to 40 sockets open that never start, reconnecting when closed. */
 function squat(proxy) {
   let stopped = false;
   const sockets = new Set();
@@ -119,7 +119,7 @@ function squat(proxy) {
       setTimeout(open, 250);
     });
   };
-  for (let i = 0; i < 20; i++) open();
+  for (let i = 0; i < 40; i++) open();
   return () => {
     stopped = true;
     for (const ws of sockets) ws.terminate();
@@ -133,7 +133,9 @@ async function main() {
         WORKER_ID: name,
         AGENT: 'echo',
         MAX_CALLS: String(CONCURRENCY),
-        MAX_UNSTARTED_STREAMS: '8',
+        // Below the squatter's share of sockets (so evictions happen all the time) and above a
+        // burst of this soak's own calls waiting for their start (up to CONCURRENCY / 2 each).
+        MAX_UNSTARTED_STREAMS: '16',
         START_TIMEOUT_MS: '2000',
       }),
     ),

@@ -53,16 +53,18 @@ export class SessionTable<Ctx> {
   }
 
   /**
-   * Closes a session that has not started (1013), to make room for a new socket: the oldest of the
-   * client holding the most unstarted ones, so a squatter opening sockets it never starts evicts
-   * its own, not a real call waiting for its `start`. False when every session has started.
+   * Closes a session that has not started (1013), to make room for a new socket: the oldest of
+   * `client`, or without it the oldest of the client holding the most unstarted ones, so a
+   * squatter opening sockets it never starts evicts its own, not a real call waiting for its
+   * `start`. False when there is none to close.
    */
-  evictOldestUnstarted(): boolean {
+  evictOldestUnstarted(client?: string): boolean {
     const byClient = new Map<string, { count: number; oldest: SessionEntry }>();
     let victim: { count: number; oldest: SessionEntry } | undefined;
     for (const entry of this.#sessions.values()) {
       const session = entry.session;
       if (!session || (session.started ?? true) || this.#shedding.has(entry.ws)) continue;
+      if (client !== undefined && entry.client !== client) continue;
       let held = byClient.get(entry.client);
       if (held === undefined) {
         held = { count: 0, oldest: entry };
@@ -76,12 +78,15 @@ export class SessionTable<Ctx> {
     const session = entry.session!;
     this.#shedding.add(entry.ws);
     this.#options.countError('RUNTIME_ERR_UNSTARTED_EVICTED');
-    this.#options.log.warn('too many unstarted streams, closing the oldest of the client with the most', {
-      code: 'RUNTIME_ERR_UNSTARTED_EVICTED',
-      sessionId: session.id,
-      client: entry.client,
-      unstartedFromClient: victim.count,
-    });
+    this.#options.log.warn(
+      'too many unstarted streams, closing the oldest of the client with the most',
+      {
+        code: 'RUNTIME_ERR_UNSTARTED_EVICTED',
+        sessionId: session.id,
+        client: entry.client,
+        unstartedFromClient: victim.count,
+      },
+    );
     try {
       session.close(1013, 'too many unstarted streams');
     } finally {
@@ -90,10 +95,11 @@ export class SessionTable<Ctx> {
     return true;
   }
 
-  /** Sessions that have not started, not counting those already being closed. */
-  get unstartedCount(): number {
+  /** Sessions that have not started (of `client`, if given), not counting those being closed. */
+  unstartedCount(client?: string): number {
     let n = 0;
     for (const e of this.#sessions.values()) {
+      if (client !== undefined && e.client !== client) continue;
       if (e.session && !(e.session.started ?? true) && !this.#shedding.has(e.ws)) n++;
     }
     return n;
@@ -265,7 +271,7 @@ export class SessionTable<Ctx> {
 }
 
 /** The caller's address: the proxy overwrites X-Forwarded-For with it (one value); else the peer. */
-function clientOf(req: IncomingMessage): string {
+export function clientOf(req: IncomingMessage): string {
   const forwarded = req.headers['x-forwarded-for'];
   const first = (Array.isArray(forwarded) ? forwarded[0] : forwarded)?.split(',')[0]?.trim();
   return first || req.socket.remoteAddress || '';

@@ -94,8 +94,8 @@ export class StreamServer<Ctx> implements DrainableService {
         options.maxUnstartedSessions === undefined
           ? this.#sessions.size
           : this.#sessions.startedCount,
-      unstartedCount: () => this.#sessions.unstartedCount,
-      evictUnstarted: () => this.#sessions.evictOldestUnstarted(),
+      unstartedCount: (client) => this.#sessions.unstartedCount(client),
+      evictUnstarted: (client) => this.#sessions.evictOldestUnstarted(client),
       accept: (req, socket, head, context) => {
         this.#wss.handleUpgrade(req, socket, head, (ws) => this.#sessions.open(ws, req, context));
       },

@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { clientOf } from './session-table.js';
 import type { Logger } from './logger.js';
 import { parseRequestTarget } from './request-target.js';
 import type { StreamServerOptions, UpgradeVerdict } from './stream-server-options.js';
@@ -23,14 +24,20 @@ export interface UpgradeGateOptions<Ctx> {
    */
   sessionCount: () => number;
   /** With `maxUnstartedSessions`: sockets open that have not started. */
-  unstartedCount?: () => number;
-  /** With `maxUnstartedSessions`: closes the oldest unstarted socket; false if there is none. */
-  evictUnstarted?: () => boolean;
+  unstartedCount?: (client?: string) => number;
+  /**
+   * With `maxUnstartedSessions`: closes the oldest unstarted socket of `client` (or, without it,
+   * of the client holding the most); false if there is none.
+   */
+  evictUnstarted?: (client?: string) => boolean;
   /** Completes the handshake of an accepted upgrade; the socket's 'error' listener is removed. */
   accept: (req: IncomingMessage, socket: Duplex, head: Buffer, context: Ctx) => void;
   /** Called each time an upgrade stops being pending, so the server can notice it went idle. */
   onSettled: () => void;
 }
+
+/** All clients together may hold this many times `maxUnstartedSessions` idle sockets. */
+export const UNSTARTED_CLIENTS_FACTOR = 4;
 
 /**
  * Decides each upgrade before the handshake: a valid WebSocket handshake, drain, capacity, then the
@@ -115,10 +122,18 @@ export class UpgradeGate<Ctx> {
     }
 
     const maxUnstarted = handlers.maxUnstartedSessions;
-    if (maxUnstarted !== undefined && this.#options.unstartedCount) {
-      // A new socket pushes out the oldest idle one: squatters cannot keep callers out.
-      let over = this.#options.unstartedCount() + this.#pending.size - maxUnstarted + 1;
-      while (over > 0 && this.#options.evictUnstarted?.()) over--;
+    const { unstartedCount, evictUnstarted } = this.#options;
+    if (maxUnstarted !== undefined && unstartedCount && evictUnstarted) {
+      // Idle sockets never keep callers out: per client address, a new socket pushes out that
+      // client's oldest idle one, so a squatter only ever evicts its own; all clients together
+      // hold at most UNSTARTED_CLIENTS_FACTOR times as many, and past that the client holding the
+      // most loses its oldest.
+      const client = clientOf(req);
+      let own = unstartedCount(client) - maxUnstarted + 1;
+      while (own > 0 && evictUnstarted(client)) own--;
+      let over =
+        unstartedCount() + this.#pending.size - maxUnstarted * UNSTARTED_CLIENTS_FACTOR + 1;
+      while (over > 0 && evictUnstarted()) over--;
     }
 
     // Holding a slot while routeUpgrade runs keeps a burst of upgrades from overshooting the limit.

@@ -69,10 +69,11 @@ describe('capacity belongs to real calls', () => {
         await TestClient.connect(`${h.wsUrl}/media-stream`, { 'X-Forwarded-For': '203.0.113.9' }),
       );
     }
+    // Per client address at most maxUnstartedStreams wait: the squatter's 6 oldest went.
     const evicted = await Promise.all(
-      squatters.slice(0, 7).map(async (s) => (await s.closed).code),
+      squatters.slice(0, 6).map(async (s) => (await s.closed).code),
     );
-    expect(evicted).toEqual(Array(7).fill(1013));
+    expect(evicted).toEqual(Array(6).fill(1013));
     // The real call was never the one pushed out: it starts and is served.
     real.send(twilio.connected());
     real.send(twilio.start(sids));
@@ -80,6 +81,22 @@ describe('capacity belongs to real calls', () => {
     expect(real.ws.readyState).toBe(WebSocket.OPEN);
     const line = h.logs.find((l) => l.code === 'RUNTIME_ERR_UNSTARTED_EVICTED');
     expect(line).toMatchObject({ client: '203.0.113.9' });
+  });
+
+  it('caps idle sockets of all clients together at four times the per-client bound', async () => {
+    const h = await startWorker({ maxCalls: 4, maxUnstartedStreams: 2, startTimeoutMs: 60_000 });
+    const open = (client: string): Promise<TestClient> =>
+      TestClient.connect(`${h.wsUrl}/media-stream`, { 'X-Forwarded-For': client });
+    // Many addresses, each within its own bound (2): 8 idle sockets in all, the cap.
+    const spread: TestClient[] = [];
+    for (const client of ['192.0.2.1', '192.0.2.2', '192.0.2.3', '192.0.2.4']) {
+      spread.push(await open(client), await open(client));
+    }
+    // One more pushes out the oldest socket of a client holding the most: 192.0.2.1's first.
+    const more = await open('192.0.2.5');
+    expect((await spread[0]!.closed).code).toBe(1013);
+    expect(spread.slice(1).every((c) => c.ws.readyState === WebSocket.OPEN)).toBe(true);
+    expect(more.ws.readyState).toBe(WebSocket.OPEN);
   });
 
   it('ends a started stream that sends no media with 1008 MEDIA_ERR_NO_MEDIA', async () => {
