@@ -1,4 +1,4 @@
-import { Framer, Resampler, frameSamples } from '@callgate/audio';
+import { Framer, createResampler, frameSamples, type PcmResampler } from '@callgate/audio';
 import { FRAME_MS } from './playback.js';
 
 // Caller audio and digits that arrive while `agent.start()` is still pending are held for it,
@@ -13,14 +13,14 @@ export type EarlyInput = { frame: Int16Array } | { digit: string };
  * and cut into 20 ms frames, and the input that arrives before the agent has started, held for it.
  */
 export class CallInbound {
-  readonly #resampler: Resampler | undefined;
+  readonly #resampler: PcmResampler | undefined;
   readonly #framer: Framer;
   #early: EarlyInput[] = [];
 
   /** Throws when a rate is unusable; the Call turns that into an agent start failure. */
   constructor(transportRate: number, agentRate: number) {
     if (agentRate !== transportRate) {
-      this.#resampler = new Resampler(transportRate, agentRate);
+      this.#resampler = createResampler(transportRate, agentRate);
     }
     this.#framer = new Framer(frameSamples(agentRate, FRAME_MS));
   }
