@@ -286,6 +286,26 @@ export function serializeTwilioOutbound(msg: TwilioOutbound): string {
 }
 
 /**
+ * `serializeTwilioOutbound` of `media` messages for one stream, by concatenation: the fixed head
+ * (with the stream's JSON-escaped `streamSid`, checked once) and tail around the payload. Gives
+ * exactly the text `serializeTwilioOutbound` gives. The payload must be standard base64 (what
+ * `Buffer#toString('base64')` writes), which needs no JSON escaping; it is not checked here.
+ */
+export class TwilioMediaSerializer {
+  readonly #head: string;
+
+  constructor(streamSid: string) {
+    const f = new Fields('twilio outbound media');
+    const sid = f.string({ streamSid } as JsonObject, 'streamSid', 'streamSid', { nonEmpty: true });
+    this.#head = `{"event":"media","streamSid":${JSON.stringify(sid)},"media":{"payload":"`;
+  }
+
+  serialize(payload: string): string {
+    return this.#head + payload + '"}}';
+  }
+}
+
+/**
  * Serializes a message in exactly the shape and field order Twilio uses (doc §1.2 examples), for
  * the simulator. The message is validated first, so the simulator cannot send what Twilio would not.
  */
