@@ -71,7 +71,8 @@ export class MediaCall {
   readonly #startedAt = new Date();
   readonly #startedMs = performance.now();
   readonly #rate: number;
-  #reported: CallStats;
+  /** What of the Call's counters the worker's metrics already have (updated in place). */
+  readonly #reported: CallStats;
   #expectedTs: number | undefined;
   #gaps = 0;
   #gapMs = 0;
@@ -122,7 +123,7 @@ export class MediaCall {
       playbackLeadMs: options.playbackLeadMs,
     });
     this.call = call;
-    this.#reported = call.stats;
+    this.#reported = call.stats; // a copy
     call.on('frame-out', (frame) => {
       this.#recorder?.writeAgent(frame);
       this.#syncStats();
@@ -158,7 +159,7 @@ export class MediaCall {
     this.#audioMsIn += ms;
     this.#mediaMessagesIn++;
     const { metrics, provider } = this.#o;
-    metrics.framesIn.inc({ provider });
+    metrics.tallies.framesIn.add(provider);
     if (timestampMs !== undefined) {
       const expected = this.#expectedTs;
       if (expected !== undefined && timestampMs > expected + GAP_TOLERANCE_MS) {
@@ -282,22 +283,33 @@ export class MediaCall {
 
   /** Adds what the Call counted since last time to the worker's counters. */
   #syncStats(): void {
-    const now = this.call.stats;
+    // The Call's live counters, read without a snapshot: this runs for every frame sent.
+    const now = this.call.counters;
     const before = this.#reported;
     const { metrics: m, provider } = this.#o;
-    const add = (counter: { inc(labels: { provider: string }, n: number): void }, n: number) => {
-      if (n > 0) counter.inc({ provider }, n);
-    };
-    add(m.framesOut, now.framesOut - before.framesOut);
-    add(m.lateFrames, now.lateFrames - before.lateFrames);
-    add(m.marksSent, now.marksSent - before.marksSent);
-    add(m.clears, now.clears - before.clears);
-    add(m.agentErrors, now.agentErrors - before.agentErrors);
+    const framesOut = now.framesOut - before.framesOut;
+    if (framesOut > 0) m.tallies.framesOut.add(provider, framesOut);
+    if (now.lateFrames > before.lateFrames) {
+      m.lateFrames.inc({ provider }, now.lateFrames - before.lateFrames);
+    }
+    if (now.marksSent > before.marksSent) {
+      m.marksSent.inc({ provider }, now.marksSent - before.marksSent);
+    }
+    if (now.clears > before.clears) m.clears.inc({ provider }, now.clears - before.clears);
+    if (now.agentErrors > before.agentErrors) {
+      m.agentErrors.inc({ provider }, now.agentErrors - before.agentErrors);
+    }
     const played = now.marksPlayed - before.marksPlayed;
     const cleared = now.marksCleared - before.marksCleared;
     if (played > 0) m.marksEchoed.inc({ provider, result: 'played' }, played);
     if (cleared > 0) m.marksEchoed.inc({ provider, result: 'cleared' }, cleared);
-    this.#reported = now;
+    before.framesOut = now.framesOut;
+    before.lateFrames = now.lateFrames;
+    before.marksSent = now.marksSent;
+    before.clears = now.clears;
+    before.agentErrors = now.agentErrors;
+    before.marksPlayed = now.marksPlayed;
+    before.marksCleared = now.marksCleared;
   }
 }
 
