@@ -63,6 +63,8 @@ function designHalfBand(sideTaps: number, attenuationDb: number): Float64Array {
 }
 
 const HALF_TAPS = designHalfBand(HALF_BAND_SIDE_TAPS, HALF_BAND_ATTENUATION_DB);
+// Input samples filtered per pass (the work buffer's size beyond the history).
+const BLOCK = 480;
 
 /**
  * Exactly 2:1 resampling (8k ⇄ 16k, 24k ⇄ 48k, …) with a half-band FIR in polyphase form, using
@@ -72,14 +74,15 @@ const HALF_TAPS = designHalfBand(HALF_BAND_SIDE_TAPS, HALF_BAND_ATTENUATION_DB);
  * general Kaiser-sinc `Resampler` at a similar quality for telephone audio (see the design
  * constants above). Same streaming contract as `Resampler`: history kept across `process()` calls
  * (chunked input gives exactly the one-shot output), output lags by `delaySamples`, `flush()`
- * drains, `reset()` forgets. Only the returned array is allocated.
+ * drains, `reset()` forgets. Only the returned array is allocated (and, for a chunk longer than 480
+ * samples, one per 480-sample block: the filter's own memory stays a few KiB).
  */
 export class HalfBandResampler implements PcmResampler {
   readonly fromRate: number;
   readonly toRate: number;
   readonly #up: boolean;
   readonly #history: number;
-  #work: Float64Array;
+  readonly #work: Float64Array;
   /** Downsampling: whether the next input sample is at an even position (an output is due). */
   #even = true;
 
@@ -102,7 +105,7 @@ export class HalfBandResampler implements PcmResampler {
     // Up: the odd output between inputs n and n+1 uses n−m+1 … n+m. Down: the output centred on
     // input c uses c−(2m−1) … c+(2m−1).
     this.#history = this.#up ? 2 * m - 1 : 4 * m - 2;
-    this.#work = new Float64Array(this.#history + 1024);
+    this.#work = new Float64Array(this.#history + BLOCK);
   }
 
   get delaySamples(): number {
@@ -111,26 +114,37 @@ export class HalfBandResampler implements PcmResampler {
   }
 
   process(chunk: Int16Array): Int16Array {
-    const history = this.#history;
     const n = chunk.length;
-    const needed = history + n;
-    if (this.#work.length < needed) {
-      const grown = new Float64Array(Math.max(needed, this.#work.length * 2));
-      grown.set(this.#work.subarray(0, history));
-      this.#work = grown;
-    }
-    const work = this.#work;
-    for (let i = 0; i < n; i++) work[history + i] = chunk[i]!;
-    const out = this.#up ? this.#upsample(work, n) : this.#downsample(work, n);
-    if (n > 0) work.copyWithin(0, n, n + history);
+    const out = new Int16Array(this.#up ? 2 * n : this.#outputsFor(n));
+    // A long chunk (a whole utterance handed to `say`) goes through in blocks, so the work buffer
+    // stays at history + BLOCK samples instead of growing to the longest utterance for the call.
+    let o = 0;
+    for (let at = 0; at < n; at += BLOCK)
+      o = this.#processBlock(chunk, at, Math.min(n, at + BLOCK), out, o);
     return out;
   }
 
+  /** Downsampling: outputs that `n` more inputs complete, from the current parity. */
+  #outputsFor(n: number): number {
+    const first = this.#even ? 0 : 1;
+    return n > first ? Math.ceil((n - first) / 2) : 0;
+  }
+
+  /** Filters chunk[from … to) into out from `o`; returns where the next output goes. */
+  #processBlock(chunk: Int16Array, from: number, to: number, out: Int16Array, o: number): number {
+    const history = this.#history;
+    const n = to - from;
+    const work = this.#work;
+    for (let i = 0; i < n; i++) work[history + i] = chunk[from + i]!;
+    const next = this.#up ? this.#upsample(work, n, out, o) : this.#downsample(work, n, out, o);
+    if (n > 0) work.copyWithin(0, n, n + history);
+    return next;
+  }
+
   /** Input sample k (at work[history + k]) completes the output pair centred m inputs back. */
-  #upsample(work: Float64Array, n: number): Int16Array {
+  #upsample(work: Float64Array, n: number, out: Int16Array, o: number): number {
     const m = HALF_BAND_SIDE_TAPS;
     const h = HALF_TAPS;
-    const out = new Int16Array(2 * n);
     const history = this.#history;
     for (let k = 0; k < n; k++) {
       // Centre input (the even output) at c = p − m; the odd output sits between c and c+1.
@@ -145,19 +159,18 @@ export class HalfBandResampler implements PcmResampler {
       for (; i < m; i++) a0 += h[i]! * (work[c - i]! + work[c + 1 + i]!);
       // Interpolation gain 2: the even output is the input itself, the odd one 2 × the sum.
       const v = Math.round(2 * (a0 + a1));
-      out[2 * k] = work[c]!;
-      out[2 * k + 1] = v > 32767 ? 32767 : v < -32768 ? -32768 : v;
+      out[o + 2 * k] = work[c]!;
+      out[o + 2 * k + 1] = v > 32767 ? 32767 : v < -32768 ? -32768 : v;
     }
-    return out;
+    return o + 2 * n;
   }
 
   /** An output is due at every even input position; it is centred 2m−1 inputs back. */
-  #downsample(work: Float64Array, n: number): Int16Array {
+  #downsample(work: Float64Array, n: number, out: Int16Array, o0: number): number {
     const m = HALF_BAND_SIDE_TAPS;
     const h = HALF_TAPS;
     const first = this.#even ? 0 : 1;
-    const count = n > first ? Math.ceil((n - first) / 2) : 0;
-    const out = new Int16Array(count);
+    const count = this.#outputsFor(n);
     const lag = 2 * m - 1;
     let p = this.#history + first;
     for (let o = 0; o < count; o++, p += 2) {
@@ -171,10 +184,10 @@ export class HalfBandResampler implements PcmResampler {
       }
       for (; i < m; i++) a0 += h[i]! * (work[c - 2 * i - 1]! + work[c + 2 * i + 1]!);
       const v = Math.round(a0 + a1);
-      out[o] = v > 32767 ? 32767 : v < -32768 ? -32768 : v;
+      out[o0 + o] = v > 32767 ? 32767 : v < -32768 ? -32768 : v;
     }
     if (n % 2 === 1) this.#even = !this.#even;
-    return out;
+    return o0 + count;
   }
 
   flush(): Int16Array {
