@@ -205,8 +205,33 @@ export function validateTwilioInbound(value: unknown): TwilioInbound {
   }
 }
 
-/** Parses and validates one text message from Twilio (see `validateTwilioInbound`). */
+// A `media` message exactly as Twilio writes it (field order, no whitespace, no escapes): every
+// text this matches, JSON.parse + validateTwilioInbound accept, with the same result, so it can be
+// taken apart here at a fraction of the cost; anything else goes the general way.
+const CANONICAL_MEDIA =
+  /^\{"event":"media","sequenceNumber":"(\d{1,16})","media":\{"track":"(inbound|outbound)","chunk":"(\d{1,16})","timestamp":"(\d{1,16})","payload":"([A-Za-z0-9+/=]*)"\},"streamSid":"([^"\\\u0000-\u001f]+)"\}$/;
+
+/**
+ * Parses and validates one text message from Twilio (see `validateTwilioInbound`). The `media`
+ * messages of a call, 50 a second, take a fast path when they have Twilio's exact layout.
+ */
 export function parseTwilioInbound(text: string): TwilioInbound {
+  if (typeof text === 'string' && text.charCodeAt(10) === 109 /* m of "media" */) {
+    const m = CANONICAL_MEDIA.exec(text);
+    if (m) {
+      return {
+        event: 'media',
+        sequenceNumber: m[1]!,
+        streamSid: m[6]!,
+        media: {
+          track: m[2] as TwilioTrack,
+          chunk: m[3]!,
+          timestamp: m[4]!,
+          payload: m[5]!,
+        },
+      };
+    }
+  }
   return validateTwilioInbound(parseJsonText(text));
 }
 

@@ -4,7 +4,9 @@ import {
   base64MaxDecodedLength,
   decodeBase64Strict,
   decodeBase64StrictInto,
+  parseTwilioInbound,
   serializeTwilioOutbound,
+  validateTwilioInbound,
 } from '../src/index.js';
 
 // A small deterministic PRNG, so a failure can be replayed.
@@ -127,5 +129,78 @@ describe('TwilioMediaSerializer against serializeTwilioOutbound', () => {
         }),
       );
     }
+  });
+});
+
+describe('parseTwilioInbound fast path for media, against JSON.parse + validateTwilioInbound', () => {
+  const random = rng(2024);
+  const general = (text: string): unknown => {
+    try {
+      return validateTwilioInbound(JSON.parse(text) as unknown);
+    } catch (err) {
+      return { code: (err as { code?: string }).code ?? 'json', message: (err as Error).message };
+    }
+  };
+  const fast = (text: string): unknown => {
+    try {
+      return parseTwilioInbound(text);
+    } catch (err) {
+      // parseJsonText wraps JSON.parse's error; compare the validator's own errors exactly.
+      const code = (err as { code?: string }).code;
+      return {
+        code: code === 'PROTO_ERR_INVALID_JSON' ? 'json' : code,
+        message: code === 'PROTO_ERR_INVALID_JSON' ? undefined : (err as Error).message,
+      };
+    }
+  };
+  const same = (text: string): void => {
+    const g = general(text);
+    const f = fast(text);
+    if ((g as { code?: string }).code === 'json')
+      expect((f as { code?: string }).code).toBe('json');
+    else expect(f).toEqual(g);
+  };
+  const canonical = (): string => {
+    const bytes = Buffer.alloc(Math.floor(random() * 200));
+    for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(random() * 256);
+    const track = random() < 0.8 ? 'inbound' : 'outbound';
+    return `{"event":"media","sequenceNumber":"${Math.floor(random() * 1e6)}","media":{"track":"${track}","chunk":"${Math.floor(random() * 1e5)}","timestamp":"${Math.floor(random() * 1e7)}","payload":"${bytes.toString('base64')}"},"streamSid":"MZ${Math.floor(random() * 1e9).toString(16)}"}`;
+  };
+
+  it('gives the same message for canonical media', () => {
+    for (let i = 0; i < 500; i++) {
+      const text = canonical();
+      expect(parseTwilioInbound(text)).toEqual(validateTwilioInbound(JSON.parse(text) as unknown));
+      expect(Object.keys(parseTwilioInbound(text))).toEqual(
+        Object.keys(validateTwilioInbound(JSON.parse(text) as unknown)),
+      );
+    }
+  });
+
+  it('gives the same message or error for randomly edited media', () => {
+    const chars = Array.from('"\\{}:,0123456789aZ+/= \n\t\u0001\u00e9\u2028ux-.');
+    for (let i = 0; i < 20000; i++) {
+      const s = Array.from(canonical());
+      const edits = 1 + Math.floor(random() * 2);
+      for (let e = 0; e < edits; e++) {
+        const at = Math.floor(random() * s.length);
+        const r = random();
+        if (r < 0.4) s.splice(at, 1, chars[Math.floor(random() * chars.length)]!);
+        else if (r < 0.7) s.splice(at, 0, chars[Math.floor(random() * chars.length)]!);
+        else s.splice(at, 1);
+      }
+      same(s.join(''));
+    }
+  });
+
+  it.each([
+    '{"event":"media","sequenceNumber":"1","media":{"track":"inbound","chunk":"1","timestamp":"0","payload":"AA\\/A"},"streamSid":"MZ1"}',
+    '{"event":"media","sequenceNumber":"1","media":{"track":"inbound","chunk":"1","timestamp":"0","payload":"AAAA"},"streamSid":"MZ\\"1"}',
+    '{"event":"media","sequenceNumber":"12345678901234567","media":{"track":"inbound","chunk":"1","timestamp":"0","payload":""},"streamSid":"MZ1"}',
+    '{"event":"media","sequenceNumber":"1","media":{"track":"inbound","chunk":"1","timestamp":"0","payload":""},"streamSid":""}',
+    '{"event":"media","sequenceNumber":"1","media":{"track":"both","chunk":"1","timestamp":"0","payload":""},"streamSid":"MZ"}',
+    '{"event":"media","sequenceNumber":"1","media":{"track":"inbound","chunk":"1","timestamp":"0","payload":""},"streamSid":"MZ","x":1}',
+  ])('handles %s like the general path', (text) => {
+    same(text);
   });
 });
