@@ -8,3 +8,4 @@ export * from './pacer.js';
 export * from './tone.js';
 export * from './analysis.js';
 export * from './halfband.js';
+export * from './pacer-group.js';

@@ -4,7 +4,9 @@ import {
   type CallStats,
   type CallTransport,
   type MarkOutcome,
+  type PacerFactory,
 } from '@callgate/agent';
+import { Pacer, type PacerGroup } from '@callgate/audio';
 import type { Logger } from '@callgate/runtime';
 import type { MediaMetrics, Provider } from './metrics.js';
 import { CallRecorder } from './recorder.js';
@@ -39,6 +41,8 @@ export interface MediaCallOptions {
   workerId: string;
   recordingsDir: string | undefined;
   playbackLeadMs: number;
+  /** The worker's shared pacer timer; without it the Call gets its own `Pacer`. */
+  pacers?: PacerGroup | undefined;
   countError(code: string): void;
   /** The Call ended by itself (a transport throw, the agent failing); the session closes. */
   onEnd(reason: string): void;
@@ -121,6 +125,7 @@ export class MediaCall {
       transport,
       logger: log,
       playbackLeadMs: options.playbackLeadMs,
+      ...(options.pacers === undefined ? {} : { createPacer: groupPacerFactory(options.pacers) }),
     });
     this.call = call;
     this.#reported = call.stats; // a copy
@@ -317,4 +322,12 @@ export class MediaCall {
 export function resumeSegmentName(attempt: number, startedAt: Date): string {
   const stamp = startedAt.toISOString().replace(/[-:.]/g, '');
   return `r${attempt}-${stamp}`;
+}
+
+/** A Call's pacer on the worker's shared timer (a per-call `Pacer` for any other interval). */
+function groupPacerFactory(group: PacerGroup): PacerFactory {
+  return (options) =>
+    options.intervalMs === group.intervalMs && options.now === undefined
+      ? group.pacer(options.onTick)
+      : new Pacer(options);
 }

@@ -247,6 +247,7 @@ export class MediaSession implements StreamSession {
       workerId: host.config.workerId,
       recordingsDir: host.config.recordingsDir,
       playbackLeadMs: host.config.playbackLeadMs,
+      pacers: host.pacers,
       countError: (code) => host.countError(code),
       onEnd: (reason) => this.#onCallEnd(reason),
     });
