@@ -27,8 +27,9 @@ export class CallInbound {
 
   /** Caller audio at the transport's rate, any length, as whole 20 ms frames at the agent's. */
   frames(pcm: Int16Array): Int16Array[] {
-    const atAgentRate = this.#resampler ? this.#resampler.process(pcm) : pcm;
-    return this.#framer.push(atAgentRate);
+    // The resampler's output is a fresh array: a whole frame of it needs no second copy.
+    if (this.#resampler) return this.#framer.pushOwned(this.#resampler.process(pcm));
+    return this.#framer.push(pcm);
   }
 
   holdFrame(frame: Int16Array): void {
