@@ -1,4 +1,4 @@
-import { Framer, Resampler, frameSamples } from '@callgate/audio';
+import { Framer, createResampler, frameSamples, type PcmResampler } from '@callgate/audio';
 import { FRAME_MS } from './playback.js';
 
 // Caller audio and digits that arrive while `agent.start()` is still pending are held for it,
@@ -13,22 +13,23 @@ export type EarlyInput = { frame: Int16Array } | { digit: string };
  * and cut into 20 ms frames, and the input that arrives before the agent has started, held for it.
  */
 export class CallInbound {
-  readonly #resampler: Resampler | undefined;
+  readonly #resampler: PcmResampler | undefined;
   readonly #framer: Framer;
   #early: EarlyInput[] = [];
 
   /** Throws when a rate is unusable; the Call turns that into an agent start failure. */
   constructor(transportRate: number, agentRate: number) {
     if (agentRate !== transportRate) {
-      this.#resampler = new Resampler(transportRate, agentRate);
+      this.#resampler = createResampler(transportRate, agentRate);
     }
     this.#framer = new Framer(frameSamples(agentRate, FRAME_MS));
   }
 
   /** Caller audio at the transport's rate, any length, as whole 20 ms frames at the agent's. */
   frames(pcm: Int16Array): Int16Array[] {
-    const atAgentRate = this.#resampler ? this.#resampler.process(pcm) : pcm;
-    return this.#framer.push(atAgentRate);
+    // The resampler's output is a fresh array: a whole frame of it needs no second copy.
+    if (this.#resampler) return this.#framer.pushOwned(this.#resampler.process(pcm));
+    return this.#framer.push(pcm);
   }
 
   holdFrame(frame: Int16Array): void {

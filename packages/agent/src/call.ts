@@ -161,6 +161,11 @@ export class Call extends EventEmitter<CallEvents> {
     return { ...this.#stats };
   }
 
+  /** The live counters, read-only and without a copy (they keep moving; `stats` is a snapshot). */
+  get counters(): Readonly<CallStats> {
+    return this.#stats;
+  }
+
   /** An utterance is open, queued, or sent and not yet played or cleared. */
   get isSpeaking(): boolean {
     return this.#playback?.isSpeaking ?? false;
@@ -358,7 +363,13 @@ export class Call extends EventEmitter<CallEvents> {
       playback.take();
       if (item.kind === 'frame') {
         this.#farEndFrames++;
-        if (!this.#toTransport(() => this.#transport.sendAudio(item.frame))) return;
+        // Inline rather than #toTransport: no closure per frame.
+        try {
+          this.#transport.sendAudio(item.frame);
+        } catch (err) {
+          this.#transportFailed(err);
+          return;
+        }
         this.#stats.framesOut++;
         if (lateMs > LATE_FRAME_MS) this.#stats.lateFrames++;
         this.emit('frame-out', item.frame);
@@ -377,13 +388,17 @@ export class Call extends EventEmitter<CallEvents> {
       fn();
       return true;
     } catch (err) {
-      const error = new AgentError('AGENT_ERR_TRANSPORT', `transport failed: ${messageOf(err)}`, {
-        cause: err,
-      });
-      this.#log.error('transport threw, ending the call', { code: error.code, err: error });
-      this.emit('problem', error);
-      this.end('transport-error');
+      this.#transportFailed(err);
       return false;
     }
+  }
+
+  #transportFailed(err: unknown): void {
+    const error = new AgentError('AGENT_ERR_TRANSPORT', `transport failed: ${messageOf(err)}`, {
+      cause: err,
+    });
+    this.#log.error('transport threw, ending the call', { code: error.code, err: error });
+    this.emit('problem', error);
+    this.end('transport-error');
   }
 }

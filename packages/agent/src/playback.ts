@@ -1,4 +1,4 @@
-import { Framer, Resampler, frameSamples } from '@callgate/audio';
+import { Framer, createResampler, frameSamples, type PcmResampler } from '@callgate/audio';
 
 export const FRAME_MS = 20;
 
@@ -38,7 +38,7 @@ const MAX_REMEMBERED_CLEARED = 1000;
 export class Playback {
   readonly #callId: string;
   readonly #maxQueuedFrames: number;
-  readonly #resampler: Resampler | undefined;
+  readonly #resampler: PcmResampler | undefined;
   readonly #framer: Framer;
   #items: PlaybackItem[] = [];
   #head = 0;
@@ -58,7 +58,7 @@ export class Playback {
     this.#resampler =
       options.agentRate === options.transportRate
         ? undefined
-        : new Resampler(options.agentRate, options.transportRate);
+        : createResampler(options.agentRate, options.transportRate);
     this.#framer = new Framer(frameSamples(options.transportRate, FRAME_MS));
   }
 

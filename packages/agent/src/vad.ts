@@ -63,6 +63,12 @@ export class EnergyVad {
   readonly #minLevelDbfs: number;
   readonly #levels: Float64Array;
   #levelIndex = 0;
+  /**
+   * min(#levels) and how many entries equal it, kept as levels come and go: the window is scanned
+   * only when the last entry at the minimum leaves (every frame scanned it before).
+   */
+  #floor = SILENCE_DBFS;
+  #floorCount = 0;
   #isSpeech = false;
   #voicedRunMs = 0;
   #sinceOnsetMs = 0;
@@ -84,6 +90,7 @@ export class EnergyVad {
       Math.round((options.floorWindowMs ?? 3000) / FLOOR_WINDOW_FRAME_MS),
     );
     this.#levels = new Float64Array(windowFrames).fill(SILENCE_DBFS);
+    this.#floorCount = windowFrames;
   }
 
   get isSpeech(): boolean {
@@ -92,9 +99,7 @@ export class EnergyVad {
 
   /** Current estimate of the background level, in dBFS. */
   get noiseFloorDbfs(): number {
-    let min = Infinity;
-    for (const level of this.#levels) if (level < min) min = level;
-    return min;
+    return this.#floor;
   }
 
   /** A frame must be louder than this to count as voiced. */
@@ -113,8 +118,31 @@ export class EnergyVad {
     const level = frameDbfs(frame);
     const isVoiced = level > this.thresholdDbfs;
     this.#lastLevel = level;
-    this.#levels[this.#levelIndex] = level;
-    this.#levelIndex = (this.#levelIndex + 1) % this.#levels.length;
+    const levels = this.#levels;
+    const leaving = levels[this.#levelIndex]!;
+    levels[this.#levelIndex] = level;
+    this.#levelIndex = (this.#levelIndex + 1) % levels.length;
+    if (leaving === this.#floor) this.#floorCount--;
+    if (level < this.#floor) {
+      this.#floor = level;
+      this.#floorCount = 1;
+    } else if (level === this.#floor) {
+      this.#floorCount++;
+    } else if (this.#floorCount === 0) {
+      let min = Infinity;
+      let count = 0;
+      for (let i = 0; i < levels.length; i++) {
+        const v = levels[i]!;
+        if (v < min) {
+          min = v;
+          count = 1;
+        } else if (v === min) {
+          count++;
+        }
+      }
+      this.#floor = min;
+      this.#floorCount = count;
+    }
 
     if (!this.#isSpeech) {
       this.#voicedRunMs = isVoiced ? this.#voicedRunMs + ms : 0;

@@ -1,6 +1,6 @@
 import { tone } from '@callgate/audio';
 import { describe, expect, it } from 'vitest';
-import { EnergyVad, frameDbfs } from '../src/vad.js';
+import { EnergyVad, SILENCE_DBFS, frameDbfs } from '../src/vad.js';
 import type { VadOptions } from '../src/vad.js';
 import { chunks, concat, noise, silence, speechLike } from './helpers.js';
 
@@ -130,5 +130,27 @@ describe('EnergyVad', () => {
     const speechMs = Number(/end\(silence,(\d+)\)/.exec(ends[0]!)![1]);
     expect(speechMs).toBeGreaterThan(1100);
     expect(speechMs).toBeLessThanOrEqual(1500);
+  });
+});
+
+describe('EnergyVad noise floor (kept incrementally)', () => {
+  it('equals the minimum over the window after every frame, on random levels', () => {
+    let seed = 99;
+    const random = (): number => {
+      seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+      return seed / 2 ** 32;
+    };
+    const vad = new EnergyVad({ sampleRate: 8000, floorWindowMs: 200 });
+    const window: number[] = Array.from({ length: 10 }, () => SILENCE_DBFS);
+    for (let i = 0; i < 3000; i++) {
+      // Runs of silence, repeated levels and random noise, so ties and evictions of the minimum occur.
+      const kind = random();
+      const amp = kind < 0.3 ? 0 : kind < 0.5 ? 1000 : Math.floor(random() * 20000);
+      const frame = new Int16Array(160).fill(amp);
+      vad.process(frame);
+      window.shift();
+      window.push(vad.levelDbfs);
+      expect(vad.noiseFloorDbfs).toBe(Math.min(...window));
+    }
   });
 });

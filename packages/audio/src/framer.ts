@@ -59,6 +59,16 @@ export class Framer {
     return frames;
   }
 
+  /**
+   * `push` for a chunk the caller hands over (a fresh array nobody else holds or writes): when
+   * nothing is pending and the chunk is exactly one frame, it is returned as that frame, without
+   * the copy `push` makes. Otherwise the same as `push`.
+   */
+  pushOwned(pcm: Int16Array): Int16Array[] {
+    if (this.#pendingLength === 0 && pcm.length === this.samplesPerFrame) return [pcm];
+    return this.push(pcm);
+  }
+
   /** Returns the remainder zero-padded to a whole frame, or undefined when nothing is pending. */
   flush(): Int16Array | undefined {
     if (this.#pendingLength === 0) return undefined;

@@ -7,3 +7,5 @@ export * from './wav.js';
 export * from './pacer.js';
 export * from './tone.js';
 export * from './analysis.js';
+export * from './halfband.js';
+export * from './pacer-group.js';

@@ -70,3 +70,25 @@ export function mulawDecode(bytes: Uint8Array): Int16Array {
   for (let i = 0; i < bytes.length; i++) out[i] = DECODE_TABLE[bytes[i]!]!;
   return out;
 }
+
+/**
+ * `mulawEncode` into a caller's buffer (no allocation): encodes `pcm` into `out[0 … pcm.length)`
+ * and returns the number of bytes written. `out` must hold `pcm.length` bytes.
+ */
+export function mulawEncodeInto(pcm: Int16Array, out: Uint8Array): number {
+  const n = pcm.length;
+  if (out.length < n) throw new RangeError(`mulawEncodeInto: ${out.length} bytes < ${n} samples`);
+  for (let i = 0; i < n; i++) out[i] = ENCODE_TABLE[pcm[i]! + 32768]!;
+  return n;
+}
+
+/**
+ * `mulawDecode` into a caller's buffer (no allocation): decodes `bytes[0 … length)` into
+ * `out[0 … length)`. `out` must hold `length` samples.
+ */
+export function mulawDecodeInto(bytes: Uint8Array, length: number, out: Int16Array): void {
+  if (length > bytes.length || out.length < length) {
+    throw new RangeError(`mulawDecodeInto: ${length} bytes do not fit`);
+  }
+  for (let i = 0; i < length; i++) out[i] = DECODE_TABLE[bytes[i]!]!;
+}

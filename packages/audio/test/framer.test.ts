@@ -86,3 +86,23 @@ describe('Framer', () => {
     );
   });
 });
+
+describe('Framer.pushOwned', () => {
+  it('hands a whole owned frame through without a copy, else frames like push', () => {
+    const a = new Framer(4);
+    const b = new Framer(4);
+    const frame = Int16Array.of(1, 2, 3, 4);
+    expect(a.pushOwned(frame)[0]).toBe(frame);
+    const chunks = [
+      Int16Array.of(1, 2, 3),
+      Int16Array.of(4, 5, 6, 7),
+      Int16Array.of(8),
+      Int16Array.of(9, 10, 11, 12),
+    ];
+    for (const c of chunks) {
+      expect(a.pushOwned(c.slice()).map((f) => Array.from(f))).toEqual(
+        b.push(c).map((f) => Array.from(f)),
+      );
+    }
+  });
+});

@@ -205,8 +205,34 @@ export function validateTwilioInbound(value: unknown): TwilioInbound {
   }
 }
 
-/** Parses and validates one text message from Twilio (see `validateTwilioInbound`). */
+// A `media` message exactly as Twilio writes it (field order, no whitespace, no escapes): every
+// text this matches, JSON.parse + validateTwilioInbound accept, with the same result, so it can be
+// taken apart here at a fraction of the cost; anything else goes the general way. The streamSid
+// class is every character but `"`, `\\` and the controls below U+0020.
+const CANONICAL_MEDIA =
+  /^\{"event":"media","sequenceNumber":"(\d{1,16})","media":\{"track":"(inbound|outbound)","chunk":"(\d{1,16})","timestamp":"(\d{1,16})","payload":"([A-Za-z0-9+/=]*)"\},"streamSid":"([\x20\x21\x23-\x5b\x5d-\uffff]+)"\}$/;
+
+/**
+ * Parses and validates one text message from Twilio (see `validateTwilioInbound`). The `media`
+ * messages of a call, 50 a second, take a fast path when they have Twilio's exact layout.
+ */
 export function parseTwilioInbound(text: string): TwilioInbound {
+  if (typeof text === 'string' && text.charCodeAt(10) === 109 /* m of "media" */) {
+    const m = CANONICAL_MEDIA.exec(text);
+    if (m) {
+      return {
+        event: 'media',
+        sequenceNumber: m[1]!,
+        streamSid: m[6]!,
+        media: {
+          track: m[2] as TwilioTrack,
+          chunk: m[3]!,
+          timestamp: m[4]!,
+          payload: m[5]!,
+        },
+      };
+    }
+  }
   return validateTwilioInbound(parseJsonText(text));
 }
 
@@ -282,6 +308,26 @@ export function serializeTwilioOutbound(msg: TwilioOutbound): string {
       });
     default:
       throw unknownEvent('twilio outbound', String((msg as { event?: unknown }).event));
+  }
+}
+
+/**
+ * `serializeTwilioOutbound` of `media` messages for one stream, by concatenation: the fixed head
+ * (with the stream's JSON-escaped `streamSid`, checked once) and tail around the payload. Gives
+ * exactly the text `serializeTwilioOutbound` gives. The payload must be standard base64 (what
+ * `Buffer#toString('base64')` writes), which needs no JSON escaping; it is not checked here.
+ */
+export class TwilioMediaSerializer {
+  readonly #head: string;
+
+  constructor(streamSid: string) {
+    const f = new Fields('twilio outbound media');
+    const sid = f.string({ streamSid } as JsonObject, 'streamSid', 'streamSid', { nonEmpty: true });
+    this.#head = `{"event":"media","streamSid":${JSON.stringify(sid)},"media":{"payload":"`;
+  }
+
+  serialize(payload: string): string {
+    return this.#head + payload + '"}}';
   }
 }
 

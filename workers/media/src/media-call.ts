@@ -4,7 +4,9 @@ import {
   type CallStats,
   type CallTransport,
   type MarkOutcome,
+  type PacerFactory,
 } from '@callgate/agent';
+import { Pacer, type PacerGroup } from '@callgate/audio';
 import type { Logger } from '@callgate/runtime';
 import type { MediaMetrics, Provider } from './metrics.js';
 import { CallRecorder } from './recorder.js';
@@ -39,6 +41,8 @@ export interface MediaCallOptions {
   workerId: string;
   recordingsDir: string | undefined;
   playbackLeadMs: number;
+  /** The worker's shared pacer timer; without it the Call gets its own `Pacer`. */
+  pacers?: PacerGroup | undefined;
   countError(code: string): void;
   /** The Call ended by itself (a transport throw, the agent failing); the session closes. */
   onEnd(reason: string): void;
@@ -71,7 +75,8 @@ export class MediaCall {
   readonly #startedAt = new Date();
   readonly #startedMs = performance.now();
   readonly #rate: number;
-  #reported: CallStats;
+  /** What of the Call's counters the worker's metrics already have (updated in place). */
+  readonly #reported: CallStats;
   #expectedTs: number | undefined;
   #gaps = 0;
   #gapMs = 0;
@@ -120,9 +125,10 @@ export class MediaCall {
       transport,
       logger: log,
       playbackLeadMs: options.playbackLeadMs,
+      ...(options.pacers === undefined ? {} : { createPacer: groupPacerFactory(options.pacers) }),
     });
     this.call = call;
-    this.#reported = call.stats;
+    this.#reported = call.stats; // a copy
     call.on('frame-out', (frame) => {
       this.#recorder?.writeAgent(frame);
       this.#syncStats();
@@ -158,7 +164,7 @@ export class MediaCall {
     this.#audioMsIn += ms;
     this.#mediaMessagesIn++;
     const { metrics, provider } = this.#o;
-    metrics.framesIn.inc({ provider });
+    metrics.tallies.framesIn.add(provider);
     if (timestampMs !== undefined) {
       const expected = this.#expectedTs;
       if (expected !== undefined && timestampMs > expected + GAP_TOLERANCE_MS) {
@@ -282,22 +288,33 @@ export class MediaCall {
 
   /** Adds what the Call counted since last time to the worker's counters. */
   #syncStats(): void {
-    const now = this.call.stats;
+    // The Call's live counters, read without a snapshot: this runs for every frame sent.
+    const now = this.call.counters;
     const before = this.#reported;
     const { metrics: m, provider } = this.#o;
-    const add = (counter: { inc(labels: { provider: string }, n: number): void }, n: number) => {
-      if (n > 0) counter.inc({ provider }, n);
-    };
-    add(m.framesOut, now.framesOut - before.framesOut);
-    add(m.lateFrames, now.lateFrames - before.lateFrames);
-    add(m.marksSent, now.marksSent - before.marksSent);
-    add(m.clears, now.clears - before.clears);
-    add(m.agentErrors, now.agentErrors - before.agentErrors);
+    const framesOut = now.framesOut - before.framesOut;
+    if (framesOut > 0) m.tallies.framesOut.add(provider, framesOut);
+    if (now.lateFrames > before.lateFrames) {
+      m.lateFrames.inc({ provider }, now.lateFrames - before.lateFrames);
+    }
+    if (now.marksSent > before.marksSent) {
+      m.marksSent.inc({ provider }, now.marksSent - before.marksSent);
+    }
+    if (now.clears > before.clears) m.clears.inc({ provider }, now.clears - before.clears);
+    if (now.agentErrors > before.agentErrors) {
+      m.agentErrors.inc({ provider }, now.agentErrors - before.agentErrors);
+    }
     const played = now.marksPlayed - before.marksPlayed;
     const cleared = now.marksCleared - before.marksCleared;
     if (played > 0) m.marksEchoed.inc({ provider, result: 'played' }, played);
     if (cleared > 0) m.marksEchoed.inc({ provider, result: 'cleared' }, cleared);
-    this.#reported = now;
+    before.framesOut = now.framesOut;
+    before.lateFrames = now.lateFrames;
+    before.marksSent = now.marksSent;
+    before.clears = now.clears;
+    before.agentErrors = now.agentErrors;
+    before.marksPlayed = now.marksPlayed;
+    before.marksCleared = now.marksCleared;
   }
 }
 
@@ -305,4 +322,12 @@ export class MediaCall {
 export function resumeSegmentName(attempt: number, startedAt: Date): string {
   const stamp = startedAt.toISOString().replace(/[-:.]/g, '');
   return `r${attempt}-${stamp}`;
+}
+
+/** A Call's pacer on the worker's shared timer (a per-call `Pacer` for any other interval). */
+function groupPacerFactory(group: PacerGroup): PacerFactory {
+  return (options) =>
+    options.intervalMs === group.intervalMs && options.now === undefined
+      ? group.pacer(options.onTick)
+      : new Pacer(options);
 }

@@ -151,7 +151,7 @@ export class MediaSession implements StreamSession {
     }
     const bytes = Buffer.isBuffer(data) ? data.length : Buffer.byteLength(text);
     this.#bytesIn += bytes;
-    this.#host.metrics.bytesIn.inc({ provider: this.#provider ?? 'unknown' }, bytes);
+    this.#host.metrics.tallies.bytesIn.add(this.#provider ?? 'unknown', bytes);
     try {
       if (this.#receiver === undefined && !this.#detect(text)) return;
       this.#receiver!.receive(text);
@@ -247,6 +247,7 @@ export class MediaSession implements StreamSession {
       workerId: host.config.workerId,
       recordingsDir: host.config.recordingsDir,
       playbackLeadMs: host.config.playbackLeadMs,
+      pacers: host.pacers,
       countError: (code) => host.countError(code),
       onEnd: (reason) => this.#onCallEnd(reason),
     });
@@ -323,7 +324,7 @@ export class MediaSession implements StreamSession {
   #send(text: string): void {
     if (this.#host.send(this.#ws, text)) {
       this.#bytesOut += text.length; // JSON of ASCII: characters are bytes
-      this.#host.metrics.bytesOut.inc({ provider: this.#provider ?? 'unknown' }, text.length);
+      this.#host.metrics.tallies.bytesOut.add(this.#provider ?? 'unknown', text.length);
     }
   }
 

@@ -19,6 +19,8 @@ import {
 import type { MediaConfig } from './config.js';
 import { MediaError, type MediaErrorCode } from './errors.js';
 import { MediaSession, type SessionHost } from './media-session.js';
+import { PacerGroup } from '@callgate/audio';
+import { FRAME_MS } from '@callgate/agent';
 import type { StreamResume } from './session-host.js';
 import { createMediaMetrics, type MediaMetrics } from './metrics.js';
 import { CALL_SID_RE, STREAM_PATH } from './twiml.js';
@@ -285,6 +287,8 @@ export class MediaWorker implements DrainableService {
     return {
       config: this.#config,
       agent,
+      // Every call's outbound pacer on one timer (one per worker, not one per call per frame).
+      pacers: new PacerGroup({ intervalMs: FRAME_MS }),
       metrics: this.metrics,
       logger: this.#log,
       send: (socket, text) => this.#server.send(socket, text),

@@ -1,4 +1,5 @@
 import type { Agent } from '@callgate/agent';
+import type { PacerGroup } from '@callgate/audio';
 import type { Logger } from '@callgate/runtime';
 import type { WebSocket } from 'ws';
 import type { MediaConfig } from './config.js';
@@ -37,6 +38,8 @@ export interface SessionHost {
   readonly agent: Agent;
   readonly metrics: MediaMetrics;
   readonly logger: Logger;
+  /** The worker's shared pacer timer for every call's outbound frames (else one per call). */
+  readonly pacers?: PacerGroup;
   /** StreamServer.send: backpressure; false when the socket is gone or was shed. */
   send(ws: WebSocket, text: string): boolean;
   /** One `media_errors_total{code}` for the whole worker. */

@@ -1,6 +1,7 @@
-import { mulawDecode } from '@callgate/audio';
+import { mulawDecodeInto } from '@callgate/audio';
 import {
-  decodeBase64Strict,
+  base64MaxDecodedLength,
+  decodeBase64StrictInto,
   parseTwilioInbound,
   type TwilioInbound,
   type TwilioMedia,
@@ -19,6 +20,12 @@ import { unknownMarkIsBadMessage } from './unknown-mark.js';
  */
 export class TwilioReceiver implements StreamReceiver {
   readonly #ctx: ReceiverContext;
+  /**
+   * One frame's μ-law bytes and PCM, reused for every `media` message (grown for a larger one):
+   * the call copies what it keeps (framer, resampler, recorder), so nothing holds these.
+   */
+  #bytes = new Uint8Array(160);
+  #pcm = new Int16Array(160);
 
   constructor(ctx: ReceiverContext) {
     this.#ctx = ctx;
@@ -126,13 +133,21 @@ export class TwilioReceiver implements StreamReceiver {
   #media(call: MediaCall, msg: TwilioMedia): void {
     // Only the caller's track is audio to answer; `outbound` appears on both_tracks streams.
     if (msg.media.track !== 'inbound') return;
-    let bytes: Uint8Array;
+    const payload = msg.media.payload;
+    const max = base64MaxDecodedLength(payload.length);
+    if (this.#bytes.length < max) {
+      this.#bytes = new Uint8Array(max);
+      this.#pcm = new Int16Array(max);
+    }
+    let n: number;
     try {
-      bytes = decodeBase64Strict(msg.media.payload);
+      n = decodeBase64StrictInto(payload, this.#bytes);
     } catch (err) {
       this.#ctx.bad(errorCode(err, 'PROTO_ERR_BAD_BASE64'), (err as Error).message);
       return;
     }
-    this.#ctx.receiveAudio(call, mulawDecode(bytes), Number(msg.media.timestamp));
+    mulawDecodeInto(this.#bytes, n, this.#pcm);
+    const pcm = n === this.#pcm.length ? this.#pcm : this.#pcm.subarray(0, n);
+    this.#ctx.receiveAudio(call, pcm, Number(msg.media.timestamp));
   }
 }

@@ -1,6 +1,6 @@
 import type { CallTransport } from '@callgate/agent';
-import { mulawEncode } from '@callgate/audio';
-import { encodeBase64, serializeTwilioOutbound } from '@callgate/protocol';
+import { mulawEncodeInto } from '@callgate/audio';
+import { TwilioMediaSerializer, serializeTwilioOutbound } from '@callgate/protocol';
 
 /** How a transport reaches its socket; the session implements it (backpressure, byte counts). */
 export interface TransportPort {
@@ -19,17 +19,20 @@ export class TwilioTransport implements CallTransport {
   readonly sampleRate = 8000;
   readonly #streamSid: string;
   readonly #port: TransportPort;
+  readonly #media: TwilioMediaSerializer;
+  /** μ-law of one frame, reused: the frame becomes a base64 string at once. */
+  #mulaw = Buffer.allocUnsafe(160);
 
   constructor(streamSid: string, port: TransportPort) {
     this.#streamSid = streamSid;
     this.#port = port;
+    this.#media = new TwilioMediaSerializer(streamSid);
   }
 
   sendAudio(frame: Int16Array): void {
-    const payload = encodeBase64(mulawEncode(frame));
-    this.#port.send(
-      serializeTwilioOutbound({ event: 'media', streamSid: this.#streamSid, media: { payload } }),
-    );
+    if (this.#mulaw.length < frame.length) this.#mulaw = Buffer.allocUnsafe(frame.length);
+    const n = mulawEncodeInto(frame, this.#mulaw);
+    this.#port.send(this.#media.serialize(this.#mulaw.toString('base64', 0, n)));
   }
 
   sendMark(name: string): void {
