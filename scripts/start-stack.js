@@ -50,7 +50,7 @@ const commands = [
   },
   ...mediaPorts.map((port, i) => ({
     name: `media-${i + 1}`,
-    command: 'node workers/media/dist/main.js',
+    command: 'node --max-semi-space-size=1 workers/media/dist/main.js',
     env: {
       HOST: '127.0.0.1',
       PORT: String(port),

@@ -36,6 +36,8 @@ const { values: args } = parseArgs({
     agents: { type: 'string' },
     calls: { type: 'string' },
     out: { type: 'string' },
+    // Extra node flags for the worker, e.g. --node-args=--max-semi-space-size=1.
+    'node-args': { type: 'string', default: '' },
   },
 });
 const mode = args.smoke ? 'smoke' : args.quick ? 'quick' : 'full';
@@ -77,25 +79,32 @@ function track(child) {
 }
 const delay = (ms) => new Promise((r) => setTimeout(r, ms));
 
+const nodeArgs = args['node-args'].split(' ').filter((a) => a !== '');
+
 async function startWorker(agent, maxCalls, tmp) {
   const log = join(tmp, 'worker.log');
   const out = openSync(log, 'w');
   const child = track(
-    spawn(process.execPath, ['workers/media/dist/main.js'], {
-      cwd: root,
-      env: {
-        PATH: process.env.PATH ?? '',
-        HOST: '127.0.0.1',
-        PORT: '0',
-        MAX_CALLS: String(maxCalls + 10),
-        // Production logging (two lines per call), to a file: no pipe reader on the callers' core.
-        LOG_LEVEL: 'info',
-        NODE_OPTIONS: `--import=${pathToFileURL(join(here, 'lib/loop-probe.js')).href}`,
-        BENCH_LOOP_PROBE_FILE: join(tmp, 'loop.json'),
-        ...AGENTS[agent].env,
+    // Launched as in production (package.json start:media, compose, Kubernetes).
+    spawn(
+      process.execPath,
+      ['--max-semi-space-size=1', ...nodeArgs, 'workers/media/dist/main.js'],
+      {
+        cwd: root,
+        env: {
+          PATH: process.env.PATH ?? '',
+          HOST: '127.0.0.1',
+          PORT: '0',
+          MAX_CALLS: String(maxCalls + 10),
+          // Production logging (two lines per call), to a file: no pipe reader on the callers' core.
+          LOG_LEVEL: 'info',
+          NODE_OPTIONS: `--import=${pathToFileURL(join(here, 'lib/loop-probe.js')).href}`,
+          BENCH_LOOP_PROBE_FILE: join(tmp, 'loop.json'),
+          ...AGENTS[agent].env,
+        },
+        stdio: ['ignore', out, out],
       },
-      stdio: ['ignore', out, out],
-    }),
+    ),
   );
   for (let i = 0; ; i++) {
     if (child.exitCode !== null) throw new Error(`worker exited: ${readFileSync(log, 'utf8')}`);

@@ -27,25 +27,35 @@ function durationMs(text: string): number {
   return Number(m[1]) * unit;
 }
 
-// The proxy's memory per tunnel depends on these flags (test/bench/README.md): every place that
-// launches it passes them.
-const PROXY_NODE_FLAGS = ['--max-semi-space-size=1'];
+// The proxy's memory per tunnel and a media worker's per call depend on these flags
+// (test/bench/README.md): every place that launches either passes them.
+const NODE_FLAGS = ['--max-semi-space-size=1'];
 
 describe('the proxy launch', () => {
+  it('passes the same Node flags wherever a media worker is started', () => {
+    const line = `node ${NODE_FLAGS.join(' ')} workers/media/dist/main.js`;
+    const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string> };
+    expect(pkg.scripts['start:media']).toBe(line);
+    expect(read('scripts/start-stack.js')).toContain(`command: '${line}'`);
+    expect(read('deploy/k8s/media.yaml')).toContain(
+      `command: [${['node', ...NODE_FLAGS, 'workers/media/dist/main.js'].map((a) => `'${a}'`).join(', ')}]`,
+    );
+  });
+
   it('passes the same Node flags wherever the proxy is started', () => {
-    const line = `node ${PROXY_NODE_FLAGS.join(' ')} proxy/dist/main.js`;
+    const line = `node ${NODE_FLAGS.join(' ')} proxy/dist/main.js`;
     const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string> };
     expect(pkg.scripts['start:proxy']).toBe(line);
     expect(read('scripts/start-stack.js')).toContain(`command: '${line}'`);
     expect(read('Dockerfile')).toContain(
-      `CMD [${['node', ...PROXY_NODE_FLAGS, 'proxy/dist/main.js'].map((a) => `"${a}"`).join(', ')}]`,
+      `CMD [${['node', ...NODE_FLAGS, 'proxy/dist/main.js'].map((a) => `"${a}"`).join(', ')}]`,
     );
     const k8s = read('deploy/k8s/proxy.yaml');
     expect(k8s).toContain(
-      `command: [${['node', ...PROXY_NODE_FLAGS, 'proxy/dist/main.js'].map((a) => `'${a}'`).join(', ')}]`,
+      `command: [${['node', ...NODE_FLAGS, 'proxy/dist/main.js'].map((a) => `'${a}'`).join(', ')}]`,
     );
     expect(read('test/bench/proxy.bench.js')).toContain(
-      `const PROXY_NODE_FLAGS = [${PROXY_NODE_FLAGS.map((a) => `'${a}'`).join(', ')}];`,
+      `const PROXY_NODE_FLAGS = [${NODE_FLAGS.map((a) => `'${a}'`).join(', ')}];`,
     );
   });
 });
@@ -57,8 +67,8 @@ describe('docker-compose.yml', () => {
   const { proxy, media, 'test-agent': testAgent } = compose.services;
 
   it('runs the three processes from the built image', () => {
-    expect(proxy?.command).toEqual(['node', ...PROXY_NODE_FLAGS, 'proxy/dist/main.js']);
-    expect(media?.command).toEqual(['node', 'workers/media/dist/main.js']);
+    expect(proxy?.command).toEqual(['node', ...NODE_FLAGS, 'proxy/dist/main.js']);
+    expect(media?.command).toEqual(['node', ...NODE_FLAGS, 'workers/media/dist/main.js']);
     expect(testAgent?.command).toEqual(['node', 'workers/test-agent/dist/main.js']);
   });
 

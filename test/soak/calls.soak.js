@@ -28,8 +28,8 @@ const root = fileURLToPath(new URL('../../', import.meta.url));
 
 /** Starts a built process with PORT=0 and resolves with its pid and `listening` line. */
 async function start(name, entry, env) {
-  // The proxy runs with the flag it has in production (package.json start:proxy).
-  const flags = entry.startsWith('proxy/') ? ['--max-semi-space-size=1'] : [];
+  // The proxy and the media workers run with the flag they have in production (package.json).
+  const flags = entry.startsWith('workers/test-agent/') ? [] : ['--max-semi-space-size=1'];
   const child = spawn(process.execPath, ['--expose-gc', ...flags, entry], {
     cwd: root,
     env: { PATH: process.env.PATH ?? '', PORT: '0', LOG_LEVEL: 'info', ...env },
