@@ -1,15 +1,19 @@
-import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext } from 'playwright-core';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { entryPoints, repoRoot, spawnProcess } from '../helpers/index.js';
+import {
+  CHROMIUM,
+  CHROMIUM_ARGS,
+  entryPoints,
+  hasChromium,
+  repoRoot,
+  spawnProcess,
+} from '../helpers/index.js';
 
 // The proxy's admin status page in Debian's Chromium, with JavaScript off: the page must show
 // the pools and backends and its Drain/Undrain buttons must work as plain HTML forms.
-const CHROMIUM = '/usr/bin/chromium';
-const hasChromium = existsSync(CHROMIUM);
 const SCREENSHOT = join(repoRoot, 'test-results', 'proxy-status.png');
 const WAIT_MS = 15_000;
 
@@ -48,16 +52,7 @@ describe('proxy status page in Chromium', () => {
         executablePath: CHROMIUM,
         headless: true,
         javaScriptEnabled: false,
-        args: [
-          '--no-sandbox',
-          '--headless',
-          '--disable-gpu',
-          '--disable-background-networking',
-          '--disable-component-update',
-          '--disable-sync',
-          '--no-first-run',
-          '--disable-quic',
-        ],
+        args: [...CHROMIUM_ARGS],
       });
       onTestFinished(() => context.close());
       const page = context.pages()[0] ?? (await context.newPage());

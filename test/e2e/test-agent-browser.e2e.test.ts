@@ -1,16 +1,20 @@
-import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeWav } from '@callgate/audio';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { entryPoints, repoRoot, spawnProcess } from '../helpers/index.js';
+import {
+  CHROMIUM,
+  CHROMIUM_ARGS,
+  entryPoints,
+  hasChromium,
+  repoRoot,
+  spawnProcess,
+} from '../helpers/index.js';
 
 // The browser page end to end: Debian's Chromium with a fake microphone that plays a WAV we
 // generate, through the real proxy and the real test-agent worker processes.
-const CHROMIUM = '/usr/bin/chromium';
-const hasChromium = existsSync(CHROMIUM);
 const SCREENSHOT = join(repoRoot, 'test-results', 'test-agent.png');
 const WAIT_MS = 15_000;
 
@@ -94,14 +98,7 @@ describe('test-agent page in Chromium, through the proxy', () => {
           '--use-fake-ui-for-media-stream',
           `--use-file-for-fake-audio-capture=${wav}`,
           '--autoplay-policy=no-user-gesture-required',
-          '--no-sandbox',
-          '--headless',
-          '--disable-gpu',
-          '--disable-background-networking',
-          '--disable-component-update',
-          '--disable-sync',
-          '--no-first-run',
-          '--disable-quic',
+          ...CHROMIUM_ARGS,
         ],
       });
       onTestFinished(() => context.close());

@@ -38,32 +38,7 @@ export interface TwimlResult extends ParsedTwiml {
  * Rejects with SIM_ERR_CONNECT, SIM_ERR_TIMEOUT or SIM_ERR_TWIML (non-2xx, or no stream in it).
  */
 export async function fetchTwiml(options: FetchTwimlOptions): Promise<TwimlResult> {
-  const params: Record<string, string> = {
-    CallSid: options.callSid,
-    AccountSid: options.accountSid,
-    From: options.from,
-    To: options.to,
-    CallStatus: 'ringing',
-    Direction: 'inbound',
-  };
-  const headers: Record<string, string> = {
-    'content-type': 'application/x-www-form-urlencoded',
-    accept: 'text/xml, application/xml',
-  };
-  if (options.authToken !== undefined) {
-    headers['x-twilio-signature'] = computeTwilioSignature(
-      options.authToken,
-      options.twimlUrl,
-      params,
-    );
-  }
-  const { status, body } = await postForm(
-    options.twimlUrl,
-    headers,
-    new URLSearchParams(params).toString(),
-    options.timeoutMs ?? 5000,
-    options.signal,
-  );
+  const { status, body } = await postCallback(options.twimlUrl, options, 'ringing');
   if (status < 200 || status > 299) {
     throw new SimulatorError(
       'SIM_ERR_TWIML',
@@ -79,6 +54,38 @@ export async function fetchTwiml(options: FetchTwimlOptions): Promise<TwimlResul
       ? undefined
       : resolveActionUrl(parsed.actionUrl, options.twimlUrl);
   return { streamUrl, parameters: parsed.parameters, actionUrl, status, body };
+}
+
+/**
+ * POSTs a call's standard parameters to a TwiML URL as Twilio does: form-encoded, with
+ * `X-Twilio-Signature` over the full URL when an auth token is given.
+ */
+function postCallback(
+  url: string,
+  options: Pick<
+    FetchActionOptions,
+    'callSid' | 'accountSid' | 'from' | 'to' | 'authToken' | 'timeoutMs' | 'signal'
+  >,
+  callStatus: string,
+  label = 'voice webhook',
+): ReturnType<typeof postForm> {
+  const params: Record<string, string> = {
+    CallSid: options.callSid,
+    AccountSid: options.accountSid,
+    From: options.from,
+    To: options.to,
+    CallStatus: callStatus,
+    Direction: 'inbound',
+  };
+  const headers: Record<string, string> = {
+    'content-type': 'application/x-www-form-urlencoded',
+    accept: 'text/xml, application/xml',
+  };
+  if (options.authToken !== undefined) {
+    headers['x-twilio-signature'] = computeTwilioSignature(options.authToken, url, params);
+  }
+  const body = new URLSearchParams(params).toString();
+  return postForm(url, headers, body, options.timeoutMs ?? 5000, options.signal, label);
 }
 
 export interface FetchActionOptions {
@@ -119,31 +126,10 @@ export interface ActionResult {
  * SIM_ERR_TIMEOUT or SIM_ERR_TWIML (non-2xx, or not TwiML).
  */
 export async function fetchAction(options: FetchActionOptions): Promise<ActionResult> {
-  const params: Record<string, string> = {
-    CallSid: options.callSid,
-    AccountSid: options.accountSid,
-    From: options.from,
-    To: options.to,
-    CallStatus: options.callStatus ?? 'in-progress',
-    Direction: 'inbound',
-  };
-  const headers: Record<string, string> = {
-    'content-type': 'application/x-www-form-urlencoded',
-    accept: 'text/xml, application/xml',
-  };
-  if (options.authToken !== undefined) {
-    headers['x-twilio-signature'] = computeTwilioSignature(
-      options.authToken,
-      options.actionUrl,
-      params,
-    );
-  }
-  const { status, body } = await postForm(
+  const { status, body } = await postCallback(
     options.actionUrl,
-    headers,
-    new URLSearchParams(params).toString(),
-    options.timeoutMs ?? 5000,
-    options.signal,
+    options,
+    options.callStatus ?? 'in-progress',
     'action URL',
   );
   if (status < 200 || status > 299) {
