@@ -89,6 +89,21 @@ const TARGETS = [
   },
   { name: 'nginx', label: 'nginx', kind: 'nginx', route: 'media' },
   {
+    // Only with --targets=...: the media route with frame tracking off (CALL_CONTINUITY=false),
+    // everything else the same, to price call continuity on its own.
+    name: 'callgate-media-untracked',
+    label: 'callgate media, continuity off',
+    kind: 'callgate',
+    route: 'media',
+    optional: true,
+    env: {
+      PUBLIC_URL: 'https://callgate.bench',
+      TWILIO_AUTH_TOKEN: SIGN_TOKEN,
+      TWILIO_SIGNATURE_MODE: 'enforce',
+      CALL_CONTINUITY: 'false',
+    },
+  },
+  {
     // Only with --targets=...: what the proxy's V8 flags (PROXY_NODE_FLAGS) cost and save, and
     // what --optimize-for-size would add (less memory still, more CPU per message).
     name: 'callgate-media-v8-defaults',
