@@ -1,4 +1,5 @@
 import { AudioError } from './errors.js';
+import { besselI0 } from './kaiser.js';
 import { Resampler } from './resample.js';
 
 /**
@@ -27,18 +28,6 @@ const HALF_BAND_ATTENUATION_DB = 65;
 /** Passband edge and stopband edge as fractions of the lower rate's Nyquist frequency. */
 export const HALF_BAND_PASSBAND_EDGE = 0.875;
 export const HALF_BAND_STOPBAND_EDGE = 1.125;
-
-function besselI0(x: number): number {
-  let sum = 1;
-  let term = 1;
-  const q = (x * x) / 4;
-  for (let k = 1; k < 64; k++) {
-    term *= q / (k * k);
-    sum += term;
-    if (term < sum * 1e-16) break;
-  }
-  return sum;
-}
 
 /**
  * The odd taps h[1], h[3], … h[2m−1] of a Kaiser-windowed half-band low-pass (cutoff at a quarter

@@ -1,4 +1,5 @@
 import { AudioError } from './errors.js';
+import { besselI0 } from './kaiser.js';
 
 /** Rates the resampler is designed and tested for. */
 export const SUPPORTED_RATES: readonly number[] = [8000, 16000, 24000, 44100, 48000];
@@ -14,19 +15,6 @@ const MAX_RATIO_TERM = 1000;
 function gcd(a: number, b: number): number {
   while (b !== 0) [a, b] = [b, a % b];
   return a;
-}
-
-/** Zeroth-order modified Bessel function of the first kind (power series), for the Kaiser window. */
-function besselI0(x: number): number {
-  let sum = 1;
-  let term = 1;
-  const q = (x * x) / 4;
-  for (let k = 1; k < 64; k++) {
-    term *= q / (k * k);
-    sum += term;
-    if (term < sum * 1e-16) break;
-  }
-  return sum;
 }
 
 interface Design {
