@@ -155,7 +155,7 @@ export class ClientLimits {
   }
 
   /**
-   * First thing in `Dispatcher.upgrade()`. Behind a trusted peer, counts the tunnel against the
+   * First thing in `Router.upgrade()`. Behind a trusted peer, counts the tunnel against the
    * client its header names until the socket closes; over the limit, answers 429 on the raw socket
    * and returns false. Direct clients were counted at accept.
    */
@@ -170,7 +170,7 @@ export class ClientLimits {
     return true;
   }
 
-  /** First thing in `Dispatcher.request()`: the same for a plain request, answered with 429. */
+  /** First thing in `Router.request()`: the same for a plain request, answered with 429. */
   admitRequest(req: IncomingMessage, res: ServerResponse): boolean {
     this.headersDone(req.socket);
     const release = this.#admitBehindProxy(req);

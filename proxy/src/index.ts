@@ -1,4 +1,9 @@
-export { Edge, type EdgeConfig, type EdgeOptions, type BackendSnapshot } from './edge.js';
+export {
+  ProxyServer,
+  type ProxyServerConfig,
+  type ProxyServerOptions,
+  type BackendSnapshot,
+} from './proxy-server.js';
 export {
   loadProxyConfig,
   PROXY_DEFAULTS,

@@ -53,7 +53,7 @@ export class Listener implements Service {
     this.#options = options;
     this.#server = createServer({
       maxHeaderSize: options.maxHeaderBytes,
-      // The dispatcher checks Host itself (presence and syntax), with a code and a log line.
+      // The router checks Host itself (presence and syntax), with a code and a log line.
       requireHostHeader: false,
       headersTimeout: options.headersTimeoutMs,
       requestTimeout: options.requestTimeoutMs,

@@ -6,7 +6,7 @@ import {
   runMain,
 } from '@callgate/runtime';
 import { loadProxyConfig, type ProxyConfig } from './config.js';
-import { Edge } from './edge.js';
+import { ProxyServer } from './proxy-server.js';
 
 // The only file that touches `process`: configuration in, signals and exit codes via runMain.
 let config: Readonly<ProxyConfig>;
@@ -21,7 +21,7 @@ try {
 const logger = createLogger({ level: config.logLevel, fields: { service: 'proxy' } });
 const registry = createRegistry();
 collectDefaultMetrics({ register: registry });
-const edge = new Edge({ config, logger, registry });
+const edge = new ProxyServer({ config, logger, registry });
 
 await runMain({
   name: 'proxy',

@@ -85,7 +85,7 @@ export interface TunnelOptions {
   pathname: string;
   /** The path and query sent to the worker. */
   forwardUrl: string;
-  /** The request head sent to each worker (built once by the dispatcher). */
+  /** The request head sent to each worker (built once by the router). */
   requestHead: Buffer;
   /** The client's Sec-WebSocket-Key, to check a worker's 101. */
   key: string;

@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { startEdge, startWsBackend } from './helpers/index.js';
+import { startProxy, startWsBackend } from './helpers/index.js';
 
 describe('AdminServer', () => {
   it('serves the proxy metrics from the edge registry', async () => {
     const backend = await startWsBackend();
-    const t = await startEdge({ MEDIA_BACKENDS: backend.hostPort });
+    const t = await startProxy({ MEDIA_BACKENDS: backend.hostPort });
     const res = await fetch(`${t.adminUrl}/metrics`);
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toContain('text/plain');
@@ -37,7 +37,7 @@ describe('AdminServer', () => {
     ['POST', '/metrics', 404],
     ['GET', '/media-stream/CA1', 404],
   ])('%s %s → %i', async (method, path, status) => {
-    const t = await startEdge({ MEDIA_BACKENDS: '127.0.0.1:9' });
+    const t = await startProxy({ MEDIA_BACKENDS: '127.0.0.1:9' });
     expect((await fetch(`${t.adminUrl}${path}`, { method })).status).toBe(status);
   });
 });

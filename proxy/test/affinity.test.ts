@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { WebSocket } from 'ws';
-import { eventually, nextMessage, openWs, startEdge, startWsBackend } from './helpers/index.js';
+import { eventually, nextMessage, openWs, startProxy, startWsBackend } from './helpers/index.js';
 
 // Two proxy replicas behind one load balancer share nothing: a call's streams must still meet on
 // one worker, whichever replica each stream comes through.
@@ -14,8 +14,8 @@ describe('call affinity across proxy replicas', () => {
     const workers = await Promise.all(['w1', 'w2', 'w3'].map((name) => startWsBackend({ name })));
     const list = workers.map((w) => w.hostPort).join(',');
     const [p1, p2] = [
-      await startEdge({ MEDIA_BACKENDS: list }),
-      await startEdge({ MEDIA_BACKENDS: list }),
+      await startProxy({ MEDIA_BACKENDS: list }),
+      await startProxy({ MEDIA_BACKENDS: list }),
     ];
     const owners = new Set<string>();
     for (let i = 0; i < 12; i++) {
@@ -32,17 +32,17 @@ describe('call affinity across proxy replicas', () => {
     }
     // The hash spreads calls: 12 calls do not all land on one of three workers.
     expect(owners.size).toBeGreaterThan(1);
-    await eventually(() => p1.edge.tunnels.size === 0 && p2.edge.tunnels.size === 0);
+    await eventually(() => p1.proxy.tunnels.size === 0 && p2.proxy.tunnels.size === 0);
   });
 
   it("keeps the live stream's worker first on the replica that holds it, even when the hash says otherwise", async () => {
     const a = await startWsBackend({ name: 'a' });
     const b = await startWsBackend({ name: 'b' });
-    const t = await startEdge({ MEDIA_BACKENDS: `${a.hostPort},${b.hostPort}` });
+    const t = await startProxy({ MEDIA_BACKENDS: `${a.hostPort},${b.hostPort}` });
     const first = await openWs(`${t.wsUrl}/media-stream/CAheld`);
     const owner = await ownerOf(first);
     // The owner leaves the hash's candidates (operator drain): the held stream still wins.
-    t.edge.pools
+    t.proxy.pools
       .get('media')!
       .get(owner === 'a' ? a.hostPort : b.hostPort)!
       .drainByOperator();

@@ -5,7 +5,7 @@ import {
   handshakeHeaders,
   openSocket,
   rawRequest,
-  startEdge,
+  startProxy,
   startWsBackend,
 } from './helpers/index.js';
 
@@ -135,7 +135,7 @@ const cases: [string, number, string, string | Buffer][] = [
 describe('bad input', () => {
   it.each(cases)('%s → %i', async (_what, status, code, data) => {
     const backend = await startWsBackend();
-    const t = await startEdge({
+    const t = await startProxy({
       MEDIA_BACKENDS: backend.hostPort,
       TEST_AGENT_BACKENDS: backend.hostPort,
     });
@@ -145,15 +145,15 @@ describe('bad input', () => {
     expect(answer.text.toLowerCase()).toContain('connection: close');
     expect(backend.upgrades).toHaveLength(0);
     expect(backend.requests).toHaveLength(0);
-    expect(t.edge.tunnels.size).toBe(0);
-    await eventually(async () => (await t.edge.connections()) === 0, 5000, 'proxy sockets closed');
+    expect(t.proxy.tunnels.size).toBe(0);
+    await eventually(async () => (await t.proxy.connections()) === 0, 5000, 'proxy sockets closed');
     await eventually(() => backend.openSockets === 0, 5000, 'backend sockets closed');
     expect((await fetch(`${t.httpUrl}/healthz`)).status).toBe(200);
   });
 
   it('answers 408 to headers that never finish (slowloris)', async () => {
     const backend = await startWsBackend();
-    const t = await startEdge({ MEDIA_BACKENDS: backend.hostPort, HEADERS_TIMEOUT_MS: '300' });
+    const t = await startProxy({ MEDIA_BACKENDS: backend.hostPort, HEADERS_TIMEOUT_MS: '300' });
     const answer = await exchange(
       t.port,
       'GET /media-stream/CA1 HTTP/1.1\r\nHost: edge.test\r\nX-Slow: ',
@@ -161,12 +161,12 @@ describe('bad input', () => {
     expect(answer.status).toBe(408);
     expect(answer.text).toContain('PROXY_ERR_HEADER_TIMEOUT');
     expect(backend.upgrades).toHaveLength(0);
-    await eventually(async () => (await t.edge.connections()) === 0, 5000, 'proxy sockets closed');
+    await eventually(async () => (await t.proxy.connections()) === 0, 5000, 'proxy sockets closed');
   });
 
   it('closes a refused upgrade even when the client keeps sending', async () => {
     const backend = await startWsBackend();
-    const t = await startEdge({ MEDIA_BACKENDS: backend.hostPort });
+    const t = await startProxy({ MEDIA_BACKENDS: backend.hostPort });
     const client = await openSocket(t.port);
     const ended = new Promise<string>((resolve) => {
       let text = '';
@@ -177,6 +177,6 @@ describe('bad input', () => {
     await new Promise((resolve) => client.once('data', resolve));
     client.write('more bytes the proxy must not act on');
     expect(await ended).toMatch(/^HTTP\/1\.1 404 /);
-    await eventually(async () => (await t.edge.connections()) === 0, 5000, 'proxy sockets closed');
+    await eventually(async () => (await t.proxy.connections()) === 0, 5000, 'proxy sockets closed');
   });
 });

@@ -10,11 +10,11 @@ import {
   openSocket,
   openWs,
   rawRequest,
-  startEdge,
+  startProxy,
   startRawBackend,
   startWsBackend,
   switchingProtocols,
-  type TestEdge,
+  type TestProxy,
   type WsBackend,
 } from './helpers/index.js';
 
@@ -44,13 +44,13 @@ async function recordingBackend(name: string): Promise<Recording> {
 }
 
 async function twoBackends(env: Record<string, string> = {}): Promise<{
-  t: TestEdge;
+  t: TestProxy;
   a: Recording;
   b: Recording;
 }> {
   const a = await recordingBackend('A');
   const b = await recordingBackend('B');
-  const t = await startEdge({
+  const t = await startProxy({
     MEDIA_BACKENDS: `${a.backend.hostPort},${b.backend.hostPort}`,
     CALL_TOKEN_SECRET: SECRET,
     ...env,
@@ -60,7 +60,7 @@ async function twoBackends(env: Record<string, string> = {}): Promise<{
 
 /** Opens a call and sends `connected` and `start`; returns it with the backend that has it. */
 async function startCall(
-  t: TestEdge,
+  t: TestProxy,
   a: Recording,
   b: Recording,
   callSid = 'CA1',
@@ -96,9 +96,9 @@ function inbox(ws: WebSocket): () => Promise<string> {
   };
 }
 
-async function settled(t: TestEdge): Promise<void> {
-  await t.edge.tunnels.waitForEmpty();
-  await eventually(async () => (await t.edge.connections()) === 0, 5000, 'proxy sockets closed');
+async function settled(t: TestProxy): Promise<void> {
+  await t.proxy.tunnels.waitForEmpty();
+  await eventually(async () => (await t.proxy.connections()) === 0, 5000, 'proxy sockets closed');
 }
 
 /** A masked client frame (RFC 6455 §5.2). */
@@ -160,7 +160,7 @@ function clientTexts(bytes: Buffer): string[] {
 
 /** A raw caller after its 101; `received()` is everything after the head. */
 async function rawCall(
-  t: TestEdge,
+  t: TestProxy,
   path = '/media-stream/CA1',
 ): Promise<{ client: Socket; received: () => Buffer }> {
   const client = await openSocket(t.port);
@@ -238,14 +238,14 @@ describe('call continuity on the media route', () => {
   it('moves calls off a backend an operator drains, and off one marked down', async () => {
     const { t, a, b } = await twoBackends();
     const one = await startCall(t, a, b, 'CA1');
-    expect(t.edge.moveCalls('media', one.first.backend.hostPort)).toBe(1);
+    expect(t.proxy.moveCalls('media', one.first.backend.hostPort)).toBe(1);
     one.ws.send('x');
     expect(await one.next()).toBe(`${one.second.backend.name}:start`);
     expect(await one.next()).toBe(`${one.second.backend.name}:x`);
     await eventually(() => one.first.backend.clients.size === 0, 5000, 'old worker socket gone');
 
     // Now the call is on `second`: health checks give up on it (a hang).
-    t.edge.pools.get('media')!.get(one.second.backend.hostPort)!.markDown('test: hung');
+    t.proxy.pools.get('media')!.get(one.second.backend.hostPort)!.markDown('test: hung');
     one.ws.send('y');
     expect(await one.next()).toBe(`${one.first.backend.name}:start`);
     expect(await one.next()).toBe(`${one.first.backend.name}:y`);
@@ -260,7 +260,7 @@ describe('call continuity on the media route', () => {
 
   it('closes the call toward the caller with 1011 when no worker takes it in time', async () => {
     const only = await recordingBackend('A');
-    const t = await startEdge({
+    const t = await startProxy({
       MEDIA_BACKENDS: only.backend.hostPort,
       CALL_MOVE_TIMEOUT_MS: '300',
     });
@@ -292,12 +292,12 @@ describe('call continuity on the media route', () => {
         setTimeout(() => socket.destroy(), 20);
       });
     });
-    const t = await startEdge({ MEDIA_BACKENDS: a.hostPort, CALL_TOKEN_SECRET: SECRET });
+    const t = await startProxy({ MEDIA_BACKENDS: a.hostPort, CALL_TOKEN_SECRET: SECRET });
     const ws = await openWs(`${t.wsUrl}/media-stream/CA1`);
     const messages: string[] = [];
     ws.on('message', (data: Buffer) => messages.push(data.toString()));
     // B joins the pool only now, so the first pick was A.
-    t.edge.pools.get('media')!.setMembers('B', [{ host: '127.0.0.1', port: b.backend.port }]);
+    t.proxy.pools.get('media')!.setMembers('B', [{ host: '127.0.0.1', port: b.backend.port }]);
     ws.send('connected');
     await eventually(() => b.got.length >= 1, 5000, 'the call on B');
     ws.send('hello');
@@ -324,7 +324,7 @@ describe('call continuity on the media route', () => {
         if (got >= firstTwo.length + 5) socket.destroy();
       });
     });
-    const t = await startEdge({
+    const t = await startProxy({
       MEDIA_BACKENDS: a.hostPort,
       CALL_TOKEN_SECRET: SECRET,
       CALL_MOVE_BUFFER_BYTES: '1024',
@@ -333,14 +333,14 @@ describe('call continuity on the media route', () => {
     const third = clientFrame('third-frame-cut-in-two');
     client.write(firstTwo);
     client.write(third.subarray(0, 5));
-    await eventually(() => t.edge.tunnels.tunnels[0]?.state === 'moving', 5000, 'moving');
-    t.edge.pools.get('media')!.setMembers('B', [{ host: '127.0.0.1', port: b.port }]);
+    await eventually(() => t.proxy.tunnels.tunnels[0]?.state === 'moving', 5000, 'moving');
+    t.proxy.pools.get('media')!.setMembers('B', [{ host: '127.0.0.1', port: b.port }]);
     client.write(third.subarray(5));
     const frames = Array.from({ length: 40 }, (_, i) => clientFrame(`f${i}-${'x'.repeat(60)}`));
     for (const frame of frames) client.write(frame);
     await eventually(() => answer !== undefined, 5000, 'B asked');
     await eventually(
-      () => t.edge.tunnels.tunnels[0]!.bytesFromClient > 40 * 70,
+      () => t.proxy.tunnels.tunnels[0]!.bytesFromClient > 40 * 70,
       5000,
       'frames at the proxy',
     );
@@ -409,7 +409,7 @@ describe('call continuity on the media route', () => {
       name: 'A',
       onMessage: (ws, data) => ws.send(data, { binary: true }),
     });
-    const t = await startEdge({ MEDIA_BACKENDS: a.hostPort });
+    const t = await startProxy({ MEDIA_BACKENDS: a.hostPort });
     const { client, received } = await rawCall(t);
     const payloads = [0, 1, 125, 126, 1000, 65535].map((n) =>
       Buffer.from(Array.from({ length: n }, (_, i) => (i * 7) % 251)),

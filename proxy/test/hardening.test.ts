@@ -7,7 +7,7 @@ import {
   eventually,
   metricValue,
   nextMessage,
-  startEdge,
+  startProxy,
   startRawBackend,
   startWsBackend,
 } from './helpers/index.js';
@@ -64,7 +64,7 @@ function post(
 describe('per-client-address limits', () => {
   it('drops a squatter’s extra idle connections while other addresses are served', async () => {
     const media = await startWsBackend({ name: 'media' });
-    const t = await startEdge({ MEDIA_BACKENDS: media.hostPort, MAX_PENDING_PER_CLIENT: '4' });
+    const t = await startProxy({ MEDIA_BACKENDS: media.hostPort, MAX_PENDING_PER_CLIENT: '4' });
     // The squatter holds four connections that never send a request…
     const held = await Promise.all([0, 1, 2, 3].map(() => socketFrom(ATTACKER, t.port)));
     // …and every further one from its address is dropped at accept, however often it tries.
@@ -93,7 +93,7 @@ describe('per-client-address limits', () => {
 
   it('caps open connections (tunnels included) per address', async () => {
     const media = await startWsBackend({ name: 'media' });
-    const t = await startEdge({ MEDIA_BACKENDS: media.hostPort, MAX_CONNECTIONS_PER_CLIENT: '3' });
+    const t = await startProxy({ MEDIA_BACKENDS: media.hostPort, MAX_CONNECTIONS_PER_CLIENT: '3' });
     const tunnels: WebSocket[] = [];
     for (let i = 0; i < 3; i++) {
       const ws = new WebSocket(`${t.wsUrl}/media-stream/CA${i}`, { localAddress: ATTACKER });
@@ -110,7 +110,7 @@ describe('per-client-address limits', () => {
     // One closes: the address may open one again.
     tunnels[0]!.close();
     await eventually(
-      () => t.edge.clientLimits.connections(ATTACKER) === 2,
+      () => t.proxy.clientLimits.connections(ATTACKER) === 2,
       5000,
       'tunnel released',
     );
@@ -121,7 +121,7 @@ describe('per-client-address limits', () => {
 
   it('behind a trusted load balancer, limits and forwards the client its header names', async () => {
     const media = await startWsBackend({ name: 'media' });
-    const t = await startEdge({
+    const t = await startProxy({
       MEDIA_BACKENDS: media.hostPort,
       TRUSTED_PROXY_CIDRS: '127.0.0.3/32',
       MAX_CONNECTIONS_PER_CLIENT: '1',
@@ -176,7 +176,7 @@ describe('per-client-address limits', () => {
 describe('plain HTTP blames the right party', () => {
   it('answers a client whose body trickles with 408, not 504', async () => {
     const media = await startWsBackend({ name: 'media' });
-    const t = await startEdge({
+    const t = await startProxy({
       MEDIA_BACKENDS: media.hostPort,
       HEADERS_TIMEOUT_MS: '300',
       REQUEST_TIMEOUT_MS: '700',
@@ -198,7 +198,7 @@ describe('plain HTTP blames the right party', () => {
   it('sends a webhook to another worker when the first sends no byte, and marks it down', async () => {
     const frozen = await startRawBackend(() => {}); // accepts, reads, never answers (SIGSTOP)
     const live = await startWsBackend({ name: 'live' });
-    const t = await startEdge({
+    const t = await startProxy({
       MEDIA_BACKENDS: `${frozen.hostPort},${live.hostPort}`,
       FIRST_BYTE_TIMEOUT_MS: '200',
     });
@@ -208,7 +208,7 @@ describe('plain HTTP blames the right party', () => {
     expect(answers.map((a) => a.status)).toEqual([200, 200, 200]);
     expect(answers.every((a) => a.body.includes('"backend":"live"'))).toBe(true);
     expect(frozen.heads.length).toBeGreaterThanOrEqual(1);
-    const backend = t.edge.pools.get('media')!.get(frozen.hostPort)!;
+    const backend = t.proxy.pools.get('media')!.get(frozen.hostPort)!;
     expect(backend.state).toBe('down');
     expect(
       await metricValue(t.adminUrl, 'proxy_request_retries_total', {

@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { metricValue, startEdge, startWsBackend } from './helpers/index.js';
+import { metricValue, startProxy, startWsBackend } from './helpers/index.js';
 
-describe('Edge plain HTTP', () => {
+describe('ProxyServer plain HTTP', () => {
   it('forwards webhooks and the page with their bodies, and redirects /test-agent', async () => {
     const media = await startWsBackend({ name: 'media' });
     const agent = await startWsBackend({ name: 'agent' });
-    const t = await startEdge({
+    const t = await startProxy({
       MEDIA_BACKENDS: media.hostPort,
       TEST_AGENT_BACKENDS: agent.hostPort,
     });
@@ -38,7 +38,7 @@ describe('Edge plain HTTP', () => {
   });
 
   it('answers /healthz and /readyz itself', async () => {
-    const t = await startEdge({ MEDIA_BACKENDS: '127.0.0.1:9' });
+    const t = await startProxy({ MEDIA_BACKENDS: '127.0.0.1:9' });
     expect(await (await fetch(`${t.httpUrl}/healthz`)).json()).toEqual({ status: 'ok' });
     expect(await (await fetch(`${t.httpUrl}/readyz`)).json()).toEqual({ status: 'ready' });
   });

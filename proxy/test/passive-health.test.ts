@@ -12,7 +12,7 @@ import {
   rawRequest,
   exchange,
   refusedStatus,
-  startEdge,
+  startProxy,
   startRawBackend,
   startWsBackend,
   switchingProtocols,
@@ -53,13 +53,13 @@ describe('passive health on a worker 503', () => {
     );
     const ok = await startWsBackend({ name: 'ok' });
     const startupProbe = once(full, 'request');
-    const t = await startEdge({
+    const t = await startProxy({
       TEST_AGENT_BACKENDS: `${full.hostPort},${ok.hostPort}`,
       HEALTH_CHECK_INTERVAL_MS: '3600000',
       HEALTH_CHECK_TIMEOUT_MS: '60000',
     });
     await startupProbe;
-    const pool = t.edge.pools.get('test-agent')!;
+    const pool = t.proxy.pools.get('test-agent')!;
     const backend = pool.get(full.hostPort)!;
     expect(backend.state).toBe('up');
     // Sessions pinned to the full worker by the rendezvous hash.
@@ -149,7 +149,7 @@ describe('passive health on a worker 503', () => {
         startRawBackend((socket) => socket.end(refusal(503, 'RUNTIME_ERR_DRAINING'))),
       ),
     );
-    const t = await startEdge({ MEDIA_BACKENDS: busy.map((b) => b.hostPort).join(',') });
+    const t = await startProxy({ MEDIA_BACKENDS: busy.map((b) => b.hostPort).join(',') });
     const refused = await refusedStatus(`${t.wsUrl}/media-stream/CA1`);
     expect(refused.status).toBe(503);
     expect(refused.headers['retry-after']).toBe('5');
@@ -157,9 +157,9 @@ describe('passive health on a worker 503', () => {
     // Each worker was asked once, in turn.
     expect(busy.map((b) => b.heads.length)).toEqual([1, 1, 1]);
     await eventually(() => busy.every((b) => b.openSockets === 0), 5000, 'upstreams closed');
-    await t.edge.tunnels.waitForEmpty();
+    await t.proxy.tunnels.waitForEmpty();
     // Full, not draining: webhooks still reach them.
-    expect(t.edge.pools.get('media')!.backends.map((b) => [b.state, b.isFull])).toEqual([
+    expect(t.proxy.pools.get('media')!.backends.map((b) => [b.state, b.isFull])).toEqual([
       ['up', true],
       ['up', true],
       ['up', true],
@@ -179,7 +179,7 @@ describe('passive health on a worker 503', () => {
       socket.end(refusal(503, 'RUNTIME_ERR_DRAINING')),
     );
     const silent = await startRawBackend(() => {});
-    const t = await startEdge({
+    const t = await startProxy({
       TEST_AGENT_BACKENDS: `${busy.hostPort},${silent.hostPort}`,
       UPSTREAM_HANDSHAKE_TIMEOUT_MS: code === 'PROXY_ERR_UPSTREAM_TIMEOUT' ? '300' : '10000',
     });
@@ -192,8 +192,8 @@ describe('passive health on a worker 503', () => {
     client.on('data', (chunk: Buffer) => (answer += chunk.toString('latin1')));
     if (what === 'resets') client.resetAndDestroy();
     else await once(client, 'close');
-    await t.edge.tunnels.waitForEmpty();
-    await eventually(async () => (await t.edge.connections()) === 0, 5000, 'proxy sockets closed');
+    await t.proxy.tunnels.waitForEmpty();
+    await eventually(async () => (await t.proxy.connections()) === 0, 5000, 'proxy sockets closed');
     await eventually(
       () => busy.openSockets === 0 && silent.openSockets === 0,
       5000,
@@ -203,7 +203,7 @@ describe('passive health on a worker 503', () => {
     if (code === 'PROXY_ERR_UPSTREAM_TIMEOUT') {
       expect(answer).toMatch(/^HTTP\/1\.1 504 /);
       expect(
-        t.edge
+        t.proxy
           .backends('test-agent')
           .map((b) => b.state)
           .sort(),
@@ -220,7 +220,7 @@ describe('passive health on a worker 503', () => {
       else socket.end(refusal(503, 'RUNTIME_ERR_TOO_MANY_SESSIONS'));
     });
     const b = await startWsBackend({ name: 'b' });
-    const t = await startEdge({ MEDIA_BACKENDS: `${a.hostPort},${b.hostPort}` });
+    const t = await startProxy({ MEDIA_BACKENDS: `${a.hostPort},${b.hostPort}` });
     // A CallSid whose rendezvous hash picks A for the first stream.
     const [callSid] = sessionsOwnedBy(a.hostPort, [a.hostPort, b.hostPort], 1);
     await openWs(`${t.wsUrl}/media-stream/${callSid}`);
@@ -238,13 +238,13 @@ describe('passive health on a worker 503', () => {
       const worker = await startRawBackend((socket) =>
         socket.end(refusal(status, 'TEST_AGENT_ERR_REFUSED')),
       );
-      const t = await startEdge({ TEST_AGENT_BACKENDS: worker.hostPort });
+      const t = await startProxy({ TEST_AGENT_BACKENDS: worker.hostPort });
       const answer = await exchange(
         t.port,
         rawRequest('GET /test-agent/sess-1 HTTP/1.1', handshakeHeaders()),
       );
       expect(answer.status).toBe(status);
-      expect(t.edge.backends('test-agent').map((b) => b.state)).toEqual(['up']);
+      expect(t.proxy.backends('test-agent').map((b) => b.state)).toEqual(['up']);
       expect(t.logs.some((l) => l.code === 'PROXY_ERR_BACKEND_BUSY')).toBe(false);
       expect(
         await metricValue(t.adminUrl, 'proxy_errors_total', { code: 'PROXY_ERR_BACKEND_BUSY' }),

@@ -9,7 +9,7 @@ import {
   nextMessage,
   openWs,
   refusedStatus,
-  startEdge,
+  startProxy,
   startWsBackend,
   type WsBackend,
 } from './helpers/index.js';
@@ -51,11 +51,11 @@ function sessionOwnedBy(owner: WsBackend, backends: WsBackend[]): string {
   }
 }
 
-describe('Edge routing', () => {
+describe('ProxyServer routing', () => {
   it('has exactly one upgrade listener on its public server', async () => {
     const backend = await startWsBackend();
-    const t = await startEdge({ MEDIA_BACKENDS: backend.hostPort });
-    expect(t.edge.upgradeListenerCount).toBe(1);
+    const t = await startProxy({ MEDIA_BACKENDS: backend.hostPort });
+    expect(t.proxy.upgradeListenerCount).toBe(1);
   });
 
   it('carries 50 media and 10 test-agent tunnels at once, every message in order on the right backend', async () => {
@@ -67,7 +67,7 @@ describe('Edge routing', () => {
       await startWsBackend({ name: 'agent-1' }),
       await startWsBackend({ name: 'agent-2' }),
     ];
-    const t = await startEdge({
+    const t = await startProxy({
       MEDIA_BACKENDS: media.map((b) => b.hostPort).join(','),
       TEST_AGENT_BACKENDS: agents.map((b) => b.hostPort).join(','),
     });
@@ -77,7 +77,7 @@ describe('Edge routing', () => {
     const sessions = await Promise.all(
       Array.from({ length: 10 }, (_, i) => openWs(`${t.wsUrl}/test-agent/sess-${i}?token=t${i}`)),
     );
-    expect(t.edge.tunnels.size).toBe(60);
+    expect(t.proxy.tunnels.size).toBe(60);
     const results = await Promise.all([
       ...calls.map(async (ws, call) => {
         const sent = Array.from({ length: 30 }, (_, seq) => mediaMessage(call, seq + 1));
@@ -110,20 +110,20 @@ describe('Edge routing', () => {
       await metricValue(t.adminUrl, 'proxy_upgrades_total', { route: 'test-agent', outcome: 'ok' }),
     ).toBe(10);
     for (const ws of [...calls, ...sessions]) ws.close();
-    await t.edge.tunnels.waitForEmpty();
+    await t.proxy.tunnels.waitForEmpty();
   });
 
   it('sends each new tunnel without a key (SansPBX) to the backend with the fewest open tunnels', async () => {
     const a = await startWsBackend({ name: 'a' });
     const b = await startWsBackend({ name: 'b' });
-    const t = await startEdge({ MEDIA_BACKENDS: `${a.hostPort},${b.hostPort}` });
+    const t = await startProxy({ MEDIA_BACKENDS: `${a.hostPort},${b.hostPort}` });
     const open: WebSocket[] = [];
     for (let i = 0; i < 6; i++) open.push(await openWs(`${t.wsUrl}/media-stream`));
     expect([a.clients.size, b.clients.size]).toEqual([3, 3]);
     // Free three slots on `a`: the next three calls all go there.
     a.closeAll();
     await eventually(() =>
-      t.edge.backends('media').every((s) => s.active === (s.id === a.hostPort ? 0 : 3)),
+      t.proxy.backends('media').every((s) => s.active === (s.id === a.hostPort ? 0 : 3)),
     );
     for (let i = 0; i < 3; i++) await openWs(`${t.wsUrl}/media-stream`);
     expect([a.clients.size, b.clients.size]).toEqual([3, 3]);
@@ -133,7 +133,7 @@ describe('Edge routing', () => {
   it('sends a second stream of a live call to the worker that has the call', async () => {
     const a = await startWsBackend({ name: 'a' });
     const b = await startWsBackend({ name: 'b' });
-    const t = await startEdge({ MEDIA_BACKENDS: `${a.hostPort},${b.hostPort}` });
+    const t = await startProxy({ MEDIA_BACKENDS: `${a.hostPort},${b.hostPort}` });
     const ownerOf = async (ws: WebSocket): Promise<string> => {
       ws.send('hi');
       return (await nextMessage(ws)).split(':')[0]!;
@@ -154,7 +154,7 @@ describe('Edge routing', () => {
     // Once the call's streams have ended, the CallSid holds nothing any more.
     first.close();
     second.close();
-    await eventually(() => t.edge.tunnels.size === 1);
+    await eventually(() => t.proxy.tunnels.size === 1);
     const later = await openWs(`${t.wsUrl}/media-stream/CAsame`);
     expect(await ownerOf(later)).toBe(owner); // the same worker again, by its rendezvous hash
   });
@@ -165,7 +165,7 @@ describe('Edge routing', () => {
       await startWsBackend({ name: 'y' }),
       await startWsBackend({ name: 'z' }),
     ];
-    const t = await startEdge({ TEST_AGENT_BACKENDS: backends.map((b) => b.hostPort).join(',') });
+    const t = await startProxy({ TEST_AGENT_BACKENDS: backends.map((b) => b.hostPort).join(',') });
     const owner = backends[1]!;
     const session = sessionOwnedBy(owner, backends);
     for (let i = 0; i < 4; i++) {
@@ -183,7 +183,7 @@ describe('Edge routing', () => {
     const live = await startWsBackend({ name: 'live' });
     const deadPort = await closedPort();
     const dead = `127.0.0.1:${deadPort}`;
-    const t = await startEdge({ TEST_AGENT_BACKENDS: `${dead},${live.hostPort}` });
+    const t = await startProxy({ TEST_AGENT_BACKENDS: `${dead},${live.hostPort}` });
     // A session whose rendezvous winner is the dead backend: it is tried first.
     const candidates = [
       { id: dead, active: 0 },
@@ -194,7 +194,7 @@ describe('Edge routing', () => {
     const ws = await openWs(`${t.wsUrl}/test-agent/${session}`);
     ws.send('hi');
     expect(await nextMessage(ws)).toBe('live:hi');
-    expect(t.edge.backends('test-agent').find((b) => b.id === dead)?.state).toBe('down');
+    expect(t.proxy.backends('test-agent').find((b) => b.id === dead)?.state).toBe('down');
     expect(
       t.logs.some((l) => l.code === 'PROXY_ERR_BACKEND_UNREACHABLE' && l.backend === dead),
     ).toBe(true);
@@ -205,7 +205,7 @@ describe('Edge routing', () => {
   });
 
   it('answers 503 with Retry-After when no backend is left, for upgrades and plain requests', async () => {
-    const t = await startEdge({
+    const t = await startProxy({
       MEDIA_BACKENDS: `127.0.0.1:${await closedPort()},127.0.0.1:${await closedPort()}`,
     });
     const refused = await refusedStatus(`${t.wsUrl}/media-stream/CA1`);
@@ -218,26 +218,26 @@ describe('Edge routing', () => {
     });
     expect(res.status).toBe(503);
     expect(res.headers.get('retry-after')).toBe('5');
-    expect(t.edge.backends('media').map((b) => b.state)).toEqual(['down', 'down']);
-    expect(t.edge.tunnels.size).toBe(0);
+    expect(t.proxy.backends('media').map((b) => b.state)).toEqual(['down', 'down']);
+    expect(t.proxy.tunnels.size).toBe(0);
   });
 
   it('answers 503 when the pool has no backend configured at all', async () => {
     const backend = await startWsBackend();
-    const t = await startEdge({ MEDIA_BACKENDS: backend.hostPort });
+    const t = await startProxy({ MEDIA_BACKENDS: backend.hostPort });
     expect((await refusedStatus(`${t.wsUrl}/test-agent/sess-1`)).status).toBe(503);
   });
 
   it('answers 503 once MAX_TUNNELS tunnels are open, and accepts again when one closes', async () => {
     const backend = await startWsBackend();
-    const t = await startEdge({ MEDIA_BACKENDS: backend.hostPort, MAX_TUNNELS: '2' });
+    const t = await startProxy({ MEDIA_BACKENDS: backend.hostPort, MAX_TUNNELS: '2' });
     const first = await openWs(`${t.wsUrl}/media-stream/CA1`);
     await openWs(`${t.wsUrl}/media-stream/CA2`);
     const refused = await refusedStatus(`${t.wsUrl}/media-stream/CA3`);
     expect(refused.status).toBe(503);
     expect(refused.body).toContain('PROXY_ERR_TOO_MANY_TUNNELS');
     expect(refused.headers['retry-after']).toBe('5');
-    const removed = once(t.edge.tunnels, 'removed');
+    const removed = once(t.proxy.tunnels, 'removed');
     first.close();
     await removed;
     await openWs(`${t.wsUrl}/media-stream/CA4`);
@@ -246,7 +246,7 @@ describe('Edge routing', () => {
   it('moves new tunnels off a backend whose /readyz says 503, and keeps its live tunnel', async () => {
     const a = await startWsBackend({ name: 'a' });
     const b = await startWsBackend({ name: 'b' });
-    const t = await startEdge({
+    const t = await startProxy({
       MEDIA_BACKENDS: `${a.hostPort},${b.hostPort}`,
       HEALTH_CHECK_INTERVAL_MS: '50',
     });
@@ -261,7 +261,7 @@ describe('Edge routing', () => {
     expect([...owners].sort()).toEqual(['a', 'b']);
     const onA = live[owners.indexOf('a')]!;
     a.setReady(503);
-    const pool = t.edge.pools.get('media')!;
+    const pool = t.proxy.pools.get('media')!;
     while (pool.get(a.hostPort)?.state !== 'draining') await once(pool, 'state');
     for (let i = 0; i < 4; i++) await openWs(`${t.wsUrl}/media-stream/CAnew${i}`);
     expect(a.upgrades).toHaveLength(1);
@@ -279,16 +279,16 @@ describe('Edge routing', () => {
   it('follows DNS membership: new addresses join, a removed one drains its tunnels and then leaves', async () => {
     const backend = await startWsBackend({ name: 'w1' });
     let addresses = ['127.0.0.1'];
-    const t = await startEdge(
+    const t = await startProxy(
       { MEDIA_BACKENDS: `media.internal:${backend.port}`, BACKEND_RESOLVE_INTERVAL_MS: '100' },
       { resolve: async () => addresses },
     );
-    const pool = t.edge.pools.get('media')!;
+    const pool = t.proxy.pools.get('media')!;
     const ws = await openWs(`${t.wsUrl}/media-stream/CA1`);
     const id = `127.0.0.1:${backend.port}`;
     addresses = ['127.0.0.2'];
     while (pool.get(id)?.state !== 'draining') await once(pool, 'state');
-    expect(t.edge.backends('media').map((b) => [b.id, b.state])).toEqual([
+    expect(t.proxy.backends('media').map((b) => [b.id, b.state])).toEqual([
       [id, 'draining'],
       [`127.0.0.2:${backend.port}`, 'up'],
     ]);
@@ -297,13 +297,13 @@ describe('Edge routing', () => {
     const removed = once(pool, 'removed');
     ws.close();
     expect((await removed)[0].id).toBe(id);
-    expect(t.edge.backends('media').map((b) => b.id)).toEqual([`127.0.0.2:${backend.port}`]);
+    expect(t.proxy.backends('media').map((b) => b.id)).toEqual([`127.0.0.2:${backend.port}`]);
   });
 
   it('keeps the last known addresses when a name stops resolving', async () => {
     const backend = await startWsBackend({ name: 'w1' });
     let fail = false;
-    const t = await startEdge(
+    const t = await startProxy(
       { MEDIA_BACKENDS: `media.internal:${backend.port}`, BACKEND_RESOLVE_INTERVAL_MS: '100' },
       {
         resolve: async () => {

@@ -5,7 +5,7 @@ import {
   metricValue,
   openWs,
   refusedStatus,
-  startEdge,
+  startProxy,
   startWsBackend,
   type WsBackend,
 } from './helpers/index.js';
@@ -79,7 +79,7 @@ describe('Twilio signature at the edge', () => {
 
   it('lets a correctly signed stream through and refuses others with 403 before any backend', async () => {
     const backend = await startWsBackend();
-    const t = await startEdge(env(backend));
+    const t = await startProxy(env(backend));
     await openWs(`${t.wsUrl}/media-stream/abc`, { headers: valid });
     // Query strings are not signed (Twilio drops them).
     await openWs(`${t.wsUrl}/media-stream/abc?x=1`, { headers: valid });
@@ -103,20 +103,20 @@ describe('Twilio signature at the edge', () => {
 
   it('exempts the bare SansPBX path, which SansPBX does not sign', async () => {
     const backend = await startWsBackend();
-    const t = await startEdge(env(backend));
+    const t = await startProxy(env(backend));
     await openWs(`${t.wsUrl}/media-stream`);
     expect(backend.upgrades[0]!.url).toBe('/media-stream');
   });
 
   it('answers 404 on the SansPBX path when SANSPBX_ENABLED=false', async () => {
     const backend = await startWsBackend();
-    const t = await startEdge({ ...env(backend), SANSPBX_ENABLED: 'false' });
+    const t = await startProxy({ ...env(backend), SANSPBX_ENABLED: 'false' });
     expect((await refusedStatus(`${t.wsUrl}/media-stream`)).status).toBe(404);
   });
 
   it('logs and counts, then forwards, in log mode', async () => {
     const backend = await startWsBackend();
-    const t = await startEdge(env(backend, 'log'));
+    const t = await startProxy(env(backend, 'log'));
     await openWs(`${t.wsUrl}/media-stream/abc`, { headers: { 'X-Twilio-Signature': 'AAAA' } });
     expect(backend.upgrades).toHaveLength(1);
     expect(t.logs.find((l) => l.code === 'PROXY_ERR_BAD_SIGNATURE')).toMatchObject({
@@ -130,7 +130,7 @@ describe('Twilio signature at the edge', () => {
 
   it('does not check test-agent upgrades', async () => {
     const backend = await startWsBackend();
-    const t = await startEdge({ ...env(backend), TEST_AGENT_BACKENDS: backend.hostPort });
+    const t = await startProxy({ ...env(backend), TEST_AGENT_BACKENDS: backend.hostPort });
     const ws = await openWs(`${t.wsUrl}/test-agent/sess-1`);
     ws.close();
     await closed(ws);

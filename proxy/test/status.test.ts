@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { isLoopback, tokenMatches } from '../src/admin.js';
 import type { ProxyStatus } from '../src/status.js';
-import { eventually, openWs, startEdge, startWsBackend } from './helpers/index.js';
+import { eventually, openWs, startProxy, startWsBackend } from './helpers/index.js';
 
 const TOKEN = 'admin-token-0123456789abcdef';
 
@@ -20,11 +20,11 @@ describe('admin status page', () => {
   it('shows every pool and backend with state, tunnels, last probe and totals, as HTML and JSON', async () => {
     const a = await startWsBackend({ name: 'a' });
     const b = await startWsBackend({ name: 'b', readyStatus: 503 });
-    const t = await startEdge({
+    const t = await startProxy({
       MEDIA_BACKENDS: `${a.hostPort},${b.hostPort}`,
       HEALTH_CHECK_INTERVAL_MS: '50',
     });
-    await eventually(() => t.edge.backends('media').every((x) => x.active === 0));
+    await eventually(() => t.proxy.backends('media').every((x) => x.active === 0));
     await eventually(async () =>
       (await status(t.adminUrl)).pools[0]!.backends.every((x) => x.lastProbe),
     );
@@ -68,7 +68,7 @@ describe('admin status page', () => {
   it('drains a backend for the operator: no new tunnels, no probe undoes it, undrain brings it back', async () => {
     const a = await startWsBackend({ name: 'a' });
     const b = await startWsBackend({ name: 'b' });
-    const t = await startEdge({
+    const t = await startProxy({
       MEDIA_BACKENDS: `${a.hostPort},${b.hostPort}`,
       HEALTH_CHECK_INTERVAL_MS: '50',
     });
@@ -105,7 +105,7 @@ describe('admin status page', () => {
       `${t.adminUrl}/backends/media/${encodeURIComponent(a.hostPort)}/undrain`,
     );
     expect(await undrain.json()).toMatchObject({ action: 'undrain', changed: true });
-    expect(t.edge.backends('media').find((x) => x.id === a.hostPort)!.state).toBe('up');
+    expect(t.proxy.backends('media').find((x) => x.id === a.hostPort)!.state).toBe('up');
   });
 
   it("moves a backend's live calls to another worker now", async () => {
@@ -119,7 +119,7 @@ describe('admin status page', () => {
         }),
       ),
     );
-    const t = await startEdge({
+    const t = await startProxy({
       MEDIA_BACKENDS: backends.map((x) => x.hostPort).join(','),
       CALL_TOKEN_SECRET: 'status-test-secret-0123456789',
     });
@@ -146,7 +146,7 @@ describe('admin status page', () => {
 
   it('answers a form POST from the page with a redirect back to it', async () => {
     const a = await startWsBackend({ name: 'a' });
-    const t = await startEdge({ MEDIA_BACKENDS: a.hostPort });
+    const t = await startProxy({ MEDIA_BACKENDS: a.hostPort });
     const res = await fetch(`${t.adminUrl}/backends/media/${a.hostPort}/drain`, {
       method: 'POST',
       headers: {
@@ -159,7 +159,7 @@ describe('admin status page', () => {
     });
     expect(res.status).toBe(303);
     expect(res.headers.get('location')).toBe('/');
-    expect(t.edge.backends('media')[0]!.state).toBe('draining');
+    expect(t.proxy.backends('media')[0]!.state).toBe('draining');
   });
 
   it.each<[string, string, Record<string, string>, number]>([
@@ -170,7 +170,7 @@ describe('admin status page', () => {
     ['a DNS-rebound Host on the loopback listener', 'POST', { host: 'evil.example:9090' }, 403],
   ])('refuses %s', async (_what, method, headers, expected) => {
     const a = await startWsBackend({ name: 'a' });
-    const t = await startEdge({ MEDIA_BACKENDS: a.hostPort });
+    const t = await startProxy({ MEDIA_BACKENDS: a.hostPort });
     // fetch() will not let a test set Host; a raw request will.
     const { request } = await import('node:http');
     const statusCode = await new Promise<number>((resolve, reject) => {
@@ -186,12 +186,12 @@ describe('admin status page', () => {
       req.end();
     });
     expect(statusCode).toBe(expected);
-    expect(t.edge.backends('media')[0]!.state).toBe('up');
+    expect(t.proxy.backends('media')[0]!.state).toBe('up');
   });
 
   it('answers 404 for an unknown pool, backend or action', async () => {
     const a = await startWsBackend({ name: 'a' });
-    const t = await startEdge({ MEDIA_BACKENDS: a.hostPort });
+    const t = await startProxy({ MEDIA_BACKENDS: a.hostPort });
     for (const path of [
       `/backends/nope/${a.hostPort}/drain`,
       '/backends/media/10.9.9.9:1/drain',
@@ -203,7 +203,7 @@ describe('admin status page', () => {
 
   it('needs ADMIN_TOKEN as a bearer token when the admin listener is not on loopback', async () => {
     const a = await startWsBackend({ name: 'a' });
-    const t = await startEdge({
+    const t = await startProxy({
       MEDIA_BACKENDS: a.hostPort,
       ADMIN_HOST: '0.0.0.0',
       ADMIN_TOKEN: TOKEN,
@@ -211,11 +211,11 @@ describe('admin status page', () => {
     const url = `${t.adminUrl}/backends/media/${a.hostPort}/drain`;
     expect((await post(url)).status).toBe(403);
     expect((await post(url, { authorization: 'Bearer wrong-token-0123456789' })).status).toBe(403);
-    expect(t.edge.backends('media')[0]!.state).toBe('up');
+    expect(t.proxy.backends('media')[0]!.state).toBe('up');
     // The page shows no buttons without the token, and reading it needs none.
     expect(await (await fetch(`${t.adminUrl}/`)).text()).toContain('token required');
     expect((await post(url, { authorization: `Bearer ${TOKEN}` })).status).toBe(200);
-    expect(t.edge.backends('media')[0]!.state).toBe('draining');
+    expect(t.proxy.backends('media')[0]!.state).toBe('draining');
     const basic = `Basic ${Buffer.from(`admin:${TOKEN}`).toString('base64')}`;
     const undrain = await post(url.replace(/drain$/, 'undrain'), { authorization: basic });
     expect(undrain.status).toBe(200);
@@ -223,7 +223,7 @@ describe('admin status page', () => {
 
   it('refuses every action on a non-loopback listener without ADMIN_TOKEN', async () => {
     const a = await startWsBackend({ name: 'a' });
-    const t = await startEdge({ MEDIA_BACKENDS: a.hostPort, ADMIN_HOST: '0.0.0.0' });
+    const t = await startProxy({ MEDIA_BACKENDS: a.hostPort, ADMIN_HOST: '0.0.0.0' });
     const res = await post(`${t.adminUrl}/backends/media/${a.hostPort}/drain`, {
       authorization: 'Bearer anything-at-all-0123',
     });

@@ -13,26 +13,26 @@ import {
   rawRequest,
   readHead,
   refusedStatus,
-  startEdge,
+  startProxy,
   startRawBackend,
   startWsBackend,
   switchingProtocols,
-  type TestEdge,
+  type TestProxy,
 } from './helpers/index.js';
 
 // Each case reproduces a failure of http-proxy 1.18.1 listed in http-proxy-pitfalls.md §1.3/§1.6
 // and shows the guard around it holding. A crash would surface as an unhandled error in this
 // worker, which fails the run.
 
-async function settled(t: TestEdge): Promise<void> {
-  await t.edge.tunnels.waitForEmpty();
-  await eventually(async () => (await t.edge.connections()) === 0, 5000, 'proxy sockets closed');
+async function settled(t: TestProxy): Promise<void> {
+  await t.proxy.tunnels.waitForEmpty();
+  await eventually(async () => (await t.proxy.connections()) === 0, 5000, 'proxy sockets closed');
 }
 
 describe('Tunnel guards', () => {
   it('survives a client reset while the upstream handshake is pending, and closes the upstream', async () => {
     const backend = await startRawBackend(() => {});
-    const t = await startEdge({ MEDIA_BACKENDS: backend.hostPort });
+    const t = await startProxy({ MEDIA_BACKENDS: backend.hostPort });
     const client = await openSocket(t.port);
     const requested = once(backend, 'request');
     client.write(rawRequest('GET /media-stream/CA1 HTTP/1.1', handshakeHeaders()));
@@ -48,7 +48,7 @@ describe('Tunnel guards', () => {
 
   it('closes the upstream connection when the client leaves (FIN) mid-handshake', async () => {
     const backend = await startRawBackend(() => {});
-    const t = await startEdge({ MEDIA_BACKENDS: backend.hostPort });
+    const t = await startProxy({ MEDIA_BACKENDS: backend.hostPort });
     const client = await openSocket(t.port);
     const requested = once(backend, 'request');
     client.write(rawRequest('GET /media-stream/CA1 HTTP/1.1', handshakeHeaders()));
@@ -63,7 +63,7 @@ describe('Tunnel guards', () => {
 
   it('answers 504 when the upstream never answers the handshake, destroys it and marks it down', async () => {
     const backend = await startRawBackend(() => {});
-    const t = await startEdge({
+    const t = await startProxy({
       MEDIA_BACKENDS: backend.hostPort,
       UPSTREAM_HANDSHAKE_TIMEOUT_MS: '200',
     });
@@ -75,7 +75,7 @@ describe('Tunnel guards', () => {
     expect(answer.text).toContain('PROXY_ERR_UPSTREAM_TIMEOUT');
     await eventually(() => backend.openSockets === 0, 5000, 'upstream closed');
     await settled(t);
-    expect(t.edge.backends('media')[0]).toMatchObject({ state: 'down', active: 0 });
+    expect(t.proxy.backends('media')[0]).toMatchObject({ state: 'down', active: 0 });
   });
 
   it('closes the client and zeroes the gauge when the upstream resets after the 101', async () => {
@@ -84,7 +84,7 @@ describe('Tunnel guards', () => {
       upstream = socket;
       socket.write(switchingProtocols(head));
     });
-    const t = await startEdge({ MEDIA_BACKENDS: backend.hostPort });
+    const t = await startProxy({ MEDIA_BACKENDS: backend.hostPort });
     const ws = await openWs(`${t.wsUrl}/media-stream/CA1`);
     expect(await metricValue(t.adminUrl, 'proxy_tunnels_open', { pool: 'media' })).toBe(1);
     upstream!.resetAndDestroy();
@@ -99,7 +99,7 @@ describe('Tunnel guards', () => {
 
   it('closes both sides when the client resets an open tunnel', async () => {
     const backend = await startWsBackend();
-    const t = await startEdge({ MEDIA_BACKENDS: backend.hostPort });
+    const t = await startProxy({ MEDIA_BACKENDS: backend.hostPort });
     const ws = await openWs(`${t.wsUrl}/media-stream/CA1`);
     ws.send('hello');
     expect(await nextMessage(ws)).toBe('backend:hello');
@@ -120,7 +120,7 @@ describe('Tunnel guards', () => {
     ],
   ])('relays a non-101 answer (%s) and closes both connections', async (_what, response) => {
     const backend = await startRawBackend((socket) => socket.write(response));
-    const t = await startEdge({ MEDIA_BACKENDS: backend.hostPort });
+    const t = await startProxy({ MEDIA_BACKENDS: backend.hostPort });
     const answer = await exchange(
       t.port,
       rawRequest('GET /media-stream/CA1 HTTP/1.1', handshakeHeaders()),
@@ -143,7 +143,7 @@ describe('Tunnel guards', () => {
         'HTTP/1.1 410 Gone\r\nContent-Length: 7\r\nX-Worker-Code: TEST_AGENT_ERR_EXPIRED\r\n\r\nexpired',
       ),
     );
-    const t = await startEdge({ MEDIA_BACKENDS: backend.hostPort });
+    const t = await startProxy({ MEDIA_BACKENDS: backend.hostPort });
     const refused = await refusedStatus(`${t.wsUrl}/media-stream/CA1`);
     expect(refused).toMatchObject({ status: 410, body: 'expired' });
     expect(refused.headers['x-worker-code']).toBe('TEST_AGENT_ERR_EXPIRED');
@@ -151,7 +151,7 @@ describe('Tunnel guards', () => {
 
   it('answers 502 when the upstream closes without answering', async () => {
     const backend = await startRawBackend((socket) => socket.end());
-    const t = await startEdge({ MEDIA_BACKENDS: backend.hostPort });
+    const t = await startProxy({ MEDIA_BACKENDS: backend.hostPort });
     const answer = await exchange(
       t.port,
       rawRequest('GET /media-stream/CA1 HTTP/1.1', handshakeHeaders()),
@@ -163,7 +163,7 @@ describe('Tunnel guards', () => {
 
   it('answers 502 when the upstream answers garbage', async () => {
     const backend = await startRawBackend((socket) => socket.write('SSH-2.0-OpenSSH_9.6\r\n\r\n'));
-    const t = await startEdge({ MEDIA_BACKENDS: backend.hostPort });
+    const t = await startProxy({ MEDIA_BACKENDS: backend.hostPort });
     const answer = await exchange(
       t.port,
       rawRequest('GET /media-stream/CA1 HTTP/1.1', handshakeHeaders()),
@@ -175,7 +175,7 @@ describe('Tunnel guards', () => {
 
   it('lets the worker see only the real client address, never a spoofed X-Forwarded-*', async () => {
     const backend = await startWsBackend();
-    const t = await startEdge({
+    const t = await startProxy({
       MEDIA_BACKENDS: backend.hostPort,
       PUBLIC_URL: 'https://voice.example.com',
     });
@@ -213,7 +213,7 @@ describe('Tunnel guards', () => {
 
   it('removes hop-by-hop headers and every header named in Connection', async () => {
     const backend = await startWsBackend();
-    const t = await startEdge({ MEDIA_BACKENDS: backend.hostPort });
+    const t = await startProxy({ MEDIA_BACKENDS: backend.hostPort });
     const client = await openSocket(t.port);
     client.write(
       rawRequest('GET /media-stream/CA1 HTTP/1.1', {
@@ -253,7 +253,7 @@ describe('Tunnel guards', () => {
     '/test-agent/s-1?a=b?c=d/e:f@g',
   ])('forwards exactly the path it routed on: %s', async (path) => {
     const backend = await startWsBackend();
-    const t = await startEdge({
+    const t = await startProxy({
       MEDIA_BACKENDS: backend.hostPort,
       TEST_AGENT_BACKENDS: backend.hostPort,
     });
@@ -265,13 +265,16 @@ describe('Tunnel guards', () => {
     // The busy tunnel sends every 50 ms against a 2 s limit: 40 frames of margin, so only a
     // multi-second stall of this process could make it look idle.
     const backend = await startWsBackend();
-    const t = await startEdge({ MEDIA_BACKENDS: backend.hostPort, TUNNEL_IDLE_TIMEOUT_MS: '2000' });
+    const t = await startProxy({
+      MEDIA_BACKENDS: backend.hostPort,
+      TUNNEL_IDLE_TIMEOUT_MS: '2000',
+    });
     const idle = await openWs(`${t.wsUrl}/media-stream/CAidle`);
     const busy = await openWs(`${t.wsUrl}/media-stream/CAbusy`);
     let echoes = 0;
     busy.on('message', () => echoes++);
     const ticker = setInterval(() => busy.send('frame'), 50);
-    const removed = once(t.edge.tunnels, 'removed');
+    const removed = once(t.proxy.tunnels, 'removed');
     try {
       expect(await closed(idle)).toBe(1006);
       await removed;
@@ -288,7 +291,7 @@ describe('Tunnel guards', () => {
 
   it('carries a clean WebSocket close through, with the bytes counted', async () => {
     const backend = await startWsBackend();
-    const t = await startEdge({ MEDIA_BACKENDS: backend.hostPort });
+    const t = await startProxy({ MEDIA_BACKENDS: backend.hostPort });
     const ws = await openWs(`${t.wsUrl}/media-stream/CA1`);
     ws.send('x'.repeat(300));
     await nextMessage(ws);

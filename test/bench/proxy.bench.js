@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Edge benchmark: what forwarding Twilio-shaped WebSocket traffic costs, through the callgate proxy
+// ProxyServer benchmark: what forwarding Twilio-shaped WebSocket traffic costs, through the callgate proxy
 // (media route with signature checks on, and the test-agent route), through nginx (one worker, when
 // installed) and straight to the echo backend, in ONE run. Targets alternate, every run starts fresh
 // processes (echo backend, target, load generator), and the table shows medians and callgate ÷ nginx.

@@ -1,3 +1,3 @@
-export * from './edge.js';
+export * from './proxy.js';
 export * from './scripted-backend.js';
 export * from './sockets.js';

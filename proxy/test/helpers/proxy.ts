@@ -1,13 +1,13 @@
 import { createLogger, type Logger } from '@callgate/runtime';
 import { onTestFinished } from 'vitest';
-import { Edge } from '../../src/edge.js';
+import { ProxyServer } from '../../src/proxy-server.js';
 import { loadProxyConfig } from '../../src/config.js';
 import type { Resolver } from '../../src/membership.js';
 
 export type LogLine = Record<string, unknown> & { msg: string; level: string };
 
-export interface TestEdge {
-  edge: Edge;
+export interface TestProxy {
+  proxy: ProxyServer;
   port: number;
   adminPort: number;
   /** `ws://127.0.0.1:<port>` */
@@ -23,13 +23,13 @@ export interface TestEdge {
 const QUIET_HEALTH = String(3_600_000);
 
 /**
- * A real Edge on 127.0.0.1:0 built from environment strings through the real config loader,
+ * A real ProxyServer on 127.0.0.1:0 built from environment strings through the real config loader,
  * destroyed when the test ends. Log lines are kept in `logs`.
  */
-export async function startEdge(
+export async function startProxy(
   env: Record<string, string>,
   options: { resolve?: Resolver } = {},
-): Promise<TestEdge> {
+): Promise<TestProxy> {
   const config = loadProxyConfig({
     HOST: '127.0.0.1',
     PORT: '0',
@@ -43,17 +43,17 @@ export async function startEdge(
     level: 'debug',
     stream: { write: (line: string) => logs.push(JSON.parse(line) as LogLine) },
   });
-  const edge = new Edge({
+  const proxy = new ProxyServer({
     config,
     logger,
     ...(options.resolve ? { resolve: options.resolve } : {}),
   });
-  onTestFinished(() => edge.destroy());
-  await edge.start();
-  const port = edge.address().port;
-  const adminPort = edge.adminAddress().port;
+  onTestFinished(() => proxy.destroy());
+  await proxy.start();
+  const port = proxy.address().port;
+  const adminPort = proxy.adminAddress().port;
   return {
-    edge,
+    proxy,
     port,
     adminPort,
     wsUrl: `ws://127.0.0.1:${port}`,

@@ -11,7 +11,7 @@ import type { Backend } from './backend.js';
 import { POOL_NAMES, type PoolName, type ProxyConfig } from './config.js';
 import { Connector } from './connector.js';
 import { ClientLimits } from './client-limits.js';
-import { Dispatcher } from './dispatcher.js';
+import { Router } from './router.js';
 import { HealthChecker } from './health-check.js';
 import { Listener } from './listener.js';
 import { Membership, type Resolver } from './membership.js';
@@ -23,10 +23,10 @@ import { StatusMetrics, collectStatus, type ProxyStatus } from './status.js';
 import { HttpProxyAdapter } from './http-proxy-adapter.js';
 import { TunnelTracker } from './tunnel-tracker.js';
 
-export type EdgeConfig = Omit<ProxyConfig, 'logLevel'>;
+export type ProxyServerConfig = Omit<ProxyConfig, 'logLevel'>;
 
-export interface EdgeOptions {
-  config: Readonly<EdgeConfig>;
+export interface ProxyServerOptions {
+  config: Readonly<ProxyServerConfig>;
   logger: Logger;
   /** A fresh one by default; main.ts adds the default process metrics to it. */
   registry?: Registry;
@@ -46,12 +46,12 @@ export interface BackendSnapshot {
  * membership and health checks, and the tunnels. Starts admin → membership → health checks →
  * listener, and closes in reverse after the tunnels have drained.
  */
-export class Edge implements DrainableService {
+export class ProxyServer implements DrainableService {
   readonly registry: Registry;
   readonly metrics: ProxyMetrics;
   readonly pools: ReadonlyMap<PoolName, Pool>;
   readonly tunnels: TunnelTracker;
-  readonly #config: Readonly<EdgeConfig>;
+  readonly #config: Readonly<ProxyServerConfig>;
   readonly #logger: Logger;
   /** Per-client-address limits of the public port. */
   readonly clientLimits: ClientLimits;
@@ -59,12 +59,12 @@ export class Edge implements DrainableService {
   readonly #admin: AdminServer;
   readonly #membership: Membership;
   readonly #health: HealthChecker;
-  readonly #lifecycle = new Lifecycle('edge');
+  readonly #lifecycle = new Lifecycle('proxy');
   readonly #startedAt = Date.now();
   readonly #statusMetrics: StatusMetrics;
   #isDraining = false;
 
-  constructor(options: EdgeOptions) {
+  constructor(options: ProxyServerOptions) {
     const { config, logger } = options;
     this.#config = config;
     this.#logger = logger;
@@ -96,7 +96,7 @@ export class Edge implements DrainableService {
       metrics: this.metrics,
       logger,
     }));
-    const dispatcher = new Dispatcher({
+    const router = new Router({
       clientLimits,
       firstByteTimeoutMs: config.firstByteTimeoutMs,
       retryBodyBytes: config.retryBodyBytes,
@@ -136,8 +136,8 @@ export class Edge implements DrainableService {
       clientLimits,
       logger,
       metrics: this.metrics,
-      onRequest: (req, res) => dispatcher.request(req, res),
-      onUpgrade: (req, socket, head) => dispatcher.upgrade(req, socket, head),
+      onRequest: (req, res) => router.request(req, res),
+      onUpgrade: (req, socket, head) => router.upgrade(req, socket, head),
     });
     this.#admin = new AdminServer({
       host: config.adminHost,

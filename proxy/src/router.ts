@@ -28,7 +28,7 @@ import { requestHead } from './upstream-handshake.js';
 import { upstreamHeaders } from './upstream-headers.js';
 import type { TunnelTracker } from './tunnel-tracker.js';
 
-export interface DispatcherOptions {
+export interface RouterOptions {
   routes: RouteTable;
   pools: ReadonlyMap<PoolName, Pool>;
   tracker: TunnelTracker;
@@ -61,13 +61,13 @@ export interface DispatcherOptions {
  * forwarded request. Every decision is one log line with the route, backend, outcome and duration,
  * and every refusal is answered here, once, with the status of its code.
  */
-export class Dispatcher {
-  readonly #options: DispatcherOptions;
+export class Router {
+  readonly #options: RouterOptions;
   readonly #hooks: TunnelHooks;
   readonly #wsProto: string;
   readonly #httpProto: string;
 
-  constructor(options: DispatcherOptions) {
+  constructor(options: RouterOptions) {
     this.#options = options;
     const secure =
       options.publicUrl?.protocol === 'https:' || options.publicUrl?.protocol === 'wss:';
