@@ -60,8 +60,9 @@ const CHECK_BASE = 'http://edge.invalid';
 
 /**
  * Accepts only a path that every parser on the way (WHATWG URL, url.parse, http-proxy, the
- * worker's router) reads the same way, so the proxy routes on exactly what it forwards
- * (http-proxy-pitfalls.md §6.1). Never decodes anything; rejects instead.
+ * worker's router) reads the same way, so the proxy routes on exactly what it forwards: a path
+ * that one parser normalises (`..`, `%2e`, `\\`, doubled slashes) and another does not could be
+ * routed to one pool and served as another path. Never decodes anything; rejects instead.
  */
 export function canonicalizeUrl(rawUrl: string): CanonicalUrl {
   if (!rawUrl.startsWith('/')) return { ok: false, reason: 'not an origin-form path' };

@@ -13,7 +13,8 @@ export interface SignatureCheckOptions {
 }
 
 /**
- * Validates `X-Twilio-Signature` on a media-stream upgrade at the edge (twilio-media-streams.md §2).
+ * Validates `X-Twilio-Signature` on a media-stream upgrade at the proxy, so a forged stream never
+ * reaches a worker (the HMAC-SHA1 of the URL with the account's auth token, base64).
  * Twilio signs the URL it dialled: `wss://<public host><path>`, without the query string (Twilio
  * drops it) and with no parameters, since an upgrade has no body. The URL is built from the
  * configured public origin, never from `Host` or `X-Forwarded-*`, which the client controls.

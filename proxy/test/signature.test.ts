@@ -10,7 +10,7 @@ import {
   type WsBackend,
 } from './helpers/index.js';
 
-// twilio-media-streams.md §2.1 test vector.
+// A vector computed with twilio@6.3.1's getExpectedTwilioSignature.
 const TOKEN = 'test_auth_token_123';
 const VECTOR = 'Uy/a+D6qJXlryo4pKMzgcaeJ5qY=';
 
@@ -74,7 +74,7 @@ describe('Twilio signature at the edge', () => {
     PUBLIC_URL: 'https://edge.example.com',
     ...(mode ? { TWILIO_SIGNATURE_MODE: mode } : {}),
   });
-  // twilio-media-streams.md §2.1: the signature of wss://edge.example.com/media-stream/abc.
+  // The same vector: the signature of wss://edge.example.com/media-stream/abc.
   const valid = { 'X-Twilio-Signature': 'Uy/a+D6qJXlryo4pKMzgcaeJ5qY=' };
 
   it('lets a correctly signed stream through and refuses others with 403 before any backend', async () => {

@@ -20,8 +20,8 @@ import {
   type TestProxy,
 } from './helpers/index.js';
 
-// Each case reproduces a failure of http-proxy 1.18.1 listed in http-proxy-pitfalls.md §1.3/§1.6
-// and shows the guard around it holding. A crash would surface as an unhandled error in this
+// Each case reproduces a way http-proxy 1.18.1's WebSocket path failed (crashes on a socket error
+// before or after the 101, leaked sockets, a refusal relayed as a hang) and shows the tunnel holding. A crash would surface as an unhandled error in this
 // worker, which fails the run.
 
 async function settled(t: TestProxy): Promise<void> {
