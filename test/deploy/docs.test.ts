@@ -1,6 +1,8 @@
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { RUNTIME_ERRORS, type ErrorCatalogue } from '@callgate/runtime';
 import { describe, expect, it } from 'vitest';
+import { ERROR_STATUS } from '../../proxy/src/errors.js';
 
 // docs/errors.md and docs/operations.md are what an operator reads at 3 a.m.; a code or metric that
 // exists in the sources but not there (or the other way round) sends them looking for something
@@ -131,6 +133,103 @@ function entriesByName(markdown: string): Map<string, TableRow[]> {
   return entries;
 }
 
+// ---- error catalogues -------------------------------------------------------------------------
+
+/**
+ * Each area's catalogue (`<AREA>_ERRORS`, see ErrorCatalogue in packages/runtime/src/errors.ts),
+ * checked against the table of its section in docs/errors.md. Adding an area is one line here.
+ */
+const CATALOGUES: Record<string, ErrorCatalogue> = {
+  RUNTIME: RUNTIME_ERRORS,
+  PROXY: fromStatusTable(ERROR_STATUS),
+};
+
+/** A code → status table (`null`: no HTTP answer) as a catalogue. */
+function fromStatusTable(table: Record<string, number | null>): ErrorCatalogue {
+  return Object.fromEntries(
+    Object.entries(table).map(([code, status]) => [code, status === null ? {} : { status }]),
+  );
+}
+
+interface DocumentedCode {
+  code: string;
+  line: number;
+  /** `undefined`: the row says there is none; `NaN`: the cell could not be read. */
+  status: number | undefined;
+  /** Only read from tables with a `close code` column. */
+  close: number | undefined;
+  hasClose: boolean;
+}
+
+/**
+ * The code rows of every table under a `## ` heading that names `area`. Tables of the shape
+ * `| code | HTTP status | close code | meaning |` give both numbers (`—` for none); older tables
+ * (`| code | shows as | … |`) give the first `HTTP nnn` of their `shows as` cell.
+ */
+function documentedCodes(markdown: string, area: string): DocumentedCode[] {
+  const inArea = new RegExp(String.raw`(?:^|[^A-Z_])${area}(?:$|[^A-Z_])`);
+  const found: DocumentedCode[] = [];
+  let header: string[] = [];
+  for (const row of tableRows(markdown)) {
+    if (!inArea.test(row.section)) continue;
+    if (row.cells[0] === 'code') header = row.cells.map((c) => c.toLowerCase());
+    const code = /^`([A-Z0-9_]+_ERR_[A-Z0-9_]+)`$/.exec(row.cells[0] ?? '')?.[1];
+    if (code === undefined) continue;
+    const cell = (name: string): string | undefined => {
+      const i = header.indexOf(name);
+      return i === -1 ? undefined : (row.cells[i] ?? '');
+    };
+    const number = (text: string, digits: number): number | undefined =>
+      text === '—' || text === ''
+        ? undefined
+        : Number(new RegExp(String.raw`^(\d{${digits}})\b`).exec(text)?.[1] ?? NaN);
+    const statusCell = cell('http status');
+    const closeCell = cell('close code');
+    const shows = /HTTP (\d{3})/.exec(cell('shows as') ?? '')?.[1];
+    found.push({
+      code,
+      line: row.line,
+      status:
+        statusCell !== undefined
+          ? number(statusCell, 3)
+          : shows === undefined
+            ? undefined
+            : Number(shows),
+      close: closeCell === undefined ? undefined : number(closeCell, 4),
+      hasClose: closeCell !== undefined,
+    });
+  }
+  return found;
+}
+
+/** Where a catalogue and its docs section disagree, both ways. */
+function catalogueProblems(markdown: string, area: string, catalogue: ErrorCatalogue): string[] {
+  const problems: string[] = [];
+  const rows = documentedCodes(markdown, area);
+  const byCode = new Map(rows.map((row) => [row.code, row]));
+  for (const [code, entry] of Object.entries(catalogue)) {
+    const row = byCode.get(code);
+    if (row === undefined) {
+      problems.push(`${code} is in the ${area} catalogue but not in its section`);
+      continue;
+    }
+    if (row.status !== entry.status) {
+      problems.push(`${code} (line ${row.line}): HTTP ${row.status}, catalogue ${entry.status}`);
+    }
+    if (row.hasClose && row.close !== entry.close) {
+      problems.push(`${code} (line ${row.line}): close ${row.close}, catalogue ${entry.close}`);
+    }
+  }
+  for (const row of rows) {
+    if (!(row.code in catalogue)) {
+      problems.push(
+        `${row.code} (line ${row.line}) is documented but not in the ${area} catalogue`,
+      );
+    }
+  }
+  return problems;
+}
+
 describe('docs/errors.md', () => {
   const files = sourceFiles();
   const codes = sourceCodes(files);
@@ -172,20 +271,12 @@ describe('docs/errors.md', () => {
     expect(stale, 'codes in docs/errors.md that no source file uses').toEqual([]);
   });
 
-  it('gives each proxy code the HTTP status of ERROR_STATUS', () => {
-    const table = /export const ERROR_STATUS = \{([\s\S]*?)\n\}/.exec(read('proxy/src/errors.ts'));
-    expect(table, 'ERROR_STATUS not found in proxy/src/errors.ts').not.toBeNull();
-    const statuses = [...table![1]!.matchAll(/^\s*(PROXY_ERR_[A-Z0-9_]+):\s*(\d{3}|null)/gm)];
-    expect(statuses.length).toBeGreaterThan(0);
-    const problems: string[] = [];
-    for (const [, code, status] of statuses) {
-      const shows = entries.get(code!)?.[0]?.cells[1] ?? '';
-      if (status === 'null' ? /HTTP \d{3}/.test(shows) : !shows.includes(`HTTP ${status}`)) {
-        problems.push(`${code}: ERROR_STATUS ${status}, documented "${shows}"`);
-      }
-    }
-    expect(problems).toEqual([]);
-  });
+  it.each(Object.entries(CATALOGUES))(
+    'gives every %s code the HTTP status and close code of its catalogue, and no more codes',
+    (area, catalogue) => {
+      expect(catalogueProblems(doc, area, catalogue)).toEqual([]);
+    },
+  );
 });
 
 // ---- metrics ----------------------------------------------------------------------------------
@@ -345,6 +436,46 @@ describe('the scanners', () => {
       'media_errors_total counter',
       'test_agent_errors_total counter',
       'proxy_x_seconds histogram',
+    ]);
+  });
+
+  it('compare a catalogue with its table both ways', () => {
+    const doc = [
+      '## X and RUNTIME',
+      '',
+      '| code | HTTP status | close code | meaning |',
+      '| --- | --- | --- | --- |',
+      '| `RUNTIME_ERR_A` | 503 | — | a |',
+      '| `RUNTIME_ERR_B` | — | 1013 | b |',
+      '| `RUNTIME_ERR_C` | — | — | c |',
+      '## PROXY',
+      '',
+      '| code | shows as | meaning |',
+      '| --- | --- | --- |',
+      '| `PROXY_ERR_A` | HTTP 400 | a |',
+    ].join('\n');
+    expect(
+      catalogueProblems(doc, 'RUNTIME', {
+        RUNTIME_ERR_A: { status: 503 },
+        RUNTIME_ERR_B: { close: 1013 },
+        RUNTIME_ERR_C: {},
+      }),
+    ).toEqual([]);
+    expect(
+      catalogueProblems(doc, 'RUNTIME', {
+        RUNTIME_ERR_A: { status: 500 },
+        RUNTIME_ERR_B: {},
+        RUNTIME_ERR_D: {},
+      }),
+    ).toEqual([
+      'RUNTIME_ERR_A (line 5): HTTP 503, catalogue 500',
+      'RUNTIME_ERR_B (line 6): close 1013, catalogue undefined',
+      'RUNTIME_ERR_D is in the RUNTIME catalogue but not in its section',
+      'RUNTIME_ERR_C (line 7) is documented but not in the RUNTIME catalogue',
+    ]);
+    expect(catalogueProblems(doc, 'PROXY', { PROXY_ERR_A: { status: 400 } })).toEqual([]);
+    expect(catalogueProblems(doc, 'PROXY', { PROXY_ERR_A: {} })).toEqual([
+      'PROXY_ERR_A (line 12): HTTP 400, catalogue undefined',
     ]);
   });
 

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { RUNTIME_ERRORS, statusOf, type CodesWith } from './errors.js';
 import type { Logger } from './logger.js';
 import { serveMetrics } from './metrics.js';
 import { parseRequestTarget } from './request-target.js';
@@ -29,7 +30,7 @@ export class HttpEndpoints<Ctx> {
     const url = parseRequestTarget(req);
     if (!url) {
       countError('RUNTIME_ERR_BAD_REQUEST');
-      sendJsonError(res, 400, 'RUNTIME_ERR_BAD_REQUEST', 'invalid request target');
+      refuseRequest(res, 'RUNTIME_ERR_BAD_REQUEST', 'invalid request target');
       return;
     }
     try {
@@ -37,7 +38,7 @@ export class HttpEndpoints<Ctx> {
       if (path === '/healthz' || path === '/readyz' || path === '/metrics') {
         if (req.method !== 'GET' && req.method !== 'HEAD') {
           countError('RUNTIME_ERR_METHOD_NOT_ALLOWED');
-          sendJsonError(res, 405, 'RUNTIME_ERR_METHOD_NOT_ALLOWED', `${path} answers GET`, {
+          refuseRequest(res, 'RUNTIME_ERR_METHOD_NOT_ALLOWED', `${path} answers GET`, {
             Allow: 'GET, HEAD',
           });
           return;
@@ -52,7 +53,7 @@ export class HttpEndpoints<Ctx> {
       if (!handled && !res.headersSent) {
         countError('RUNTIME_ERR_NOT_FOUND');
         log.debug('no route', { code: 'RUNTIME_ERR_NOT_FOUND', method: req.method, path });
-        sendJsonError(res, 404, 'RUNTIME_ERR_NOT_FOUND', `no route for ${req.method} ${path}`);
+        refuseRequest(res, 'RUNTIME_ERR_NOT_FOUND', `no route for ${req.method} ${path}`);
       }
     } catch (err) {
       log.error('request handler failed', {
@@ -62,7 +63,7 @@ export class HttpEndpoints<Ctx> {
         err,
       });
       countError('RUNTIME_ERR_HANDLER');
-      if (!res.headersSent) sendJsonError(res, 500, 'RUNTIME_ERR_HANDLER', 'internal error');
+      if (!res.headersSent) refuseRequest(res, 'RUNTIME_ERR_HANDLER', 'internal error');
       else res.destroy();
     }
   }
@@ -77,6 +78,16 @@ export function sendJsonError(
   headers: Record<string, string> = {},
 ): void {
   sendJson(res, status, { error: { code, message } }, headers);
+}
+
+/** Answers a plain HTTP request with a runtime code and the status of its `RUNTIME_ERRORS` entry. */
+function refuseRequest(
+  res: ServerResponse,
+  code: CodesWith<typeof RUNTIME_ERRORS, 'status'>,
+  message: string,
+  headers: Record<string, string> = {},
+): void {
+  sendJsonError(res, statusOf(RUNTIME_ERRORS, code), code, message, headers);
 }
 
 function sendJson(

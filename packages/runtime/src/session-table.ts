@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { WebSocket } from 'ws';
+import { RUNTIME_ERRORS, closeOf } from './errors.js';
 import type { Logger } from './logger.js';
 import type { StreamServerOptions, StreamSession } from './stream-server-options.js';
 import type { StreamServerMetrics } from './stream-server-metrics.js';
@@ -87,10 +88,11 @@ export class SessionTable<Ctx> {
         unstartedFromClient: victim.count,
       },
     );
+    const close = closeOf(RUNTIME_ERRORS, 'RUNTIME_ERR_UNSTARTED_EVICTED');
     try {
-      session.close(1013, 'too many unstarted streams');
+      session.close(close, 'too many unstarted streams');
     } finally {
-      this.#closeOrTerminate(entry.ws, 1013, 'too many unstarted streams');
+      this.#closeOrTerminate(entry.ws, close, 'too many unstarted streams');
     }
     return true;
   }
@@ -166,7 +168,7 @@ export class SessionTable<Ctx> {
       this.#options.countError('RUNTIME_ERR_HANDLER');
       entry.done = new Promise<void>((resolve) => ws.once('close', () => resolve()));
       void entry.done.then(() => this.#forget(ws));
-      this.#closeOrTerminate(ws, 1011, 'internal error');
+      this.#closeOrTerminate(ws, closeOf(RUNTIME_ERRORS, 'RUNTIME_ERR_HANDLER'), 'internal error');
       return;
     }
     entry.session = session;
@@ -208,10 +210,11 @@ export class SessionTable<Ctx> {
     });
     this.#options.countError('RUNTIME_ERR_SLOW_READER');
     this.#options.metrics.sessionsShed.inc();
+    const close = closeOf(RUNTIME_ERRORS, 'RUNTIME_ERR_SLOW_READER');
     try {
-      session?.close(1013, 'slow reader');
+      session?.close(close, 'slow reader');
     } finally {
-      this.#closeOrTerminate(ws, 1013, 'slow reader');
+      this.#closeOrTerminate(ws, close, 'slow reader');
     }
   }
 

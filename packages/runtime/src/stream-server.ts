@@ -110,7 +110,7 @@ export class StreamServer<Ctx> implements DrainableService {
     // ws emits this for handshake problems it finds itself (e.g. a malformed
     // Sec-WebSocket-Protocol); answering here keeps the JSON error shape and the counters.
     this.#wss.on('wsClientError', (err, socket) => {
-      this.#gate.refuse(socket, 'bad_handshake', 400, 'RUNTIME_ERR_BAD_HANDSHAKE', err.message);
+      this.#gate.refuse(socket, 'bad_handshake', 'RUNTIME_ERR_BAD_HANDSHAKE', err.message);
     });
   }
 

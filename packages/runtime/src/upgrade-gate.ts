@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { RUNTIME_ERRORS, statusOf, type CodesWith } from './errors.js';
 import { clientOf } from './session-table.js';
 import type { Logger } from './logger.js';
 import { parseRequestTarget } from './request-target.js';
@@ -87,18 +88,12 @@ export class UpgradeGate<Ctx> {
   ): Promise<void> {
     const url = parseRequestTarget(req);
     if (!url) {
-      this.refuse(
-        socket,
-        'bad_handshake',
-        400,
-        'RUNTIME_ERR_BAD_HANDSHAKE',
-        'invalid request target',
-      );
+      this.refuse(socket, 'bad_handshake', 'RUNTIME_ERR_BAD_HANDSHAKE', 'invalid request target');
       return;
     }
     const problem = handshakeProblem(req);
     if (problem) {
-      this.refuse(socket, 'bad_handshake', 400, 'RUNTIME_ERR_BAD_HANDSHAKE', problem, {}, url, req);
+      this.refuse(socket, 'bad_handshake', 'RUNTIME_ERR_BAD_HANDSHAKE', problem, {}, url, req);
       return;
     }
     if (!this.#options.isAccepting()) {
@@ -111,7 +106,6 @@ export class UpgradeGate<Ctx> {
       this.refuse(
         socket,
         'over_capacity',
-        503,
         'RUNTIME_ERR_TOO_MANY_SESSIONS',
         `session limit of ${max} reached`,
         { 'Retry-After': RETRY_AFTER_SECONDS },
@@ -148,7 +142,7 @@ export class UpgradeGate<Ctx> {
           path: url.pathname,
           err,
         });
-        this.refuse(socket, 'error', 500, 'RUNTIME_ERR_HANDLER', 'internal error');
+        this.refuse(socket, 'error', 'RUNTIME_ERR_HANDLER', 'internal error');
         return;
       }
       if (socket.destroyed || !socket.writable) {
@@ -162,7 +156,7 @@ export class UpgradeGate<Ctx> {
       }
       if (!verdict.accept) {
         const status = isErrorStatus(verdict.status) ? verdict.status : 500;
-        this.refuse(
+        this.#answer(
           socket,
           'rejected',
           status,
@@ -196,7 +190,6 @@ export class UpgradeGate<Ctx> {
     this.refuse(
       socket,
       'draining',
-      503,
       'RUNTIME_ERR_DRAINING',
       'server is draining',
       { 'Retry-After': RETRY_AFTER_SECONDS },
@@ -205,8 +198,21 @@ export class UpgradeGate<Ctx> {
     );
   }
 
-  /** Answers `status` with a JSON error on the raw socket, logs (unless 'error') and counts it. */
+  /** Refuses with a runtime code, answered with the status of its `RUNTIME_ERRORS` entry. */
   refuse(
+    socket: Duplex,
+    outcome: Exclude<UpgradeOutcome, 'accepted' | 'rejected'>,
+    code: CodesWith<typeof RUNTIME_ERRORS, 'status'>,
+    message: string,
+    headers: Record<string, string> = {},
+    url?: URL,
+    req?: IncomingMessage,
+  ): void {
+    this.#answer(socket, outcome, statusOf(RUNTIME_ERRORS, code), code, message, headers, url, req);
+  }
+
+  /** Answers `status` with a JSON error on the raw socket, logs (unless 'error') and counts it. */
+  #answer(
     socket: Duplex,
     outcome: Exclude<UpgradeOutcome, 'accepted'>,
     status: number,
