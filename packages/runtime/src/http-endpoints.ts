@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { RUNTIME_ERRORS, statusOf, type CodesWith } from './errors.js';
 import type { Logger } from './logger.js';
+import { sendJson, sendJsonError } from './http-answers.js';
 import { serveMetrics } from './metrics.js';
 import { parseRequestTarget } from './request-target.js';
 import type { StreamServerOptions } from './stream-server-options.js';
@@ -69,17 +70,6 @@ export class HttpEndpoints<Ctx> {
   }
 }
 
-/** Answers a plain HTTP request with `{"error":{"code","message"}}`. */
-export function sendJsonError(
-  res: ServerResponse,
-  status: number,
-  code: string,
-  message: string,
-  headers: Record<string, string> = {},
-): void {
-  sendJson(res, status, { error: { code, message } }, headers);
-}
-
 /** Answers a plain HTTP request with a runtime code and the status of its `RUNTIME_ERRORS` entry. */
 function refuseRequest(
   res: ServerResponse,
@@ -88,20 +78,4 @@ function refuseRequest(
   headers: Record<string, string> = {},
 ): void {
   sendJsonError(res, statusOf(RUNTIME_ERRORS, code), code, message, headers);
-}
-
-function sendJson(
-  res: ServerResponse,
-  status: number,
-  value: unknown,
-  headers: Record<string, string> = {},
-): void {
-  const body = JSON.stringify(value);
-  res.writeHead(status, {
-    ...headers,
-    'content-type': 'application/json',
-    'content-length': Buffer.byteLength(body),
-    'cache-control': 'no-store',
-  });
-  res.end(body);
 }

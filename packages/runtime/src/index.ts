@@ -10,7 +10,11 @@ export type {
   StreamSession,
   UpgradeVerdict,
 } from './stream-server-options.js';
-export { writeHttpError } from './write-http-error.js';
-export { sendJsonError } from './http-endpoints.js';
+export {
+  REFUSAL_LINGER_MS,
+  RETRY_AFTER_SECONDS,
+  sendJsonError,
+  writeHttpError,
+} from './http-answers.js';
 export * from './trace.js';
 export * from './resume-vouch.js';

@@ -7,9 +7,8 @@ import { parseRequestTarget } from './request-target.js';
 import type { StreamServerOptions, UpgradeVerdict } from './stream-server-options.js';
 import type { StreamServerMetrics, UpgradeOutcome } from './stream-server-metrics.js';
 import { traceFields } from './trace.js';
-import { writeHttpError } from './write-http-error.js';
+import { RETRY_AFTER_SECONDS, writeHttpError } from './http-answers.js';
 
-const RETRY_AFTER_SECONDS = '5';
 const WS_KEY = /^[+/0-9A-Za-z]{22}==$/;
 
 export interface UpgradeGateOptions<Ctx> {
@@ -108,7 +107,7 @@ export class UpgradeGate<Ctx> {
         'over_capacity',
         'RUNTIME_ERR_TOO_MANY_SESSIONS',
         `session limit of ${max} reached`,
-        { 'Retry-After': RETRY_AFTER_SECONDS },
+        { 'Retry-After': String(RETRY_AFTER_SECONDS) },
         url,
         req,
       );
@@ -192,7 +191,7 @@ export class UpgradeGate<Ctx> {
       'draining',
       'RUNTIME_ERR_DRAINING',
       'server is draining',
-      { 'Retry-After': RETRY_AFTER_SECONDS },
+      { 'Retry-After': String(RETRY_AFTER_SECONDS) },
       url,
       req,
     );

@@ -1,5 +1,15 @@
 import { STATUS_CODES } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
+
+/**
+ * Seconds a `503` asks the client to wait (`Retry-After`) before trying again: long enough for a
+ * health-check round to move traffic away, short enough that a caller's retry lands soon.
+ */
+export const RETRY_AFTER_SECONDS = 5;
+
+/** How long a refused socket may linger if the peer never lets the error response drain. */
+export const REFUSAL_LINGER_MS = 2000;
 
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 // Header values may not carry CR/LF (response splitting) or other control characters.
@@ -12,8 +22,6 @@ const RESERVED_HEADERS = new Set([
   'content-length',
   'transfer-encoding',
 ]);
-// Bounds how long a refused socket may linger if the peer never lets the response drain.
-const REFUSAL_LINGER_MS = 2000;
 
 /**
  * Writes a minimal HTTP/1.1 error response on a raw socket (before any WebSocket handshake) and
@@ -51,4 +59,31 @@ export function writeHttpError(
   // half-open capable and would otherwise wait for the peer's FIN.
   socket.once('finish', () => socket.destroy());
   socket.end(`${lines.join('\r\n')}\r\n\r\n${body}`);
+}
+
+/** Answers a plain HTTP request with `{"error":{"code","message"}}`. */
+export function sendJsonError(
+  res: ServerResponse,
+  status: number,
+  code: string,
+  message: string,
+  headers: Record<string, string> = {},
+): void {
+  sendJson(res, status, { error: { code, message } }, headers);
+}
+
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  value: unknown,
+  headers: Record<string, string> = {},
+): void {
+  const body = JSON.stringify(value);
+  res.writeHead(status, {
+    ...headers,
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+  });
+  res.end(body);
 }
