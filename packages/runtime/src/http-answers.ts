@@ -72,7 +72,7 @@ export function sendJsonError(
   sendJson(res, status, { error: { code, message } }, headers);
 }
 
-export function sendJson(
+function sendJson(
   res: ServerResponse,
   status: number,
   value: unknown,
@@ -86,4 +86,20 @@ export function sendJson(
     'cache-control': 'no-store',
   });
   res.end(body);
+}
+
+/**
+ * Answers a liveness (`healthz`: always 200 `{"status":"ok"}`) or readiness probe (`readyz`: 200
+ * `{"status":"ready"}`, or 503 `{"status":"draining"}` when not `ready`). `closeConnection` adds
+ * `Connection: close`, for a caller that is shedding its keep-alive connections.
+ */
+export function answerProbe(
+  res: ServerResponse,
+  probe: 'healthz' | 'readyz',
+  ready: boolean,
+  closeConnection = false,
+): void {
+  const ok = probe === 'healthz' || ready;
+  const status = probe === 'healthz' ? 'ok' : ok ? 'ready' : 'draining';
+  sendJson(res, ok ? 200 : 503, { status }, closeConnection ? { connection: 'close' } : {});
 }

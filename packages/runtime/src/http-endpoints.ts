@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { RUNTIME_ERRORS, statusOf, type CodesWith } from './errors.js';
 import type { Logger } from './logger.js';
-import { sendJson, sendJsonError } from './http-answers.js';
+import { answerProbe, sendJsonError } from './http-answers.js';
 import { serveMetrics } from './metrics.js';
 import { parseRequestTarget } from './request-target.js';
 import type { StreamServerOptions } from './stream-server-options.js';
@@ -44,10 +44,9 @@ export class HttpEndpoints<Ctx> {
           });
           return;
         }
-        if (path === '/healthz') sendJson(res, 200, { status: 'ok' });
-        else if (path === '/metrics') await serveMetrics(handlers.registry, req, res);
-        else if (this.#options.isDraining()) sendJson(res, 503, { status: 'draining' });
-        else sendJson(res, 200, { status: 'ready' });
+        if (path === '/metrics') await serveMetrics(handlers.registry, req, res);
+        else
+          answerProbe(res, path === '/healthz' ? 'healthz' : 'readyz', !this.#options.isDraining());
         return;
       }
       const handled = (await handlers.handleRequest?.(req, res, url)) ?? false;

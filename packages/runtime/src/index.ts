@@ -11,6 +11,7 @@ export type {
   UpgradeVerdict,
 } from './stream-server-options.js';
 export {
+  answerProbe,
   REFUSAL_LINGER_MS,
   RETRY_AFTER_SECONDS,
   sendJsonError,
