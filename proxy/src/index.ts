@@ -22,7 +22,6 @@ export {
   type ProxyErrorCode,
 } from './errors.js';
 export { RouteTable, canonicalizeUrl, type RouteMatch, type RouteName } from './route-table.js';
-export { checkWebSocketHandshake, checkHost, type GateResult } from './handshake.js';
 export { leastTunnels, rendezvous, type Candidate } from './balancer.js';
 export { SignatureCheck, type SignatureVerdict } from './signature.js';
 export { dnsResolver, type Resolver } from './membership.js';

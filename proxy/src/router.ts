@@ -2,14 +2,13 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import type { Logger } from '@callgate/runtime';
+import { checkHost, checkWebSocketHandshake, type Logger } from '@callgate/runtime';
 import { answerProbe } from './admin.js';
 import type { Backend } from './backend.js';
 import type { ClientLimits } from './client-limits.js';
 import type { PoolName } from './config.js';
 import type { Connector } from './connector.js';
 import { outcomeOf, type ProxyErrorCode } from './errors.js';
-import { checkHost, checkWebSocketHandshake } from './handshake.js';
 import { HttpForward } from './http-forward.js';
 import type { ProxyMetrics } from './metrics.js';
 import type { Pool } from './pool.js';
@@ -139,7 +138,7 @@ export class Router {
       reject('none', 'PROXY_ERR_DRAINING', 'the proxy is draining');
       return;
     }
-    const gate = checkWebSocketHandshake({
+    const gate = checkWebSocketHandshake('PROXY', {
       method: req.method,
       httpVersion: req.httpVersion,
       headers: req.headers,
@@ -245,7 +244,7 @@ export class Router {
       reject('none', match.code, match.reason);
       return;
     }
-    const host = checkHost(req);
+    const host = checkHost('PROXY', req);
     if (!host.ok) {
       reject(match.route, host.code, host.reason);
       return;

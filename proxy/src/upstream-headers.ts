@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { tokens } from './handshake.js';
+import { headerTokens as tokens } from '@callgate/runtime';
 
 export interface ForwardedInfo {
   /** The peer address of the client socket: the only X-Forwarded-For a worker sees. */

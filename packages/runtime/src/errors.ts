@@ -57,6 +57,7 @@ export const RUNTIME_ERRORS = {
   RUNTIME_ERR_DRAINING: { status: 503 },
   RUNTIME_ERR_TOO_MANY_SESSIONS: { status: 503 },
   RUNTIME_ERR_BAD_HANDSHAKE: { status: 400 },
+  RUNTIME_ERR_BAD_HOST: { status: 400 },
   RUNTIME_ERR_BAD_REQUEST: { status: 400 },
   RUNTIME_ERR_METHOD_NOT_ALLOWED: { status: 405 },
   RUNTIME_ERR_NOT_FOUND: { status: 404 },

@@ -17,5 +17,12 @@ export {
   sendJsonError,
   writeHttpError,
 } from './http-answers.js';
+export {
+  checkHost,
+  checkWebSocketHandshake,
+  headerTokens,
+  type HandshakeRequest,
+  type HandshakeResult,
+} from './handshake.js';
 export * from './trace.js';
 export * from './resume-vouch.js';

@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { RUNTIME_ERRORS, statusOf, type CodesWith } from './errors.js';
+import { checkWebSocketHandshake } from './handshake.js';
 import { clientOf } from './session-table.js';
 import type { Logger } from './logger.js';
 import { parseRequestTarget } from './request-target.js';
@@ -8,8 +9,6 @@ import type { StreamServerOptions, UpgradeVerdict } from './stream-server-option
 import type { StreamServerMetrics, UpgradeOutcome } from './stream-server-metrics.js';
 import { traceFields } from './trace.js';
 import { RETRY_AFTER_SECONDS, writeHttpError } from './http-answers.js';
-
-const WS_KEY = /^[+/0-9A-Za-z]{22}==$/;
 
 export interface UpgradeGateOptions<Ctx> {
   log: Logger;
@@ -90,9 +89,15 @@ export class UpgradeGate<Ctx> {
       this.refuse(socket, 'bad_handshake', 'RUNTIME_ERR_BAD_HANDSHAKE', 'invalid request target');
       return;
     }
-    const problem = handshakeProblem(req);
-    if (problem) {
-      this.refuse(socket, 'bad_handshake', 'RUNTIME_ERR_BAD_HANDSHAKE', problem, {}, url, req);
+    const handshake = checkWebSocketHandshake('RUNTIME', {
+      method: req.method,
+      httpVersion: req.httpVersion,
+      headers: req.headers,
+      rawHeaders: req.rawHeaders,
+      headLength: head.length,
+    });
+    if (!handshake.ok) {
+      this.refuse(socket, 'bad_handshake', handshake.code, handshake.reason, {}, url, req);
       return;
     }
     if (!this.#options.isAccepting()) {
@@ -238,19 +243,6 @@ export class UpgradeGate<Ctx> {
     }
     writeHttpError(socket, status, code, message, headers);
   }
-}
-
-/** What is wrong with an upgrade request that is not a WebSocket handshake we can complete. */
-export function handshakeProblem(
-  req: Pick<IncomingMessage, 'method' | 'headers'>,
-): string | undefined {
-  if (req.method !== 'GET') return `WebSocket upgrades use GET, got ${req.method ?? 'none'}`;
-  if (req.headers.upgrade?.toLowerCase() !== 'websocket') return 'Upgrade must be websocket';
-  const key = req.headers['sec-websocket-key'];
-  if (key === undefined || !WS_KEY.test(key)) return 'missing or invalid Sec-WebSocket-Key';
-  const version = req.headers['sec-websocket-version'];
-  if (version !== '13' && version !== '8') return 'missing or invalid Sec-WebSocket-Version';
-  return undefined;
 }
 
 function isErrorStatus(status: number): boolean {

@@ -242,6 +242,7 @@ describe('StreamServer', () => {
         upgradeRequest('/stream', { 'Sec-WebSocket-Key': 'short' }),
       ],
       ['an unsupported version', upgradeRequest('/stream', { 'Sec-WebSocket-Version': '12' })],
+      ['version 8 (a pre-RFC draft)', upgradeRequest('/stream', { 'Sec-WebSocket-Version': '8' })],
       [
         'a malformed subprotocol list',
         upgradeRequest('/stream', { 'Sec-WebSocket-Protocol': 'a,,b' }),
@@ -259,6 +260,19 @@ describe('StreamServer', () => {
       expect(await h.metric('media_upgrades_total', { outcome: 'bad_handshake' })).toBe(1);
       expect(await h.metric('media_errors_total', { code: 'RUNTIME_ERR_BAD_HANDSHAKE' })).toBe(1);
       expect(h.server.sessionCount).toBe(0);
+      await expectNoConnections(h.server);
+    });
+
+    it('answers a malformed Host with 400 RUNTIME_ERR_BAD_HOST', async () => {
+      const routeUpgrade = vi.fn(acceptAll);
+      const h = await startServer({ routeUpgrade });
+      const request = upgradeRequest('/stream', { Host: 'x:99999' });
+      const reply = parseRawResponse(await rawExchange(h.server.url, request));
+      expect(reply.status).toBe(400);
+      expect(JSON.parse(reply.body)).toMatchObject({ error: { code: 'RUNTIME_ERR_BAD_HOST' } });
+      expect(await h.metric('media_upgrades_total', { outcome: 'bad_handshake' })).toBe(1);
+      expect(await h.metric('media_errors_total', { code: 'RUNTIME_ERR_BAD_HOST' })).toBe(1);
+      expect(routeUpgrade).not.toHaveBeenCalled();
       await expectNoConnections(h.server);
     });
 

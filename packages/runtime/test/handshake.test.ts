@@ -1,3 +1,4 @@
+import type { IncomingHttpHeaders } from 'node:http';
 import { describe, expect, it } from 'vitest';
 import { checkHost, checkWebSocketHandshake, type HandshakeRequest } from '../src/handshake.js';
 
@@ -41,7 +42,7 @@ function lower(o: Record<string, unknown>): Record<string, unknown> {
 
 describe('checkWebSocketHandshake', () => {
   it('accepts a well-formed RFC 6455 handshake', () => {
-    expect(checkWebSocketHandshake(request())).toEqual({ ok: true });
+    expect(checkWebSocketHandshake('PROXY', request())).toEqual({ ok: true });
   });
 
   it.each([
@@ -54,7 +55,7 @@ describe('checkWebSocketHandshake', () => {
     ['Host with an underscore (Docker names)', { Host: 'callgate_proxy' }],
     ['a subprotocol offer', { 'Sec-WebSocket-Protocol': 'audio.twilio.com' }],
   ])('accepts %s', (_what, changes) => {
-    expect(checkWebSocketHandshake(request(changes))).toEqual({ ok: true });
+    expect(checkWebSocketHandshake('PROXY', request(changes))).toEqual({ ok: true });
   });
 
   it.each<[string, Record<string, string | string[] | undefined>, Partial<HandshakeRequest>]>([
@@ -78,7 +79,7 @@ describe('checkWebSocketHandshake', () => {
     ['Transfer-Encoding', { 'Transfer-Encoding': 'chunked' }, {}],
     ['bytes sent before the 101', {}, { headLength: 12 }],
   ])('rejects %s as PROXY_ERR_BAD_HANDSHAKE', (_what, changes, extra) => {
-    expect(checkWebSocketHandshake(request(changes, extra))).toMatchObject({
+    expect(checkWebSocketHandshake('PROXY', request(changes, extra))).toMatchObject({
       ok: false,
       code: 'PROXY_ERR_BAD_HANDSHAKE',
     });
@@ -99,7 +100,7 @@ describe('checkWebSocketHandshake', () => {
     ['two Host headers', { Host: ['a.example', 'b.example'] }],
     ['Host too long', { Host: `${'a'.repeat(300)}.example` }],
   ])('rejects %s as PROXY_ERR_BAD_HOST', (_what, changes) => {
-    expect(checkWebSocketHandshake(request(changes))).toMatchObject({
+    expect(checkWebSocketHandshake('PROXY', request(changes))).toMatchObject({
       ok: false,
       code: 'PROXY_ERR_BAD_HOST',
     });
@@ -108,7 +109,88 @@ describe('checkWebSocketHandshake', () => {
 
 describe('checkHost', () => {
   it('is the same check for plain requests', () => {
-    expect(checkHost(request())).toEqual({ ok: true });
-    expect(checkHost(request({ Host: 'x:99999' }))).toMatchObject({ code: 'PROXY_ERR_BAD_HOST' });
+    expect(checkHost('PROXY', request())).toEqual({ ok: true });
+    expect(checkHost('PROXY', request({ Host: 'x:99999' }))).toMatchObject({
+      code: 'PROXY_ERR_BAD_HOST',
+    });
+  });
+});
+
+const GOOD: IncomingHttpHeaders = {
+  host: 'worker.test',
+  connection: 'Upgrade',
+  upgrade: 'websocket',
+  'sec-websocket-key': KEY,
+  'sec-websocket-version': '13',
+};
+
+describe('checkWebSocketHandshake in the RUNTIME area (StreamServer)', () => {
+  it.each([
+    { name: 'a valid handshake', method: 'GET', headers: GOOD, problem: undefined },
+    {
+      name: 'Upgrade in any case',
+      method: 'GET',
+      headers: { ...GOOD, upgrade: 'WebSocket' },
+      problem: undefined,
+    },
+    {
+      // Version 13 only, like the proxy: 8 is a pre-RFC draft no client in use still sends.
+      name: 'version 8',
+      method: 'GET',
+      headers: { ...GOOD, 'sec-websocket-version': '8' },
+      problem: 'missing or invalid Sec-WebSocket-Version',
+    },
+    {
+      name: 'POST',
+      method: 'POST',
+      headers: GOOD,
+      problem: 'WebSocket upgrades use GET, got POST',
+    },
+    {
+      name: 'no method',
+      method: undefined,
+      headers: GOOD,
+      problem: 'WebSocket upgrades use GET, got none',
+    },
+    {
+      name: 'Upgrade: h2c',
+      method: 'GET',
+      headers: { ...GOOD, upgrade: 'h2c' },
+      problem: 'Upgrade must be websocket',
+    },
+    {
+      name: 'no key',
+      method: 'GET',
+      headers: { ...GOOD, 'sec-websocket-key': undefined },
+      problem: 'missing or invalid Sec-WebSocket-Key',
+    },
+    {
+      name: 'a short key',
+      method: 'GET',
+      headers: { ...GOOD, 'sec-websocket-key': 'c2hvcnQ=' },
+      problem: 'missing or invalid Sec-WebSocket-Key',
+    },
+    {
+      name: 'version 12',
+      method: 'GET',
+      headers: { ...GOOD, 'sec-websocket-version': '12' },
+      problem: 'missing or invalid Sec-WebSocket-Version',
+    },
+  ])('$name', ({ method, headers, problem }) => {
+    const rawHeaders = Object.entries(headers).flatMap(([k, v]) =>
+      v === undefined ? [] : [k, String(v)],
+    );
+    const result = checkWebSocketHandshake('RUNTIME', {
+      method,
+      httpVersion: '1.1',
+      headers,
+      rawHeaders,
+      headLength: 0,
+    });
+    expect(result).toEqual(
+      problem === undefined
+        ? { ok: true }
+        : { ok: false, code: 'RUNTIME_ERR_BAD_HANDSHAKE', reason: problem },
+    );
   });
 });

@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
+import { isIPv6 } from 'node:net';
 
 export interface HandshakeRequest {
   method: string | undefined;
@@ -10,50 +11,58 @@ export interface HandshakeRequest {
   headLength: number;
 }
 
-export type GateResult =
+/** The two refusals, named in the caller's area: `<AREA>_ERR_BAD_HANDSHAKE`, `<AREA>_ERR_BAD_HOST`. */
+export type HandshakeResult<Area extends string> =
   | { ok: true }
-  | { ok: false; code: 'PROXY_ERR_BAD_HANDSHAKE' | 'PROXY_ERR_BAD_HOST'; reason: string };
+  | { ok: false; code: `${Area}_ERR_BAD_HANDSHAKE` | `${Area}_ERR_BAD_HOST`; reason: string };
 
-const OK: GateResult = { ok: true };
+const OK = { ok: true } as const;
 // RFC 6455 §4.1: the base64 of 16 random bytes.
 const WS_KEY = /^[A-Za-z0-9+/]{22}==$/;
 // reg-name (letters, digits, `-`, `.`, `_`; a trailing dot is a valid FQDN) or an IPv6 literal.
 const HOST = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9_][A-Za-z0-9._-]*))(?::(\d{1,5}))?$/;
 
 /**
- * The strict WebSocket handshake gate (http-proxy-pitfalls.md §1.6 guard 5), run before a pool is
- * touched: HTTP/1.1 GET, exactly one `Upgrade: websocket`, `Connection` naming `upgrade`, version
- * 13, a well-formed key, no body (no Content-Length, no Transfer-Encoding, nothing sent before the
- * 101) and a well-formed Host. Anything else is answered 400 and never reaches a backend: this is
- * where `Upgrade: h2c` and smuggled bodies stop (§6.3).
+ * The strict WebSocket handshake check, run by the proxy before a pool is touched and by the
+ * workers' StreamServer before `routeUpgrade`: HTTP/1.1 GET, exactly one `Upgrade: websocket`,
+ * `Connection` naming `upgrade`, version 13 (RFC 6455 §4.1; the drafts' 8 is not spoken), a
+ * well-formed key, no body (no Content-Length, no Transfer-Encoding, nothing sent before the 101)
+ * and a well-formed Host. Anything else is refused with a 400 and never reaches a backend: an
+ * `Upgrade: h2c` or a body smuggled behind the handshake would otherwise be read by the next hop
+ * as a second request (request smuggling). Codes are `<area>_ERR_BAD_HANDSHAKE` and
+ * `<area>_ERR_BAD_HOST`.
  */
-export function checkWebSocketHandshake(req: HandshakeRequest): GateResult {
-  const bad = (reason: string): GateResult => ({
+export function checkWebSocketHandshake<Area extends string>(
+  area: Area,
+  req: HandshakeRequest,
+): HandshakeResult<Area> {
+  const bad = (reason: string): HandshakeResult<Area> => ({
     ok: false,
-    code: 'PROXY_ERR_BAD_HANDSHAKE',
+    code: `${area}_ERR_BAD_HANDSHAKE`,
     reason,
   });
   if (req.httpVersion !== '1.1') return bad(`HTTP/${req.httpVersion} cannot upgrade`);
-  if (req.method !== 'GET') return bad(`method ${req.method ?? '(none)'} cannot upgrade`);
+  if (req.method !== 'GET') return bad(`WebSocket upgrades use GET, got ${req.method ?? 'none'}`);
   const counts = headerCounts(req.rawHeaders);
   const upgrade = req.headers.upgrade;
   if (counts.get('upgrade') !== 1 || upgrade?.trim().toLowerCase() !== 'websocket') {
-    return bad('Upgrade must be exactly "websocket"');
+    return bad('Upgrade must be websocket');
   }
-  if (!tokens(req.headers.connection).includes('upgrade')) return bad('Connection lacks "upgrade"');
+  if (!headerTokens(req.headers.connection).includes('upgrade'))
+    return bad('Connection lacks "upgrade"');
   const version = req.headers['sec-websocket-version'];
   if (counts.get('sec-websocket-version') !== 1 || version?.trim() !== '13') {
-    return bad('Sec-WebSocket-Version must be 13');
+    return bad('missing or invalid Sec-WebSocket-Version');
   }
   const key = req.headers['sec-websocket-key'];
   if (counts.get('sec-websocket-key') !== 1 || !WS_KEY.test(key?.trim() ?? '')) {
-    return bad('Sec-WebSocket-Key missing or malformed');
+    return bad('missing or invalid Sec-WebSocket-Key');
   }
   if (counts.has('content-length') || counts.has('transfer-encoding')) {
     return bad('an upgrade request carries no body');
   }
   if (req.headLength !== 0) return bad('bytes sent before the 101');
-  return checkHost(req);
+  return checkHost(area, req);
 }
 
 /**
@@ -61,15 +70,22 @@ export function checkWebSocketHandshake(req: HandshakeRequest): GateResult {
  * value is never parsed into a URL or used to route; it is only checked so that a hostile value
  * (`[`, `a b`, `x:99999`) gets a 400 instead of reaching a worker.
  */
-export function checkHost(req: Pick<HandshakeRequest, 'headers' | 'rawHeaders'>): GateResult {
-  const bad = (reason: string): GateResult => ({ ok: false, code: 'PROXY_ERR_BAD_HOST', reason });
+export function checkHost<Area extends string>(
+  area: Area,
+  req: Pick<HandshakeRequest, 'headers' | 'rawHeaders'>,
+): HandshakeResult<Area> {
+  const bad = (reason: string): HandshakeResult<Area> => ({
+    ok: false,
+    code: `${area}_ERR_BAD_HOST`,
+    reason,
+  });
   const counts = headerCounts(req.rawHeaders);
   const host = req.headers.host;
   if (counts.get('host') !== 1 || host === undefined) return bad('exactly one Host header needed');
   if (host.length > 255) return bad('Host too long');
   const m = HOST.exec(host);
   if (!m) return bad('Host is not host[:port]');
-  if (m[1] !== undefined && !isIpv6Literal(m[1])) return bad('Host has a malformed IPv6 literal');
+  if (m[1] !== undefined && !isIPv6(m[1])) return bad('Host has a malformed IPv6 literal');
   if (m[3] !== undefined) {
     const port = Number(m[3]);
     if (port < 1 || port > 65535) return bad('Host port out of range');
@@ -88,22 +104,11 @@ function headerCounts(rawHeaders: readonly string[]): Map<string, number> {
 }
 
 /** A comma-separated header as lowercase tokens. */
-export function tokens(value: string | string[] | undefined): string[] {
+export function headerTokens(value: string | string[] | undefined): string[] {
   if (value === undefined) return [];
   const text = Array.isArray(value) ? value.join(',') : value;
   return text
     .split(',')
     .map((t) => t.trim().toLowerCase())
     .filter((t) => t.length > 0);
-}
-
-function isIpv6Literal(text: string): boolean {
-  // Shape only; `::` at most once, 2–8 groups of up to 4 hex digits (an IPv4 tail counts as two).
-  if ((text.match(/::/g) ?? []).length > 1) return false;
-  const v4Tail = /(\d{1,3}\.){3}\d{1,3}$/.test(text);
-  const groups = text.split(':');
-  const hexGroups = v4Tail ? groups.slice(0, -1) : groups;
-  if (!hexGroups.every((g) => /^[0-9A-Fa-f]{0,4}$/.test(g))) return false;
-  const count = hexGroups.filter((g) => g !== '').length + (v4Tail ? 2 : 0);
-  return text.includes('::') ? count < 8 : count === 8;
 }
