@@ -5,6 +5,7 @@ export * from './service.js';
 export * from './metrics.js';
 export * from './run-main.js';
 export * from './stream-server.js';
+export { closeOrTerminate } from './close-or-terminate.js';
 export type {
   StreamServerOptions,
   StreamSession,

@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { WebSocket } from 'ws';
+import { closeOrTerminate } from './close-or-terminate.js';
 import { RUNTIME_ERRORS, closeOf } from './errors.js';
 import type { Logger } from './logger.js';
 import type { StreamServerOptions, StreamSession } from './stream-server-options.js';
@@ -36,7 +37,8 @@ export class SessionTable<Ctx> {
   readonly #options: SessionTableOptions<Ctx>;
   readonly #sessions = new Map<WebSocket, SessionEntry>();
   readonly #shedding = new WeakSet<WebSocket>();
-  readonly #terminateTimers = new Set<NodeJS.Timeout>();
+  /** Cancels the terminate deadline of each socket being closed. */
+  readonly #closeDeadlines = new Set<() => void>();
 
   constructor(options: SessionTableOptions<Ctx>) {
     this.#options = options;
@@ -222,18 +224,10 @@ export class SessionTable<Ctx> {
     this.shed(ws);
   }
 
-  /** Starts a close handshake; a peer that does not finish it within closeTimeoutMs is cut. */
   #closeOrTerminate(ws: WebSocket, code: number, reason: string): void {
-    const timer = setTimeout(() => {
-      this.#terminateTimers.delete(timer);
-      ws.terminate();
-    }, this.#options.closeTimeoutMs);
-    this.#terminateTimers.add(timer);
-    ws.once('close', () => {
-      clearTimeout(timer);
-      this.#terminateTimers.delete(timer);
-    });
-    ws.close(code, reason);
+    const cancel = closeOrTerminate(ws, code, reason, this.#options.closeTimeoutMs);
+    this.#closeDeadlines.add(cancel);
+    ws.once('close', () => this.#closeDeadlines.delete(cancel));
   }
 
   /**
@@ -268,8 +262,8 @@ export class SessionTable<Ctx> {
 
   /** Cancels pending close-handshake deadlines (the listener is closing). */
   clearTimers(): void {
-    for (const timer of this.#terminateTimers) clearTimeout(timer);
-    this.#terminateTimers.clear();
+    for (const cancel of this.#closeDeadlines) cancel();
+    this.#closeDeadlines.clear();
   }
 }
 
