@@ -6,11 +6,6 @@ export * from './metrics.js';
 export * from './run-main.js';
 export * from './stream-server.js';
 export { closeOrTerminate } from './close-or-terminate.js';
-export type {
-  StreamServerOptions,
-  StreamSession,
-  UpgradeVerdict,
-} from './stream-server-options.js';
 export {
   answerProbe,
   REFUSAL_LINGER_MS,

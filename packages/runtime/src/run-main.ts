@@ -23,12 +23,10 @@ export interface RunMainOptions {
   name: string;
   service: DrainableService;
   logger: Logger;
-  /** Bound on the whole drain, counted from the first signal (accept grace included). */
+  /** Bound on the whole drain, counted from the first signal. */
   drainTimeoutMs: number;
   /** Exit code when the drain deadline or a second signal forced `destroy()`; default 1. */
   forcedExitCode?: number;
-  /** Keep accepting this long after `beginDrain()` so load balancers notice; default 0. */
-  acceptGraceMs?: number;
   /** How long a forced `destroy()` may take before the process exits anyway; default 5000. */
   destroyTimeoutMs?: number;
   /** Fields for the listening line; must include `port`. */
@@ -48,9 +46,9 @@ type Phase = 'starting' | 'running' | 'draining' | 'destroying' | 'exiting';
 
 /**
  * Starts `service`, logs `{"msg":"listening", ...describe()}` and owns the process's signals:
- * SIGTERM/SIGINT drains (`beginDrain()`, optional accept grace, `close()` bounded by
- * `drainTimeoutMs`) and exits 0; at the deadline, or on a second signal, it `destroy()`s and exits
- * `forcedExitCode`. A start failure, an uncaught exception or an unhandled rejection logs one error
+ * SIGTERM/SIGINT drains (`beginDrain()`, then `close()`, bounded by `drainTimeoutMs`; a service
+ * that keeps accepting for a while after `beginDrain()` does so inside its own `close()`) and
+ * exits 0; at the deadline, or on a second signal, it `destroy()`s and exits `forcedExitCode`. A start failure, an uncaught exception or an unhandled rejection logs one error
  * line and exits 1. Exits set `process.exitCode` and call `process.exit` once stdout has taken the
  * last line.
  *
@@ -139,8 +137,8 @@ class MainRunner {
 
   async #drain(signal: NodeJS.Signals): Promise<void> {
     this.#phase = 'draining';
-    const { drainTimeoutMs, acceptGraceMs = 0, service } = this.#options;
-    this.#log.info('draining', { name: this.#options.name, signal, drainTimeoutMs, acceptGraceMs });
+    const { drainTimeoutMs, service } = this.#options;
+    this.#log.info('draining', { name: this.#options.name, signal, drainTimeoutMs });
     this.#timer(drainTimeoutMs, () => this.#onDeadline());
     try {
       service.beginDrain();
@@ -150,10 +148,6 @@ class MainRunner {
         code: errorCode(err, 'RUNTIME_ERR_CLOSE_FAILED'),
         err,
       });
-    }
-    if (acceptGraceMs > 0) {
-      await new Promise<void>((resolve) => this.#timer(acceptGraceMs, resolve));
-      if (this.#phase !== 'draining') return;
     }
     try {
       await service.close();

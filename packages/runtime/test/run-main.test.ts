@@ -169,18 +169,6 @@ describe('runMain', () => {
     },
   );
 
-  it('waits acceptGraceMs after beginDrain before close', async () => {
-    vi.useFakeTimers();
-    const r = run(undefined, { acceptGraceMs: 500 });
-    await r.started;
-    r.proc.emit('SIGTERM', 'SIGTERM');
-    await vi.advanceTimersByTimeAsync(499);
-    expect(r.service.calls).toEqual(['start', 'beginDrain']);
-    await vi.advanceTimersByTimeAsync(1);
-    expect(await r.proc.exited).toBe(0);
-    expect(r.service.calls).toEqual(['start', 'beginDrain', 'close']);
-  });
-
   it.each<[string, number | undefined, number]>([
     ['default', undefined, 1],
     ['0 (workers)', 0, 0],
@@ -211,16 +199,6 @@ describe('runMain', () => {
       expect(line(r.lines, 'drained')).toBeUndefined();
     },
   );
-
-  it('counts the accept grace inside the drain deadline', async () => {
-    vi.useFakeTimers();
-    const r = run(undefined, { acceptGraceMs: 5000, drainTimeoutMs: 1000, forcedExitCode: 0 });
-    await r.started;
-    r.proc.emit('SIGTERM', 'SIGTERM');
-    await vi.advanceTimersByTimeAsync(1000);
-    expect(await r.proc.exited).toBe(0);
-    expect(r.service.calls).toEqual(['start', 'beginDrain', 'destroy']);
-  });
 
   it('on a second signal during the drain destroys at once and exits forcedExitCode', async () => {
     const r = run(
