@@ -84,7 +84,10 @@ export class ConfigError extends CallgateError {
   }
 }
 
-/** `start()` was called on a service that has been closed (fastify FST_ERR_REOPENED_CLOSE_SERVER). */
+/**
+ * `start()` was called on a service that has been closed. A closed service has released its port,
+ * sockets and timers for good; starting it again would run on half-torn-down state, so it refuses.
+ */
 export class ClosedError extends CallgateError {
   constructor(what: string) {
     super('RUNTIME_ERR_CLOSED', `${what} was closed and cannot be started again`);

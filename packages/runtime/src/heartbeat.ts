@@ -10,7 +10,7 @@ export interface HeartbeatSocket {
 
 export interface HeartbeatEntry {
   readonly ws: HeartbeatSocket;
-  /** Pong seen since the last ping (the ws README heartbeat recipe); the owner sets it on 'pong'. */
+  /** Pong seen since the last ping; the owner sets it on 'pong'. */
   alive: boolean;
   readonly session?: { readonly id: string } | undefined;
 }
@@ -23,7 +23,12 @@ export interface HeartbeatOptions {
   entries: () => Iterable<HeartbeatEntry>;
 }
 
-/** One timer for all sockets (the ws README recipe): missed pong since last tick → terminate. */
+/**
+ * One timer for all sockets, so the cost does not grow with the number of sessions. Each tick
+ * pings every open socket; one that has not answered the previous tick's ping with a pong is
+ * terminated: its peer is gone without a FIN (a dropped NAT entry, a dead host) and TCP alone
+ * would keep the session open for minutes.
+ */
 export class Heartbeat {
   readonly #options: HeartbeatOptions;
   #timer: NodeJS.Timeout | undefined;

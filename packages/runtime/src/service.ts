@@ -1,8 +1,8 @@
 import { ClosedError } from './errors.js';
 
 /**
- * The lifecycle contract of every object that owns a port, socket, timer or child
- * (ws, undici, fastify). Constructors do no I/O.
+ * The lifecycle contract of every object that owns a port, socket, timer or child. Constructors do
+ * no I/O, so an object can be built (and its configuration checked) before anything is bound.
  */
 export interface Service {
   /** Binds and starts; port 0 is allowed. */
