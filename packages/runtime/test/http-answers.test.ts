@@ -3,7 +3,7 @@ import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { answerProbe } from '../src/index.js';
-import { httpGet } from './helpers.js';
+import { httpGet, parseRawResponse, rawExchange } from './helpers.js';
 
 let server: ReturnType<typeof createServer> | undefined;
 
@@ -34,10 +34,15 @@ describe('answerProbe', () => {
     expect(reply.headers['cache-control']).toBe('no-store');
   });
 
-  it('answers HEAD without a body, and with closeConnection says Connection: close', async () => {
+  it('answers HEAD without a body, and with closeConnection ends a keep-alive connection', async () => {
     const url = await serve((res) => answerProbe(res, 'readyz', false, true));
-    const reply = await httpGet(url, 'HEAD');
+    // HTTP/1.1 keeps the connection open unless the answer says Connection: close; rawExchange
+    // returns only once the server has closed it.
+    const reply = parseRawResponse(
+      await rawExchange(url, 'HEAD /readyz HTTP/1.1\r\nHost: worker.test\r\n\r\n'),
+    );
     expect(reply).toMatchObject({ status: 503, body: '' });
     expect(reply.headers['connection']).toBe('close');
+    expect(reply.headers['content-length']).toBe(String('{"status":"draining"}'.length));
   });
 });
