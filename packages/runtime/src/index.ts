@@ -14,3 +14,4 @@ export { writeHttpError } from './write-http-error.js';
 export { sendJsonError } from './http-endpoints.js';
 export * from './trace.js';
 export * from './resume-vouch.js';
+export * from './signed-token.js';
