@@ -2,10 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { Pacer, concatPcm, frameSamples, resample } from '@callgate/audio';
 import { errorCode } from '@callgate/runtime';
+import { getExpectedTwilioSignature } from 'twilio/lib/webhooks/webhooks.js';
 import { WebSocket, type RawData } from 'ws';
 import { SimulatorError, connectError } from './errors.js';
 import { Playback } from './playback.js';
-import { computeTwilioSignature, urlWithoutQuery } from './signature.js';
+import { urlWithoutQuery } from './signature.js';
 import { REPLY_RMS_THRESHOLD, computeReplies, windowRms } from './summary.js';
 import type { CallSummary, Provider, Segment, SimEvent } from './types.js';
 
@@ -230,9 +231,10 @@ export abstract class BaseCaller extends EventEmitter {
     const timeoutMs = o.connectTimeoutMs ?? 5000;
     const headers: Record<string, string> = { ...o.headers };
     if (o.authToken !== undefined) {
-      headers['X-Twilio-Signature'] = computeTwilioSignature(
+      headers['X-Twilio-Signature'] = getExpectedTwilioSignature(
         o.authToken,
         signatureUrl ?? urlWithoutQuery(url),
+        {},
       );
     }
     return new Promise<WebSocket>((resolve, reject) => {
