@@ -10,8 +10,8 @@ import {
 } from './fields.js';
 
 /*
- * SansPBX media-stream messages (doc §4). There is no public vendor specification: the shapes come
- * from one project's notes, so inbound parsing is lenient on purpose:
+ * SansPBX media-stream messages. SansPBX publishes no specification: the shapes are what has been
+ * seen of it, unconfirmed, so inbound parsing is lenient on purpose:
  * - ids (`streamId`, `channelId`, `callId`) may arrive as strings or numbers and are normalized to
  *   strings; `chunk`, `dtfDurationMs`, `timestamp` and `mediaFormat.sampleRate`/`channels` may be
  *   numbers or numeric strings and are normalized to numbers (timestamp stays as sent if it is an

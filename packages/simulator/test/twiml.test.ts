@@ -180,7 +180,7 @@ describe('voice-webhook step', () => {
     expect(summary.customParameters).toEqual({ callToken: 't&k', lang: 'de' });
   });
 
-  it('signs the upgrade over signatureUrl (doc vector) and keeps an explicit url over the TwiML one', async () => {
+  it('signs the upgrade over signatureUrl (the vector above) and keeps an explicit url over the TwiML one', async () => {
     const w = await startScriptedWorker({
       onRequest: (_req, res) => {
         res.writeHead(200, { 'content-type': 'text/xml' });
