@@ -25,7 +25,7 @@ let channelCounter = 0;
  * A phone calling through SansPBX's media stream (shapes unconfirmed: SansPBX publishes no
  * specification, see packages/protocol/src/sanspbx.ts): connects to
  * the bare `/media-stream`, sends `connected`, `answer` (the only identity it gives), `start`,
- * `media` frames of base64 PCM16 LE every 20 ms, `dtmf` and `stop`; plays the worker's
+ * `media` messages of base64 PCM16 LE every 20 ms, `dtmf` and `stop`; plays the worker's
  * `reverse-media` in real time. There are no marks and no clear.
  */
 export class SansPbxCaller extends BaseCaller {
