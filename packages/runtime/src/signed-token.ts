@@ -1,22 +1,5 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 
-/**
- * The one format of the short-lived HMAC tokens workers hand out and check later, possibly on
- * another worker (media call tokens, test-agent session tokens). Workers share only the secret, so
- * the token carries everything else:
- *
- *   v1.<expiresAt, Unix seconds>[.<nonce, base64url>].<MAC, base64url>
- *   MAC = HMAC-SHA256(secret, "<purpose>|v1|<subject>|<expiresAt>|<nonce>")
- *
- * - `purpose` names the kind of token and comes first in every MAC, so a token of one kind never
- *   verifies as another, even when an operator gives both the same secret.
- * - `subject` binds the token to one thing (a CallSid, a session id): a token of one call or
- *   session does not open another. It is not in the token; the verifier knows it from elsewhere.
- *   Every other field is digits or base64url, so the `|`-joined MAC input parses one way only.
- * - The nonce (only for kinds that ask for one) makes two tokens for the same subject and second
- *   differ. Tokens are not one-time: nothing shared between workers remembers use.
- * - The version leads the token so a later format can be told apart during a rollout.
- */
 export type SignedTokenFailure = 'missing' | 'malformed' | 'bad-signature' | 'expired';
 
 export type SignedTokenResult =
@@ -58,7 +41,23 @@ const VERSION = 'v1';
 const MAC_CHARS = 43; // HMAC-SHA256 (32 bytes) in unpadded base64url
 const MAX_EXPIRY_DIGITS = 12;
 
-/** One kind of signed token: issues tokens and checks them for a subject. */
+/**
+ * One kind of signed token: the one format of the short-lived HMAC tokens workers hand out and
+ * check later, possibly on another worker (media call tokens, test-agent session tokens). Workers
+ * share only the secret, so the token carries everything else:
+ *
+ *   v1.<expiresAt, Unix seconds>[.<nonce, base64url>].<MAC, base64url>
+ *   MAC = HMAC-SHA256(secret, "<purpose>|v1|<subject>|<expiresAt>|<nonce>")
+ *
+ * - `purpose` names the kind of token and comes first in every MAC, so a token of one kind never
+ *   verifies as another, even when an operator gives both the same secret.
+ * - `subject` binds the token to one thing (a CallSid, a session id): a token of one call or
+ *   session does not open another. It is not in the token; the verifier knows it from elsewhere.
+ *   Every other field is digits or base64url, so the `|`-joined MAC input parses one way only.
+ * - The nonce (only for kinds that ask for one) makes two tokens for the same subject and second
+ *   differ. Tokens are not one-time: nothing shared between workers remembers use.
+ * - The version leads the token so a later format can be told apart during a rollout.
+ */
 export class SignedToken {
   readonly #purpose: string;
   readonly #nonceBytes: number;
