@@ -82,8 +82,9 @@ export type SansPbxOutbound = SansPbxReverseMedia;
 export type SansPbxInboundEvent = SansPbxInbound['event'];
 
 /**
- * Sample rate assumed when `start.mediaFormat` says nothing. The public notes contradict each other
- * (8 kHz early, 44.1 kHz later); 8 kHz is the telephone default. Workers should make it configurable.
+ * Sample rate assumed when `start.mediaFormat` says nothing. What is known of SansPBX names both
+ * 8 kHz and 44.1 kHz; 8 kHz is the telephone default, and the media worker makes it configurable
+ * (SANSPBX_SAMPLE_RATE).
  */
 export const SANSPBX_DEFAULT_SAMPLE_RATE = 8000;
 

@@ -11,7 +11,7 @@ import { BaseCaller, type CallerOptions } from './base-caller.js';
 import type { Provider } from './types.js';
 
 export interface SansPbxCallerOptions extends CallerOptions {
-  /** Line rate of the PCM16 both ways; default 8000 (the public notes also mention 44100). */
+  /** Line rate of the PCM16 both ways; default 8000 (SansPBX lines may also run at 44100). */
   sampleRate?: number;
   /** Asterisk-style channel; default `SIP/callgate-0001`, counting up per caller in this process. */
   channelId?: string;
