@@ -265,7 +265,7 @@ describe('an agent in its own project, outside the repository', () => {
     expect(reply).toEqual(expect.any(Number));
     expect(detectDtmf(summary.replyAudio.subarray(at(reply!), at(reply! + 150)), RATE)).toBe('9');
     // Both utterances were marked, echoed, and reported back to the agent as heard.
-    expect(summary.marksEchoed).toBe(2);
+    expect(summary.marksAcked).toBe(2);
     for (const n of [1, 2]) {
       await worker.waitForLog(
         (l) => l.msg === 'outside agent heard' && String(l.utteranceId).endsWith(`-u${n}`),

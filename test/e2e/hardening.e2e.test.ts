@@ -164,7 +164,7 @@ describe('hardening over real processes', () => {
     );
     for (const s of summaries) {
       expect(s.closedBy).toBe('caller');
-      expect(s.framesReceived).toBeGreaterThan(0);
+      expect(s.audioFramesReceived).toBeGreaterThan(0);
     }
     // The squatter holds at most MAX_UNSTARTED_STREAMS sockets per worker.
     const open = squat.filter((s) => s.ws.readyState === WebSocket.OPEN).length;

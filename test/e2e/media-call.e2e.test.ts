@@ -117,7 +117,7 @@ describe('media calls through the proxy', () => {
     // Each reply is its own sentence, not the other one.
     expect(replyMatch(summary, 0, u2)).toBeLessThan(0.3);
     expect(summary.marksReceived).toBe(2);
-    expect(summary.marksEchoed).toBe(2);
+    expect(summary.marksAcked).toBe(2);
     const worker = workers.find((w) =>
       w.logs.some((l) => l.msg === 'call started' && l.callSid === sid),
     );

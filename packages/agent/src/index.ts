@@ -19,5 +19,5 @@ export { createEchoAgent } from './echo.js';
 export type { EchoOptions } from './echo.js';
 export { loadAgent } from './load-agent.js';
 export type { BuiltInAgentName, LoadAgentOptions } from './load-agent.js';
-export { AgentError } from './errors.js';
+export { AGENT_ERRORS, AgentError } from './errors.js';
 export type { AgentErrorCode } from './errors.js';

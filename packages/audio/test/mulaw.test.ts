@@ -8,7 +8,8 @@ import {
 } from '../src/index.js';
 
 describe('mulaw', () => {
-  // Test vectors from docs twilio-media-streams.md §6.
+  // Values of the ITU-T G.711 μ-law table in its usual 16-bit form (bias 0x84, clip at 32635, as
+  // in Sun's reference g711.c), which is what Twilio's audio/x-mulaw carries.
   it.each([
     [0, 0xff],
     [-1, 0x7f],
@@ -40,7 +41,7 @@ describe('mulaw', () => {
     expect(mulawDecodeSample(MULAW_SILENCE)).toBe(0);
   });
 
-  // The doc's vectors fix enc(32767) = 0x80 and dec(0x80) = 32124, so samples beyond the clip level
+  // The G.711 values above fix enc(32767) = 0x80 and dec(0x80) = 32124, so samples beyond the clip level
   // (|s| > 32635) necessarily come back up to 644 off; inside it the error is at most 512.
   it.each([
     ['the clamped range', -32635, 32635, 512],

@@ -1,17 +1,29 @@
 /**
  * Error catalogue of @callgate/protocol. Codes are `PROTO_ERR_<WHAT>`; callers branch on `code`.
+ * The parsers throw them and the workers decide what happens; `close` is the close code the media
+ * worker ends a call's socket with (the others are logged, counted and the message dropped).
  *
  * The architecture keeps this package free of other workspaces (`packages/protocol → nothing`), so
+ * the catalogue satisfies the shape of @callgate/runtime's `ErrorCatalogue` written out, and
  * `ProtocolError` extends `Error` with the same shape as `CallgateError` (`code`, `name`, `cause`)
- * rather than importing it from @callgate/runtime.
+ * rather than importing either from @callgate/runtime.
  */
-export type ProtocolErrorCode =
-  | 'PROTO_ERR_INVALID_JSON'
-  | 'PROTO_ERR_UNKNOWN_EVENT'
-  | 'PROTO_ERR_INVALID_MESSAGE'
-  | 'PROTO_ERR_BAD_BASE64'
-  | 'PROTO_ERR_BINARY'
-  | 'PROTO_ERR_TOO_LARGE';
+export const PROTO_ERRORS = {
+  /** A text message that is not JSON. */
+  PROTO_ERR_INVALID_JSON: {},
+  /** A JSON message whose `event` (Twilio, SansPBX) or `type` (test-agent) is not known. */
+  PROTO_ERR_UNKNOWN_EVENT: {},
+  /** A known message with a missing, wrongly typed or extra field. */
+  PROTO_ERR_INVALID_MESSAGE: {},
+  /** An audio payload that is not strict base64. */
+  PROTO_ERR_BAD_BASE64: {},
+  /** A binary message where only JSON text is spoken (Twilio, SansPBX). */
+  PROTO_ERR_BINARY: { close: 1003 },
+  /** A message over the size limit. */
+  PROTO_ERR_TOO_LARGE: { close: 1009 },
+} as const satisfies Record<string, { readonly status?: number; readonly close?: number }>;
+
+export type ProtocolErrorCode = keyof typeof PROTO_ERRORS;
 
 export class ProtocolError extends Error {
   readonly code: ProtocolErrorCode;

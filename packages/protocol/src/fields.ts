@@ -166,7 +166,7 @@ export class Fields {
 export type RawMessage = string | Uint8Array | ArrayBuffer | readonly Uint8Array[];
 
 /**
- * Turns a received WebSocket message into text: binary frames are refused (`PROTO_ERR_BINARY`;
+ * Turns a received WebSocket message into text: binary messages are refused (`PROTO_ERR_BINARY`;
  * Twilio itself rejects binary, warning 31950) and oversized ones too (`PROTO_ERR_TOO_LARGE`).
  */
 export function messageText(

@@ -10,8 +10,8 @@ import {
 } from './fields.js';
 
 /*
- * SansPBX media-stream messages (doc §4). There is no public vendor specification: the shapes come
- * from one project's notes, so inbound parsing is lenient on purpose:
+ * SansPBX media-stream messages. SansPBX publishes no specification: the shapes are what has been
+ * seen of it, unconfirmed, so inbound parsing is lenient on purpose:
  * - ids (`streamId`, `channelId`, `callId`) may arrive as strings or numbers and are normalized to
  *   strings; `chunk`, `dtfDurationMs`, `timestamp` and `mediaFormat.sampleRate`/`channels` may be
  *   numbers or numeric strings and are normalized to numbers (timestamp stays as sent if it is an
@@ -82,8 +82,9 @@ export type SansPbxOutbound = SansPbxReverseMedia;
 export type SansPbxInboundEvent = SansPbxInbound['event'];
 
 /**
- * Sample rate assumed when `start.mediaFormat` says nothing. The public notes contradict each other
- * (8 kHz early, 44.1 kHz later); 8 kHz is the telephone default. Workers should make it configurable.
+ * Sample rate assumed when `start.mediaFormat` says nothing. What is known of SansPBX names both
+ * 8 kHz and 44.1 kHz; 8 kHz is the telephone default, and the media worker makes it configurable
+ * (SANSPBX_SAMPLE_RATE).
  */
 export const SANSPBX_DEFAULT_SAMPLE_RATE = 8000;
 

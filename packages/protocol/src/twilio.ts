@@ -57,7 +57,7 @@ export interface TwilioStop {
   stop: { accountSid: Str; callSid: Str };
 }
 
-/** Messages Twilio sends to the worker (doc §1.2). */
+/** Messages Twilio sends to the worker on a bidirectional Media Stream. */
 export type TwilioInbound =
   TwilioConnected | TwilioStart | TwilioMedia | TwilioDtmf | TwilioMark | TwilioStop;
 
@@ -76,7 +76,7 @@ export interface TwilioClear {
   streamSid: Str;
 }
 
-/** Messages the worker may send to Twilio on a bidirectional stream (doc §1.3). */
+/** Messages the worker may send to Twilio on a bidirectional stream; Twilio accepts no others. */
 export type TwilioOutbound = TwilioOutboundMedia | TwilioOutboundMark | TwilioClear;
 
 export type TwilioInboundEvent = TwilioInbound['event'];
@@ -332,8 +332,9 @@ export class TwilioMediaSerializer {
 }
 
 /**
- * Serializes a message in exactly the shape and field order Twilio uses (doc §1.2 examples), for
- * the simulator. The message is validated first, so the simulator cannot send what Twilio would not.
+ * Serializes a message in exactly the shape and field order of Twilio's own messages, for the
+ * simulator: a worker under test gets the same bytes as from Twilio. The message is validated
+ * first, so the simulator cannot send what Twilio would not.
  */
 export function serializeTwilioInbound(msg: TwilioInbound): string {
   const m = validateTwilioInbound(msg);

@@ -22,3 +22,4 @@ export {
 } from './handshake.js';
 export * from './trace.js';
 export * from './resume-vouch.js';
+export * from './signed-token.js';

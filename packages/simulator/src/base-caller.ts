@@ -2,10 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { Pacer, concatPcm, frameSamples, resample } from '@callgate/audio';
 import { errorCode } from '@callgate/runtime';
+import { getExpectedTwilioSignature } from 'twilio/lib/webhooks/webhooks.js';
 import { WebSocket, type RawData } from 'ws';
 import { SimulatorError, connectError } from './errors.js';
 import { Playback } from './playback.js';
-import { computeTwilioSignature, urlWithoutQuery } from './signature.js';
+import { urlWithoutQuery } from './signature.js';
 import { REPLY_RMS_THRESHOLD, computeReplies, windowRms } from './summary.js';
 import type { CallSummary, Provider, Segment, SimEvent } from './types.js';
 
@@ -65,12 +66,12 @@ const DEFAULT_MAX_RECONNECTS = 10;
 
 /** Counters a provider-specific caller updates; the summary reads them. */
 export interface CallCounters {
-  framesSent: number;
-  framesReceived: number;
-  mediaMessagesReceived: number;
+  audioFramesSent: number;
+  audioFramesReceived: number;
+  audioMessagesReceived: number;
   marksReceived: number;
-  marksEchoed: number;
-  marksEchoedOnClear: number;
+  marksAcked: number;
+  marksAckedOnClear: number;
   clears: number;
   dtmfSent: number;
 }
@@ -91,12 +92,12 @@ export abstract class BaseCaller extends EventEmitter {
   readonly accountSid: string;
   readonly customParameters: Record<string, string>;
   protected readonly counters: CallCounters = {
-    framesSent: 0,
-    framesReceived: 0,
-    mediaMessagesReceived: 0,
+    audioFramesSent: 0,
+    audioFramesReceived: 0,
+    audioMessagesReceived: 0,
     marksReceived: 0,
-    marksEchoed: 0,
-    marksEchoedOnClear: 0,
+    marksAcked: 0,
+    marksAckedOnClear: 0,
     clears: 0,
     dtmfSent: 0,
   };
@@ -108,8 +109,8 @@ export abstract class BaseCaller extends EventEmitter {
   #state: 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closing' | 'closed' = 'idle';
   /** 20 ms ticks on the caller's timeline, including ticks between two streams. */
   #ticks = 0;
-  /** Media frames sent on the current stream (Twilio's `media.chunk`). */
-  #streamFrames = 0;
+  /** Audio messages sent on the current stream (Twilio's `media.chunk`). */
+  #streamAudioMessages = 0;
   #streamStartTick = 0;
   #streamSids: string[] = [];
   #reconnectAttempts = 0;
@@ -230,9 +231,10 @@ export abstract class BaseCaller extends EventEmitter {
     const timeoutMs = o.connectTimeoutMs ?? 5000;
     const headers: Record<string, string> = { ...o.headers };
     if (o.authToken !== undefined) {
-      headers['X-Twilio-Signature'] = computeTwilioSignature(
+      headers['X-Twilio-Signature'] = getExpectedTwilioSignature(
         o.authToken,
         signatureUrl ?? urlWithoutQuery(url),
+        {},
       );
     }
     return new Promise<WebSocket>((resolve, reject) => {
@@ -319,7 +321,7 @@ export abstract class BaseCaller extends EventEmitter {
     ws.on('close', (code: number, reason: Buffer) => {
       if (this.#ws === ws) this.#onClose(code, reason.toString());
     });
-    this.#streamFrames = 0;
+    this.#streamAudioMessages = 0;
     this.#streamStartTick = this.#ticks;
     this.#streamSids.push(this.streamSid);
     for (const text of this.openingMessages()) this.send(text);
@@ -557,12 +559,12 @@ export abstract class BaseCaller extends EventEmitter {
         const next = this.#dtmf.shift();
         if (next) this.sendDtmf(next.digit);
       }
-      this.counters.framesSent++;
-      this.#streamFrames++;
+      this.counters.audioFramesSent++;
+      this.#streamAudioMessages++;
       this.send(
         this.mediaMessage(
           this.#nextOutFrame(),
-          this.#streamFrames,
+          this.#streamAudioMessages,
           (this.#ticks - 1 - this.#streamStartTick) * FRAME_MS,
         ),
       );
@@ -637,15 +639,15 @@ export abstract class BaseCaller extends EventEmitter {
 
   /** Buffers worker audio (line rate) for playback. */
   protected receiveAudio(pcm: Int16Array): void {
-    this.counters.mediaMessagesReceived++;
+    this.counters.audioMessagesReceived++;
     this.#samplesReceived += pcm.length;
-    this.counters.framesReceived = Math.round(this.#samplesReceived / this.samplesPerFrame);
+    this.counters.audioFramesReceived = Math.round(this.#samplesReceived / this.samplesPerFrame);
     this.playback.enqueueAudio(pcm);
     this.emitSim({
       type: 'media',
       atMs: this.elapsedMs,
       samples: pcm.length,
-      mediaMessagesReceived: this.counters.mediaMessagesReceived,
+      audioMessagesReceived: this.counters.audioMessagesReceived,
       samplesPlayed: this.playback.samplesPlayed,
     });
   }
@@ -673,12 +675,12 @@ export abstract class BaseCaller extends EventEmitter {
           ? performance.now() - this.#startedAt
           : this.#durationMs,
       ),
-      framesSent: c.framesSent,
-      framesReceived: c.framesReceived,
-      mediaMessagesReceived: c.mediaMessagesReceived,
+      audioFramesSent: c.audioFramesSent,
+      audioFramesReceived: c.audioFramesReceived,
+      audioMessagesReceived: c.audioMessagesReceived,
       marksReceived: c.marksReceived,
-      marksEchoed: c.marksEchoed,
-      marksEchoedOnClear: c.marksEchoedOnClear,
+      marksAcked: c.marksAcked,
+      marksAckedOnClear: c.marksAckedOnClear,
       clears: c.clears,
       dtmfSent: c.dtmfSent,
       replies: computeReplies(replyAudio, 8000, this.#segments),

@@ -1,13 +1,30 @@
 import { CallgateError } from '@callgate/runtime';
 
-export type SimulatorErrorCode =
-  | 'SIM_ERR_CONNECT'
-  | 'SIM_ERR_HANDSHAKE'
-  | 'SIM_ERR_TIMEOUT'
-  | 'SIM_ERR_TWIML'
-  | 'SIM_ERR_ABORTED'
-  | 'SIM_ERR_INVALID_OPTIONS'
-  | 'SIM_ERR_USAGE';
+/**
+ * The codes of @callgate/simulator. The simulator is the client, so it answers no HTTP status and
+ * closes no socket with an error code: every code is thrown (`simulateCall()` rejects) or printed
+ * by the CLI.
+ */
+export const SIM_ERRORS = {
+  /** The TCP connection to the stream or the webhook was refused, or the host is unknown. */
+  SIM_ERR_CONNECT: {},
+  /** The server answered the upgrade with an HTTP status instead of 101 (`status` set). */
+  SIM_ERR_HANDSHAKE: {},
+  /** The connection opened but the handshake or the webhook did not complete in time. */
+  SIM_ERR_TIMEOUT: {},
+  /** The voice webhook or the action URL answered non-2xx, or without a usable TwiML. */
+  SIM_ERR_TWIML: {},
+  /** Interrupted (`signal`) before the call was up. */
+  SIM_ERR_ABORTED: {},
+  /** Options the simulator cannot use (bad URL, provider, sample rate, DTMF entry ...). */
+  SIM_ERR_INVALID_OPTIONS: {},
+  /** Invalid command-line flags (CLI only). */
+  SIM_ERR_USAGE: {},
+  /** The CLI's code for a failure that carried no code of its own. */
+  SIM_ERR_UNKNOWN: {},
+} as const satisfies Record<string, { readonly status?: number; readonly close?: number }>;
+
+export type SimulatorErrorCode = keyof typeof SIM_ERRORS;
 
 /**
  * Every failure the simulator reports. Callers (tests, the CLI) branch on `code`; `status` is the

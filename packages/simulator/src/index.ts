@@ -1,6 +1,6 @@
 export * from './errors.js';
 export * from './types.js';
-export { computeTwilioSignature, urlWithoutQuery } from './signature.js';
+export { urlWithoutQuery } from './signature.js';
 export {
   fetchTwiml,
   fetchAction,

@@ -2,8 +2,8 @@
  * The simulated phone's speaker. Worker audio and marks queue up in arrival order; the caller's
  * 20 ms clock calls `playFrame()` once per tick, so audio plays in real time no matter how fast
  * the worker sends it, like Twilio's playback buffer. A mark is echoed when the audio queued before
- * it has played; `clear()` drops the buffer and echoes every pending mark at once (Twilio does
- * both, twilio-media-streams.md §1.4).
+ * it has played; `clear()` drops the buffer and echoes every pending mark at once. Twilio does
+ * both, so a worker that waits for its marks sees the same timing here as on a real call.
  */
 export interface PlaybackOptions {
   /** Samples in one 20 ms tick at the line rate (160 at 8 kHz). */

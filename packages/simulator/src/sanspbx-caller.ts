@@ -11,7 +11,7 @@ import { BaseCaller, type CallerOptions } from './base-caller.js';
 import type { Provider } from './types.js';
 
 export interface SansPbxCallerOptions extends CallerOptions {
-  /** Line rate of the PCM16 both ways; default 8000 (the public notes also mention 44100). */
+  /** Line rate of the PCM16 both ways; default 8000 (SansPBX lines may also run at 44100). */
   sampleRate?: number;
   /** Asterisk-style channel; default `SIP/callgate-0001`, counting up per caller in this process. */
   channelId?: string;
@@ -22,9 +22,10 @@ const DTMF_DURATION_MS = 250;
 let channelCounter = 0;
 
 /**
- * A phone calling through SansPBX's media stream (twilio-media-streams.md §4, all [?]): connects to
+ * A phone calling through SansPBX's media stream (shapes unconfirmed: SansPBX publishes no
+ * specification, see packages/protocol/src/sanspbx.ts): connects to
  * the bare `/media-stream`, sends `connected`, `answer` (the only identity it gives), `start`,
- * `media` frames of base64 PCM16 LE every 20 ms, `dtmf` and `stop`; plays the worker's
+ * `media` messages of base64 PCM16 LE every 20 ms, `dtmf` and `stop`; plays the worker's
  * `reverse-media` in real time. There are no marks and no clear.
  */
 export class SansPbxCaller extends BaseCaller {

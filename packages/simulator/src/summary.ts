@@ -103,13 +103,13 @@ export function formatSummary(s: CallSummary): string {
       ` (code ${s.closeCode ?? 'none'}${s.closeReason ? `, "${s.closeReason}"` : ''})`,
   );
   lines.push(
-    `  frames      sent ${s.framesSent}, received ${s.framesReceived}` +
-      ` in ${s.mediaMessagesReceived} media message${s.mediaMessagesReceived === 1 ? '' : 's'}`,
+    `  audio       frames sent ${s.audioFramesSent}, received ${s.audioFramesReceived}` +
+      ` in ${s.audioMessagesReceived} audio message${s.audioMessagesReceived === 1 ? '' : 's'}`,
   );
   if (s.provider === 'twilio') {
     lines.push(
-      `  marks       received ${s.marksReceived}, echoed ${s.marksEchoed}` +
-        ` (${s.marksEchoedOnClear} on clear); clears ${s.clears}`,
+      `  marks       received ${s.marksReceived}, acked ${s.marksAcked}` +
+        ` (${s.marksAckedOnClear} on clear); clears ${s.clears}`,
     );
   }
   lines.push(`  dtmf        sent ${s.dtmfSent}`);

@@ -14,7 +14,7 @@ export type TwilioCallerOptions = CallerOptions;
 
 /**
  * A phone calling through Twilio Media Streams (bidirectional `<Connect><Stream>`): sends
- * `connected`, `start`, 20 ms μ-law `media` frames (silence, 0xFF, when the caller is quiet), `dtmf`
+ * `connected`, `start`, 20 ms μ-law `media` messages (silence, 0xFF, when the caller is quiet), `dtmf`
  * and `stop`; plays the worker's `media` in real time, echoes `mark`s when their audio has played
  * and on `clear`, and checks every worker message as strictly as Twilio does (31950/31951).
  */
@@ -141,7 +141,7 @@ export class TwilioCaller extends BaseCaller {
           type: 'clear',
           atMs: this.elapsedMs,
           droppedSamples,
-          marksEchoed: marks.length,
+          marksAcked: marks.length,
         });
         return;
       }
@@ -156,8 +156,8 @@ export class TwilioCaller extends BaseCaller {
       mark: { name },
     });
     if (this.send(echo)) {
-      this.counters.marksEchoed++;
-      if (cleared) this.counters.marksEchoedOnClear++;
+      this.counters.marksAcked++;
+      if (cleared) this.counters.marksAckedOnClear++;
     }
     this.emitSim({
       type: 'mark',

@@ -1,7 +1,7 @@
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { getExpectedTwilioSignature } from 'twilio/lib/webhooks/webhooks.js';
 import { SimulatorError, connectError } from './errors.js';
-import { computeTwilioSignature } from './signature.js';
 
 /** What the simulator takes from a voice-webhook answer: the `<Connect><Stream>` target. */
 export interface ParsedTwiml {
@@ -82,7 +82,7 @@ function postCallback(
     accept: 'text/xml, application/xml',
   };
   if (options.authToken !== undefined) {
-    headers['x-twilio-signature'] = computeTwilioSignature(options.authToken, url, params);
+    headers['x-twilio-signature'] = getExpectedTwilioSignature(options.authToken, url, params);
   }
   const body = new URLSearchParams(params).toString();
   return postForm(url, headers, body, options.timeoutMs ?? 5000, options.signal, label);

@@ -1,6 +1,6 @@
 export type Provider = 'twilio' | 'sanspbx';
 
-/** One caller utterance on the caller's timeline (ms from the first media frame). */
+/** One caller utterance on the caller's timeline (ms from the first audio message). */
 export interface Segment {
   startMs: number;
   endMs: number;
@@ -20,7 +20,7 @@ export type SimEvent =
       type: 'media';
       atMs: number;
       samples: number;
-      mediaMessagesReceived: number;
+      audioMessagesReceived: number;
       /** Audio samples already played out of the speaker when this message arrived. */
       samplesPlayed: number;
     }
@@ -30,7 +30,7 @@ export type SimEvent =
    */
   | { type: 'mark'; atMs: number; name: string; cleared: boolean; samplesPlayed: number }
   /** The worker sent `clear`: the buffer was dropped and pending marks echoed. */
-  | { type: 'clear'; atMs: number; droppedSamples: number; marksEchoed: number }
+  | { type: 'clear'; atMs: number; droppedSamples: number; marksAcked: number }
   /** Non-silent worker audio started playing after silence. */
   | { type: 'reply-start'; atMs: number; utteranceIndex: number | null; latencyMs: number | null }
   /**
@@ -104,12 +104,17 @@ export interface CallSummary {
   streamSid: string;
   provider: Provider;
   durationMs: number;
-  framesSent: number;
-  framesReceived: number;
-  mediaMessagesReceived: number;
+  /** 20 ms audio frames sent, one audio message each. */
+  audioFramesSent: number;
+  /** Worker audio received, in 20 ms audio frames (rounded). */
+  audioFramesReceived: number;
+  /** Audio messages (`media`, SansPBX `reverse-media`) received from the worker. */
+  audioMessagesReceived: number;
   marksReceived: number;
-  marksEchoed: number;
-  marksEchoedOnClear: number;
+  /** Marks the caller acked (echoed back, as Twilio does once their audio played or was cleared). */
+  marksAcked: number;
+  /** Of `marksAcked`, those acked because a `clear` dropped their audio. */
+  marksAckedOnClear: number;
   clears: number;
   dtmfSent: number;
   replies: ReplyLatency[];

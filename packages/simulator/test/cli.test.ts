@@ -212,8 +212,8 @@ describe('cli', () => {
       lang: 'en',
     });
     expect(t.out()).toContain(`call ${callSid} (twilio)`);
-    expect(t.out()).toContain('frames      sent 20, received 5 in 1 media message');
-    expect(t.out()).toContain('marks       received 1, echoed 1 (0 on clear)');
+    expect(t.out()).toContain('audio       frames sent 20, received 5 in 1 audio message');
+    expect(t.out()).toContain('marks       received 1, acked 1 (0 on clear)');
     expect(t.out()).toContain('dtmf        sent 1');
     expect(t.out()).toMatch(/#1 ended 0\.\d\d s/);
 
@@ -236,7 +236,7 @@ describe('cli', () => {
     const summary = JSON.parse(t.out()) as Record<string, unknown>;
     expect(summary).toMatchObject({
       provider: 'twilio',
-      framesSent: 5,
+      audioFramesSent: 5,
       closedBy: 'caller',
       replyAudioSamples: 800,
     });

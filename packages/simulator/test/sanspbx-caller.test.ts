@@ -60,7 +60,7 @@ describe('simulateCall (sanspbx)', () => {
     });
     expect(summary).toMatchObject({
       provider: 'sanspbx',
-      framesSent: 10,
+      audioFramesSent: 10,
       dtmfSent: 1,
       closeCode: 1000,
     });
@@ -105,7 +105,11 @@ describe('simulateCall (sanspbx)', () => {
       'PROTO_ERR_UNKNOWN_EVENT',
     ]);
     expect(summary.protocolErrors[0]!.message).toContain('callId');
-    expect(summary).toMatchObject({ mediaMessagesReceived: 1, framesReceived: 10, marksEchoed: 0 });
+    expect(summary).toMatchObject({
+      audioMessagesReceived: 1,
+      audioFramesReceived: 10,
+      marksAcked: 0,
+    });
     // Played one 20 ms frame per tick: 200 ms of audio over 10 ticks, then silence.
     const media = events.find((e) => e.type === 'media');
     expect(media).toMatchObject({ samples: 3200, samplesPlayed: 0 });

@@ -114,12 +114,12 @@ describe('formatSummary', () => {
     streamSid: 'MZ1',
     provider: 'twilio',
     durationMs: 5230,
-    framesSent: 261,
-    framesReceived: 90,
-    mediaMessagesReceived: 3,
+    audioFramesSent: 261,
+    audioFramesReceived: 90,
+    audioMessagesReceived: 3,
     marksReceived: 2,
-    marksEchoed: 2,
-    marksEchoedOnClear: 1,
+    marksAcked: 2,
+    marksAckedOnClear: 1,
     clears: 1,
     dtmfSent: 1,
     replies: [
@@ -140,11 +140,11 @@ describe('formatSummary', () => {
     actionResult: null,
   };
 
-  it('shows frames each way, marks, clears, latencies and errors', () => {
+  it('shows audio each way, marks, clears, latencies and errors', () => {
     const text = formatSummary(base);
     expect(text).toContain('call CA1 (twilio), stream MZ1');
-    expect(text).toContain('sent 261, received 90 in 3 media messages');
-    expect(text).toContain('received 2, echoed 2 (1 on clear); clears 1');
+    expect(text).toContain('sent 261, received 90 in 3 audio messages');
+    expect(text).toContain('received 2, acked 2 (1 on clear); clears 1');
     expect(text).toContain('#1 ended 1.00 s: reply at 1.65 s, latency 650 ms');
     expect(text).toContain('#2 ended 3.00 s: no reply heard');
     expect(text).toContain('PROTO_ERR_INVALID_MESSAGE: bad');

@@ -130,7 +130,7 @@ describe('simulateCall (twilio)', () => {
       provider: 'twilio',
       callSid: 'CA0123456789abcdef0123456789abcdef',
       streamSid,
-      framesSent: 15,
+      audioFramesSent: 15,
       dtmfSent: 1,
       closedBy: 'caller',
       closeCode: 1000,
@@ -188,11 +188,11 @@ describe('simulateCall (twilio)', () => {
       },
     ]);
     expect(summary).toMatchObject({
-      framesReceived: 15,
-      mediaMessagesReceived: 6,
+      audioFramesReceived: 15,
+      audioMessagesReceived: 6,
       marksReceived: 2,
-      marksEchoed: 2,
-      marksEchoedOnClear: 0,
+      marksAcked: 2,
+      marksAckedOnClear: 0,
       clears: 0,
     });
   });
@@ -226,7 +226,7 @@ describe('simulateCall (twilio)', () => {
     });
     const clearIndex = events.findIndex((e) => e.type === 'clear');
     const clear = events[clearIndex]!;
-    expect(clear).toMatchObject({ type: 'clear', marksEchoed: 2 });
+    expect(clear).toMatchObject({ type: 'clear', marksAcked: 2 });
     expect(clear.type === 'clear' && clear.droppedSamples).toBeGreaterThan(8000);
     const marks = events.filter((e) => e.type === 'mark');
     expect(marks.map((m) => m.type === 'mark' && [m.name, m.cleared])).toEqual([
@@ -238,8 +238,8 @@ describe('simulateCall (twilio)', () => {
     expect(summary).toMatchObject({
       clears: 1,
       marksReceived: 2,
-      marksEchoed: 2,
-      marksEchoedOnClear: 2,
+      marksAcked: 2,
+      marksAckedOnClear: 2,
       closedBy: 'server',
       closeCode: 1000,
       closeReason: 'agent done',
@@ -282,7 +282,7 @@ describe('simulateCall (twilio)', () => {
     expect(summary.protocolErrors[0]!.message).toContain('track');
     expect(summary.protocolErrors[6]!.message).toContain('streamSid');
     // The valid messages after the bad ones still worked; the wrong-stream clear did nothing.
-    expect(summary).toMatchObject({ mediaMessagesReceived: 1, marksEchoed: 1, clears: 0 });
+    expect(summary).toMatchObject({ audioMessagesReceived: 1, marksAcked: 1, clears: 0 });
   });
 
   it('measures the time from the end of each caller utterance to the first reply audio', async () => {
@@ -336,7 +336,7 @@ describe('simulateCall (twilio)', () => {
       url: `ws://127.0.0.1:${port}/media-stream`,
       hangupAfterMs: 1600,
       onEvent: (e) => {
-        if (e.type !== 'media' || e.mediaMessagesReceived !== 20) return;
+        if (e.type !== 'media' || e.audioMessagesReceived !== 20) return;
         stalled = true;
         const until = performance.now() + 400;
         while (performance.now() < until) {

@@ -1,6 +1,6 @@
+import { getExpectedTwilioSignature } from 'twilio/lib/webhooks/webhooks.js';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import {
-  computeTwilioSignature,
   decodeEntities,
   deriveTwimlUrl,
   fetchTwiml,
@@ -13,8 +13,10 @@ import { startScriptedWorker } from './scripted-worker.js';
 
 const TOKEN = 'test_auth_token_123';
 
-describe('computeTwilioSignature', () => {
-  // Vectors from twilio-media-streams.md §2.1 (computed with twilio@6.3.1).
+describe('Twilio request signatures', () => {
+  // Signatures Twilio sends for these requests (computed with twilio@6.3.1). The simulator signs
+  // with `twilio` like the proxy and the media worker validate with it; these vectors catch a
+  // `twilio` upgrade that would sign differently from the requests real Twilio sends.
   it.each([
     ['wss://edge.example.com/media-stream/abc', {}, 'Uy/a+D6qJXlryo4pKMzgcaeJ5qY='],
     [
@@ -23,13 +25,13 @@ describe('computeTwilioSignature', () => {
       '7UJQN0go5OHC8Qdz2554DDJt0BY=',
     ],
   ])('signs %s', (url, params, expected) => {
-    expect(computeTwilioSignature(TOKEN, url, params)).toBe(expected);
+    expect(getExpectedTwilioSignature(TOKEN, url, params)).toBe(expected);
   });
 
   it('signs a trailing slash differently', () => {
-    expect(computeTwilioSignature(TOKEN, 'wss://edge.example.com/media-stream/abc/')).not.toBe(
-      'Uy/a+D6qJXlryo4pKMzgcaeJ5qY=',
-    );
+    expect(
+      getExpectedTwilioSignature(TOKEN, 'wss://edge.example.com/media-stream/abc/', {}),
+    ).not.toBe('Uy/a+D6qJXlryo4pKMzgcaeJ5qY=');
   });
 
   it.each([
@@ -156,14 +158,18 @@ describe('voice-webhook step', () => {
       Direction: 'inbound',
     });
     expect(hook.headers['x-twilio-signature']).toBe(
-      computeTwilioSignature(TOKEN, twimlUrl, params),
+      getExpectedTwilioSignature(TOKEN, twimlUrl, params),
     );
 
     // The stream came from the TwiML; the upgrade is signed over that URL.
     const conn = w.connections[0]!;
     expect(conn.request.url).toBe(`/media-stream/${summary.callSid}`);
     expect(conn.request.headers['x-twilio-signature']).toBe(
-      computeTwilioSignature(TOKEN, `ws://127.0.0.1:${w.port}/media-stream/${summary.callSid}`),
+      getExpectedTwilioSignature(
+        TOKEN,
+        `ws://127.0.0.1:${w.port}/media-stream/${summary.callSid}`,
+        {},
+      ),
     );
     const start = conn.messages.find((m) => m['event'] === 'start')!;
     expect((start['start'] as Record<string, unknown>)['customParameters']).toEqual({
@@ -174,7 +180,7 @@ describe('voice-webhook step', () => {
     expect(summary.customParameters).toEqual({ callToken: 't&k', lang: 'de' });
   });
 
-  it('signs the upgrade over signatureUrl (doc vector) and keeps an explicit url over the TwiML one', async () => {
+  it('signs the upgrade over signatureUrl (the vector above) and keeps an explicit url over the TwiML one', async () => {
     const w = await startScriptedWorker({
       onRequest: (_req, res) => {
         res.writeHead(200, { 'content-type': 'text/xml' });

@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { signCallToken, verifyCallToken } from '../src/index.js';
 
@@ -25,6 +26,14 @@ describe('call tokens', () => {
   it('have the documented shape', () => {
     expect(token).toMatch(/^v1\.\d+\.[A-Za-z0-9_-]{16}\.[A-Za-z0-9_-]{43}$/);
     expect(token.split('.')[1]).toBe(String(now / 1000 + 600));
+  });
+
+  it('keep the MAC input of earlier releases, so old and new workers accept each other during a rollout', () => {
+    const [, expiresAt, nonce, mac] = token.split('.');
+    const expected = createHmac('sha256', secret)
+      .update(`callgate-call-token|v1|${callSid}|${expiresAt}|${nonce}`, 'utf8')
+      .digest('base64url');
+    expect(mac).toBe(expected);
   });
 
   it('differ for every call answered, even for the same CallSid', () => {

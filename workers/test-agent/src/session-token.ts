@@ -1,12 +1,15 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { SignedToken, type IssuedSignedToken, type SignedTokenFailure } from '@callgate/runtime';
 import type { TestAgentErrorCode } from './errors.js';
 
 /** Session ids are 16 random bytes in base64url (22 characters); ids from elsewhere may be longer. */
 const SESSION_ID = /^[A-Za-z0-9_-]{16,64}$/;
-// `v1.<expiry in Unix seconds>.<HMAC-SHA256 in base64url>`; the version lets a later format
-// coexist during a rollout.
-const TOKEN = /^v1\.(\d{1,12})\.([A-Za-z0-9_-]{43})$/;
-const MAX_TOKEN_CHARS = 128;
+/**
+ * `v1.<expiry in Unix seconds>.<HMAC-SHA256 in base64url>`: the signed-token format of
+ * @callgate/runtime without a nonce (a session id is already random and used once). Its own
+ * purpose keeps a session token from ever passing as a call token, whatever the secrets.
+ */
+const SESSION_TOKEN = new SignedToken({ purpose: 'callgate-session-token', nonceBytes: 0 });
 /** Shorter secrets make the HMAC guessable; TEST_AGENT_SECRET is checked against this too. */
 export const MIN_SECRET_BYTES = 16;
 
@@ -20,11 +23,8 @@ export function isSessionId(value: string): boolean {
   return SESSION_ID.test(value);
 }
 
-export interface IssuedToken {
-  token: string;
-  /** When the token stops opening sockets (Unix milliseconds, a whole second). */
-  expiresAtMs: number;
-}
+/** A session token and when it stops opening sockets (Unix milliseconds, a whole second). */
+export type IssuedToken = IssuedSignedToken;
 
 export type TokenCheck =
   { ok: true; expiresAtMs: number } | { ok: false; code: TestAgentErrorCode; message: string };
@@ -62,44 +62,32 @@ export class SessionTokens {
 
   issue(sessionId: string): IssuedToken {
     if (!isSessionId(sessionId)) throw new TypeError(`not a session id: "${sessionId}"`);
-    const expiresAtSeconds = Math.ceil(this.#now() / 1000) + this.#ttlSeconds;
-    const token = `v1.${expiresAtSeconds}.${this.#sign(sessionId, expiresAtSeconds).toString('base64url')}`;
-    return { token, expiresAtMs: expiresAtSeconds * 1000 };
+    return SESSION_TOKEN.sign({
+      secret: this.#secret,
+      subject: sessionId,
+      ttlSeconds: this.#ttlSeconds,
+      nowMs: this.#now(),
+    });
   }
 
   /** Checks `token` for `sessionId`; never throws. The signature is checked before the expiry. */
   verify(sessionId: string, token: string | undefined): TokenCheck {
-    if (token === undefined || token === '') {
-      return { ok: false, code: 'TEST_AGENT_ERR_TOKEN_MISSING', message: 'session token missing' };
-    }
-    const m = token.length <= MAX_TOKEN_CHARS ? TOKEN.exec(token) : null;
-    if (!m) {
-      return {
-        ok: false,
-        code: 'TEST_AGENT_ERR_TOKEN_MALFORMED',
-        message: 'session token malformed',
-      };
-    }
-    const expiresAtSeconds = Number(m[1]);
-    const given = Buffer.from(m[2]!, 'base64url');
-    const expected = this.#sign(sessionId, expiresAtSeconds);
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-      return {
-        ok: false,
-        code: 'TEST_AGENT_ERR_TOKEN_INVALID',
-        message: 'session token does not match this session',
-      };
-    }
-    const expiresAtMs = expiresAtSeconds * 1000;
-    if (this.#now() >= expiresAtMs) {
-      return { ok: false, code: 'TEST_AGENT_ERR_TOKEN_EXPIRED', message: 'session token expired' };
-    }
-    return { ok: true, expiresAtMs };
-  }
-
-  #sign(sessionId: string, expiresAtSeconds: number): Buffer {
-    return createHmac('sha256', this.#secret)
-      .update(`callgate-test-agent.v1.${sessionId}.${expiresAtSeconds}`)
-      .digest();
+    const verdict = SESSION_TOKEN.verify({
+      secret: this.#secret,
+      subject: sessionId,
+      token,
+      nowMs: this.#now(),
+    });
+    return verdict.ok ? verdict : { ok: false, ...REFUSALS[verdict.reason] };
   }
 }
+
+const REFUSALS: Record<SignedTokenFailure, { code: TestAgentErrorCode; message: string }> = {
+  missing: { code: 'TEST_AGENT_ERR_TOKEN_MISSING', message: 'session token missing' },
+  malformed: { code: 'TEST_AGENT_ERR_TOKEN_MALFORMED', message: 'session token malformed' },
+  'bad-signature': {
+    code: 'TEST_AGENT_ERR_TOKEN_INVALID',
+    message: 'session token does not match this session',
+  },
+  expired: { code: 'TEST_AGENT_ERR_TOKEN_EXPIRED', message: 'session token expired' },
+};

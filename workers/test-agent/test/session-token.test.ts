@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { SessionTokens, createSessionId, isSessionId } from '../src/session-token.js';
 
@@ -49,6 +50,15 @@ describe('SessionTokens', () => {
       ok: false,
       code: 'TEST_AGENT_ERR_TOKEN_EXPIRED',
     });
+  });
+
+  it('signs the session id under its own purpose, so it never passes as a call token', () => {
+    const { token } = tokensAt({ now: T0 }).issue(ID);
+    const [, expiry, mac] = token.split('.');
+    const expected = createHmac('sha256', SECRET)
+      .update(`callgate-session-token|v1|${ID}|${expiry}|`, 'utf8')
+      .digest('base64url');
+    expect(mac).toBe(expected);
   });
 
   it('verifies on another instance with the same secret (any worker can check)', () => {
