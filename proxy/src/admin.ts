@@ -2,6 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
+  answerProbe,
   Lifecycle,
   NotStartedError,
   serveMetrics,
@@ -72,25 +73,6 @@ function presentedToken(req: IncomingMessage): string | undefined {
   const decoded = Buffer.from(basic[1]!, 'base64').toString('utf8');
   const colon = decoded.indexOf(':');
   return colon < 0 ? undefined : decoded.slice(colon + 1);
-}
-
-/** Answers `/healthz` (alive) or `/readyz` (200 ready, 503 draining) with a small JSON body. */
-export function answerProbe(
-  res: ServerResponse,
-  probe: 'healthz' | 'readyz',
-  isReady: boolean,
-  closeConnection = false,
-): void {
-  const ok = probe === 'healthz' || isReady;
-  const text = JSON.stringify({ status: probe === 'healthz' ? 'ok' : ok ? 'ready' : 'draining' });
-  const headers: Record<string, string> = {
-    'content-type': 'application/json',
-    'content-length': String(Buffer.byteLength(text)),
-    'cache-control': 'no-store',
-  };
-  if (closeConnection) headers.connection = 'close';
-  res.writeHead(ok ? 200 : 503, headers);
-  res.end(res.req.method === 'HEAD' ? undefined : text);
 }
 
 function reply(res: ServerResponse, status: number, text: string): void {

@@ -14,7 +14,7 @@ export {
   type SignatureMode,
 } from './config.js';
 export {
-  ERROR_STATUS,
+  PROXY_ERRORS,
   ERROR_CODES,
   ProxyError,
   hasRetryAfter,

@@ -1,39 +1,33 @@
-import { STATUS_CODES, type ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { ERROR_STATUS, hasRetryAfter, type ProxyErrorCode } from './errors.js';
-
-/** How long a rejected socket may stay open after the answer, for the client to read it. */
-export const LINGER_MS = 2000;
-
-/**
- * `Retry-After` on every 503: long enough for a health check round and a DNS refresh to change
- * the picture, short enough for a caller's retry to land inside a ringing phone's patience.
- */
-export const RETRY_AFTER_SECONDS = 5;
+import {
+  REFUSAL_LINGER_MS,
+  RETRY_AFTER_SECONDS,
+  httpErrorResponse,
+  sendJsonError,
+  type ErrorCatalogue,
+} from '@callgate/runtime';
+import { PROXY_ERRORS, answerStatus, hasRetryAfter, type ProxyErrorCode } from './errors.js';
 
 /** The status for a code that is answered; 500 for a code that never should be (a bug). */
 export function statusOf(code: ProxyErrorCode): number {
-  return ERROR_STATUS[code] ?? 500;
+  return answerStatus(code) ?? 500;
 }
 
-function body(status: number, code: ProxyErrorCode): string {
-  return `${status} ${STATUS_CODES[status] ?? 'Error'} (${code})\n`;
+/** What a refused client reads in the JSON error body, besides the code. */
+function messageOf(code: ProxyErrorCode): string {
+  return (PROXY_ERRORS as ErrorCatalogue)[code]?.message ?? 'the proxy refused the request';
+}
+
+function answerHeaders(code: ProxyErrorCode, requestId: string): Record<string, string> {
+  const headers: Record<string, string> = { 'X-Request-Id': requestId };
+  if (hasRetryAfter(code)) headers['Retry-After'] = String(RETRY_AFTER_SECONDS);
+  return headers;
 }
 
 /** A complete `HTTP/1.1` error response for a raw socket, always `Connection: close`. */
 export function rawErrorResponse(code: ProxyErrorCode, requestId: string): string {
-  const status = statusOf(code);
-  const text = body(status, code);
-  const lines = [
-    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}`,
-    'Connection: close',
-    'Content-Type: text/plain; charset=utf-8',
-    `Content-Length: ${Buffer.byteLength(text)}`,
-    'Cache-Control: no-store',
-    `X-Request-Id: ${requestId}`,
-  ];
-  if (hasRetryAfter(code)) lines.push(`Retry-After: ${RETRY_AFTER_SECONDS}`);
-  return `${lines.join('\r\n')}\r\n\r\n${text}`;
+  return httpErrorResponse(statusOf(code), code, messageOf(code), answerHeaders(code, requestId));
 }
 
 export interface EndSocketOptions {
@@ -53,7 +47,7 @@ export interface EndSocketOptions {
 export function endSocket(
   socket: Socket,
   data: string | undefined,
-  { drainInput = true, lingerMs = LINGER_MS }: EndSocketOptions = {},
+  { drainInput = true, lingerMs = REFUSAL_LINGER_MS }: EndSocketOptions = {},
 ): void {
   if (socket.destroyed) return;
   const timer = setTimeout(() => socket.destroy(), lingerMs);
@@ -71,16 +65,8 @@ export function sendError(res: ServerResponse, code: ProxyErrorCode, requestId: 
     res.destroy();
     return;
   }
-  const status = statusOf(code);
-  const text = body(status, code);
-  const headers: Record<string, string> = {
+  sendJsonError(res, statusOf(code), code, messageOf(code), {
     connection: 'close',
-    'content-type': 'text/plain; charset=utf-8',
-    'content-length': String(Buffer.byteLength(text)),
-    'cache-control': 'no-store',
-    'x-request-id': requestId,
-  };
-  if (hasRetryAfter(code)) headers['retry-after'] = String(RETRY_AFTER_SECONDS);
-  res.writeHead(status, headers);
-  res.end(text);
+    ...answerHeaders(code, requestId),
+  });
 }

@@ -2,7 +2,11 @@ import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { RUNTIME_ERRORS, type ErrorCatalogue } from '@callgate/runtime';
 import { describe, expect, it } from 'vitest';
-import { ERROR_STATUS } from '../../proxy/src/errors.js';
+import { PROXY_ERRORS } from '../../proxy/src/errors.js';
+import { AGENT_ERRORS } from '@callgate/agent';
+import { AUDIO_ERRORS } from '@callgate/audio';
+import { PROTO_ERRORS } from '@callgate/protocol';
+import { SIM_ERRORS } from '@callgate/simulator';
 
 // docs/errors.md and docs/operations.md are what an operator reads at 3 a.m.; a code or metric that
 // exists in the sources but not there (or the other way round) sends them looking for something
@@ -141,15 +145,12 @@ function entriesByName(markdown: string): Map<string, TableRow[]> {
  */
 const CATALOGUES: Record<string, ErrorCatalogue> = {
   RUNTIME: RUNTIME_ERRORS,
-  PROXY: fromStatusTable(ERROR_STATUS),
+  PROXY: PROXY_ERRORS,
+  PROTO: PROTO_ERRORS,
+  AUDIO: AUDIO_ERRORS,
+  AGENT: AGENT_ERRORS,
+  SIM: SIM_ERRORS,
 };
-
-/** A code → status table (`null`: no HTTP answer) as a catalogue. */
-function fromStatusTable(table: Record<string, number | null>): ErrorCatalogue {
-  return Object.fromEntries(
-    Object.entries(table).map(([code, status]) => [code, status === null ? {} : { status }]),
-  );
-}
 
 interface DocumentedCode {
   code: string;

@@ -17,7 +17,15 @@ export class CallgateError extends Error {
  * counted only. Each area's `errors.ts` exports one as `<AREA>_ERRORS`, declared
  * `as const satisfies ErrorCatalogue` so its codes and numbers stay literal types.
  */
-export type ErrorCatalogue = Record<string, { readonly status?: number; readonly close?: number }>;
+export type ErrorCatalogue = Record<
+  string,
+  {
+    readonly status?: number;
+    readonly close?: number;
+    /** The sentence a client reads in the error body, where one message fits every call site. */
+    readonly message?: string;
+  }
+>;
 
 /** The codes of `C` that carry `K` (`'status'` or `'close'`). */
 export type CodesWith<C extends ErrorCatalogue, K extends 'status' | 'close'> = {

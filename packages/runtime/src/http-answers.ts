@@ -21,12 +21,44 @@ const RESERVED_HEADERS = new Set([
   'content-type',
   'content-length',
   'transfer-encoding',
+  'cache-control',
 ]);
 
+/** The JSON body of every error answer in callgate: `{"error":{"code","message"}}`. */
+export function errorBody(code: string, message: string): string {
+  return JSON.stringify({ error: { code, message } });
+}
+
 /**
- * Writes a minimal HTTP/1.1 error response on a raw socket (before any WebSocket handshake) and
- * destroys the socket once it is sent. Body: `{"error":{"code","message"}}`. Headers with invalid
- * names or values, and ones this function sets itself, are dropped.
+ * A complete HTTP/1.1 error response for a raw socket (before any WebSocket handshake), always
+ * `Connection: close`, with the JSON error body. Headers with invalid names or values, and ones
+ * this function sets itself, are dropped.
+ */
+export function httpErrorResponse(
+  status: number,
+  code: string,
+  message: string,
+  headers: Record<string, string> = {},
+): string {
+  const body = errorBody(code, message);
+  const lines = [
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}`,
+    'Connection: close',
+    'Content-Type: application/json',
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    'Cache-Control: no-store',
+  ];
+  for (const [name, value] of Object.entries(headers)) {
+    if (!HEADER_NAME.test(name) || RESERVED_HEADERS.has(name.toLowerCase())) continue;
+    if (!HEADER_VALUE.test(value)) continue;
+    lines.push(`${name}: ${value}`);
+  }
+  return `${lines.join('\r\n')}\r\n\r\n${body}`;
+}
+
+/**
+ * Writes `httpErrorResponse(...)` on a raw socket and destroys the socket once it is sent (or after
+ * `REFUSAL_LINGER_MS` if the peer never lets it drain).
  */
 export function writeHttpError(
   socket: Duplex,
@@ -40,25 +72,13 @@ export function writeHttpError(
     socket.destroy();
     return;
   }
-  const body = JSON.stringify({ error: { code, message } });
-  const lines = [
-    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}`,
-    'Connection: close',
-    'Content-Type: application/json',
-    `Content-Length: ${Buffer.byteLength(body)}`,
-  ];
-  for (const [name, value] of Object.entries(headers)) {
-    if (!HEADER_NAME.test(name) || RESERVED_HEADERS.has(name.toLowerCase())) continue;
-    if (!HEADER_VALUE.test(value)) continue;
-    lines.push(`${name}: ${value}`);
-  }
   const linger = setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS);
   linger.unref();
   socket.once('close', () => clearTimeout(linger));
   // Like ws's abortHandshake: destroy after the response is flushed, since the upgraded socket is
   // half-open capable and would otherwise wait for the peer's FIN.
   socket.once('finish', () => socket.destroy());
-  socket.end(`${lines.join('\r\n')}\r\n\r\n${body}`);
+  socket.end(httpErrorResponse(status, code, message, headers));
 }
 
 /** Answers a plain HTTP request with `{"error":{"code","message"}}`. */

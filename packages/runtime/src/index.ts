@@ -12,6 +12,8 @@ export {
   RETRY_AFTER_SECONDS,
   sendJsonError,
   writeHttpError,
+  errorBody,
+  httpErrorResponse,
 } from './http-answers.js';
 export {
   checkHost,
