@@ -18,6 +18,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import {
   TwilioMediaSerializer,
+  parseSansPbxInbound,
   parseTwilioInbound,
   serializeTwilioOutbound,
   validateTwilioInbound,
@@ -106,6 +107,25 @@ const GOOD = [
   MARK_TEXT,
   edit(MEDIA_TEXT, (m) => (m.extra = { x: 1 })), // Twilio adds fields over time: ignored
 ];
+
+// SansPBX `media` has no fast path today: every one goes JSON.parse + validateSansPbxInbound, whose
+// lenient reading normalizes ids to strings and numeric strings to numbers (see sanspbx.ts).
+const PCM_PAYLOAD = Buffer.alloc(320, 7).toString('base64'); // 20 ms of PCM16 at 8 kHz
+const SANSPBX_MEDIA_TEXT = `{"event":"media","streamId":734211,"channelId":"ch-17","callId":"c-9","chunk":"12","payload":"${PCM_PAYLOAD}"}`;
+const SANSPBX_GOOD = [
+  SANSPBX_MEDIA_TEXT,
+  `{"event":"media","payload":"${PCM_PAYLOAD}"}`,
+  `{"event":"media","chunk":3,"streamId":null,"payload":"${PCM_PAYLOAD}"}`,
+];
+const SANSPBX_BAD = [
+  '{"event":"media"}',
+  `{"event":"media","payload":7}`,
+  `{"event":"media","chunk":"1x","payload":"${PCM_PAYLOAD}"}`,
+  `{"event":"media","streamId":"","payload":"${PCM_PAYLOAD}"}`,
+  `{"event":"media","callId":{},"payload":"${PCM_PAYLOAD}"}`,
+];
+/** SansPBX media parsers: today's, then each library that can normalize like it (not check-only ones). */
+const sansImpls = [{ name: 'today: parseSansPbxInbound', parse: parseSansPbxInbound }];
 
 // ---- The libraries, from outside the repo ------------------------------------------------------
 
@@ -221,9 +241,35 @@ async function addZod() {
     streamSid: sid,
     media: z.object({ payload: z.string() }),
   });
+  const id = z.union([z.string().min(1), z.number().transform(String)]);
+  const numeric = z.union([
+    z.number(),
+    z
+      .string()
+      .regex(/^-?\d+(\.\d+)?$/)
+      .transform(Number),
+  ]);
+  const sansMedia = z.object({
+    event: z.literal('media'),
+    streamId: id.nullish(),
+    channelId: id.nullish(),
+    callId: id.nullish(),
+    payload: z.string(),
+    chunk: numeric.nullish(),
+  });
+  sansImpls.push({
+    name: `zod ${lib.version} (schema.parse)`,
+    parse: (t) => sansMedia.parse(JSON.parse(t)),
+  });
   if (typeof z.compile === 'function') {
+    const sansCompiled = z.compile(sansMedia);
+    sansImpls.push({
+      name: `zod ${lib.version} (z.compile)`,
+      parse: (t) => sansCompiled.parse(JSON.parse(t)),
+    });
+
     let compiled;
-    let how = 'z.compile';
+    let how = 'z.compile(schema, { strict: true }): the whole schema compiled';
     try {
       compiled = z.compile(schema, { strict: true });
     } catch (err) {
@@ -305,6 +351,26 @@ async function addValibot() {
     event: v.literal('media'),
     streamSid: sid,
     media: v.object({ payload: v.string() }),
+  });
+  const id = v.union([
+    v.pipe(v.string(), v.minLength(1)),
+    v.pipe(v.number(), v.finite(), v.transform(String)),
+  ]);
+  const numeric = v.union([
+    v.pipe(v.number(), v.finite()),
+    v.pipe(v.string(), v.regex(/^-?\d+(\.\d+)?$/), v.transform(Number)),
+  ]);
+  const sansMedia = v.object({
+    event: v.literal('media'),
+    streamId: v.nullish(id),
+    channelId: v.nullish(id),
+    callId: v.nullish(id),
+    payload: v.string(),
+    chunk: v.nullish(numeric),
+  });
+  sansImpls.push({
+    name: `valibot ${lib.version} (v.parse)`,
+    parse: (t) => v.parse(sansMedia, JSON.parse(t)),
   });
   impls.push({
     name: `valibot ${lib.version} (v.parse)`,
@@ -549,9 +615,42 @@ for (const impl of impls) {
     }
   }
 }
+// A library leaves an absent or null id as undefined/null where today's parser leaves the key out:
+// compare as JSON, which drops undefined, after dropping nulls.
+const asJson = (m) => JSON.stringify(m, (_k, val) => (val === null ? undefined : val));
+for (const impl of sansImpls.slice(1)) {
+  for (const text of SANSPBX_GOOD) {
+    let got;
+    try {
+      got = impl.parse(text);
+    } catch (err) {
+      console.error(`MISMATCH ${impl.name} refuses a good SansPBX message: ${err.message}`);
+      mismatch++;
+      continue;
+    }
+    if (asJson(got) !== asJson(parseSansPbxInbound(text))) {
+      console.error(`MISMATCH ${impl.name} normalizes ${text.slice(0, 60)} otherwise`);
+      mismatch++;
+    }
+  }
+  for (const text of SANSPBX_BAD) {
+    let accepted = false;
+    try {
+      impl.parse(text);
+      accepted = true;
+    } catch {
+      // refused
+    }
+    if (accepted) {
+      console.error(`MISMATCH ${impl.name} accepts a bad SansPBX message: ${text.slice(0, 100)}`);
+      mismatch++;
+    }
+  }
+}
 const checked = impls.filter((i) => !i.floor).length;
 console.error(
-  `same checks: ${checked} implementations × ${GOOD.length} good + ${BAD.length} bad messages, ${mismatch} mismatches`,
+  `same checks: ${checked} Twilio implementations × ${GOOD.length} good + ${BAD.length} bad messages, ` +
+    `${sansImpls.length - 1} SansPBX × ${SANSPBX_GOOD.length} + ${SANSPBX_BAD.length}: ${mismatch} mismatches`,
 );
 if (mismatch > 0) {
   console.error(
@@ -599,6 +698,23 @@ function bytesPerCall(fn, arg) {
   return samples.length ? median(samples) : NaN;
 }
 
+/** Busy and total jiffies of the whole machine (every core, every process), from /proc/stat. */
+function machineTicks() {
+  try {
+    const cpu = readFileSync('/proc/stat', 'utf8')
+      .split('\n')[0]
+      .trim()
+      .split(/\s+/)
+      .slice(1)
+      .map(Number);
+    const idle = cpu[3] + (cpu[4] ?? 0);
+    const total = cpu.reduce((a, b) => a + b, 0);
+    return { busy: total - idle, total };
+  } catch {
+    return undefined;
+  }
+}
+
 const kinds = [
   ['media', MEDIA_TEXT],
   ['media, other key order', MEDIA_REORDERED],
@@ -623,6 +739,8 @@ const outImpls = [
 // Warm every path first, so the first timed round is not a JIT round.
 for (const impl of impls) for (const [, text] of kinds) timeOnce(impl.parse, text, BATCH / 4);
 for (const o of outImpls) timeOnce(o.fn, o.arg, BATCH / 4);
+for (const o of sansImpls) timeOnce(o.parse, SANSPBX_MEDIA_TEXT, BATCH / 4);
+const busyBefore = machineTicks();
 
 const ns = new Map(); // `${impl}|${kind}` -> samples
 for (let round = 0; round < ROUNDS; round++) {
@@ -643,7 +761,13 @@ for (let round = 0; round < ROUNDS; round++) {
     if (!ns.has(key)) ns.set(key, []);
     ns.get(key).push(timeOnce(o.fn, o.arg, BATCH));
   }
+  for (const o of sansImpls) {
+    const key = `sans|${o.name}`;
+    if (!ns.has(key)) ns.set(key, []);
+    ns.get(key).push(timeOnce(o.parse, SANSPBX_MEDIA_TEXT, BATCH));
+  }
 }
+const busyAfter = machineTicks();
 
 // ---- Report ----------------------------------------------------------------------------------
 
@@ -696,6 +820,27 @@ for (const o of outImpls) {
   out(
     `| ${o.name} | ${fmt(v)} | ${fmt(r, 1)}× | ${fmt(bytesPerCall(o.fn, o.arg))} | ${fmt(share * 100, 2)} % |`,
   );
+}
+out();
+out('SansPBX `media` (no fast path today; ids and numeric strings normalized):');
+out();
+out('| implementation | ns per message | ratio | B/msg | budget share |');
+out('|---|---|---|---|---|');
+for (const o of sansImpls) {
+  const v = median(ns.get(`sans|${o.name}`));
+  const share = (v * AUDIO_MESSAGES_PER_SECOND) / CALL_CPU_NS_PER_SECOND;
+  const r = ratio(`sans|${o.name}`, `sans|${sansImpls[0].name}`);
+  out(
+    `| ${o.name} | ${fmt(v)} | ${fmt(r, 1)}× | ${fmt(bytesPerCall(o.parse, SANSPBX_MEDIA_TEXT))} | ${fmt(share * 100, 2)} % |`,
+  );
+}
+if (busyBefore && busyAfter) {
+  const busy = (busyAfter.busy - busyBefore.busy) / (busyAfter.total - busyBefore.total);
+  out();
+  out(`machine busy during the timed rounds: ${fmt(busy * 100)} % (all cores, all processes)`);
+  if (busy > 0.85) {
+    out('WARNING: the machine was saturated: compare ratios within this run, not absolute figures');
+  }
 }
 const notes = impls.filter((i) => i.note).map((i) => `- ${i.name}: ${i.note}`);
 if (notes.length) {
