@@ -61,7 +61,7 @@ const TEST_AGENT_ENV = defineEnv({
     'SESSION_CREATE_RATE_PER_MINUTE',
     60,
     { min: 1, max: 1_000_000 },
-    'sessions a worker creates per minute for one client address',
+    'sessions a worker creates per minute for one client address (`X-Forwarded-For` as the proxy writes it, else the socket peer); 429 with `Retry-After` above. Audio faster than real time (5 s of slack) is dropped and counted as malformed (`TEST_AGENT_ERR_TOO_FAST`)',
   ),
   maxSessions: env.int(
     'MAX_SESSIONS',
@@ -83,7 +83,7 @@ const TEST_AGENT_ENV = defineEnv({
     'ACCEPT_GRACE_MS',
     5000,
     { min: 0, max: 600_000 },
-    'as for the media worker: after SIGTERM, new sessions are still accepted this long',
+    "as for the media worker: after SIGTERM, new sessions (`POST /test-agent/sessions`) and their sockets are still accepted this long. Must exceed the proxy's `HEALTH_CHECK_INTERVAL_MS` + `HEALTH_CHECK_TIMEOUT_MS`",
   ),
   heartbeatIntervalMs: env.int('HEARTBEAT_INTERVAL_MS', 15_000, { min: 100, max: 600_000 }, ''),
   maxBufferedBytes: env.int(
@@ -102,7 +102,7 @@ const TEST_AGENT_ENV = defineEnv({
     'PLAYBACK_LEAD_MS',
     DEFAULT_PLAYBACK_LEAD_MS,
     { min: 0, max: 2000 },
-    'as for the media worker: agent audio sent ahead of real time into the page',
+    "as for the media worker: agent audio sent ahead of real time into the page's buffer",
   ),
 });
 
@@ -135,6 +135,29 @@ function loadToday(vars: Env, defaults: { workerId: string }) {
   } catch (err) {
     return { config: undefined, problems: (err as { problems: readonly string[] }).problems };
   }
+}
+
+/**
+ * The rows of one README table under `heading`, by variable name (a row naming two variables
+ * counts for both): what the deploy test would compare with `envTableRows`, both ways.
+ */
+function readmeRows(heading: string): Map<string, { shown: string; doc: string }> {
+  const readme = readFileSync(join(import.meta.dirname, '../../README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf(heading) + heading.length);
+  const end = section.search(/\n#{2,3} /);
+  const rows = new Map<string, { shown: string; doc: string }>();
+  for (const line of section.slice(0, end).split('\n')) {
+    const cells = line.split(' | ');
+    if (cells.length < 3 || !line.startsWith('| `')) continue;
+    const shown = cells[1]!.trim();
+    const doc = cells
+      .slice(2)
+      .join(' | ')
+      .replace(/\s*\|$/, '')
+      .trim();
+    for (const m of cells[0]!.matchAll(/`([A-Z][A-Z0-9_]*)`/g)) rows.set(m[1]!, { shown, doc });
+  }
+  return rows;
 }
 
 describe('sketch: the test-agent environment as one table', () => {
@@ -203,23 +226,24 @@ describe('sketch: the test-agent environment as one table', () => {
     expect(new Set(envTableRows(TEST_AGENT_ENV).map((r) => r.name))).toEqual(read);
   });
 
-  it('differs from the README table only where the README merges or leaves out a row', () => {
-    const readme = readFileSync(join(import.meta.dirname, '../../README.md'), 'utf8');
-    const section = readme.slice(readme.indexOf('### Test-agent worker'));
-    const body = section.slice(0, section.indexOf('\n## '));
-    const readmeDefaults = new Map<string, string>();
-    for (const line of body.split('\n')) {
-      const cells = line.split('|').map((c) => c.trim());
-      if (cells.length < 4 || !cells[1]!.startsWith('`')) continue;
-      for (const name of cells[1]!.match(/[A-Z][A-Z0-9_]+/g) ?? []) {
-        readmeDefaults.set(name, cells[2]!);
-      }
-    }
-    const drift = envTableRows(TEST_AGENT_ENV)
-      .filter((row) => readmeDefaults.get(row.name) !== row.shown)
-      .map((row) => `${row.name}: README ${readmeDefaults.get(row.name)}, table ${row.shown}`);
-    // One row for AGENT and AGENT_MODULE shows AGENT's default for both; a generated table would
-    // give each variable its own row.
-    expect(drift).toEqual(['AGENT_MODULE: README `parrot`, table —']);
+  it('differs from the README table only where the README merges two rows', () => {
+    const rows = readmeRows('### Test-agent worker');
+    const table = envTableRows(TEST_AGENT_ENV);
+    const drift = [
+      ...table
+        .filter((t) => {
+          const row = rows.get(t.name);
+          return row?.shown !== t.shown || row.doc !== t.doc;
+        })
+        .map((t) => `${t.name}: README ${JSON.stringify(rows.get(t.name))}`),
+      ...[...rows.keys()]
+        .filter((name) => !table.some((t) => t.name === name))
+        .map((name) => `${name}: only in the README`),
+    ];
+    // One README row for AGENT and AGENT_MODULE shows AGENT's default and line for both; a table
+    // generated from the schema gives each variable its own row.
+    expect(drift).toEqual([
+      'AGENT_MODULE: README {"shown":"`parrot`","doc":"as for the media worker"}',
+    ]);
   });
 });
