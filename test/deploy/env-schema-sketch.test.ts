@@ -10,11 +10,12 @@ import { defineEnv, env, envTableRows, readEnv } from '../../packages/runtime/sr
 import { loadTestAgentConfig } from '../../workers/test-agent/src/config.js';
 
 // A sketch, not wired in: the test-agent worker's environment as one table (the smallest of the
-// three processes, 18 variables). Each entry holds what today lives in four places: the reader call
-// in loadTestAgentConfig (name, parser, range), its default, the TestAgentConfig field, and the
-// README row. The tests below show that it reads exactly what loadTestAgentConfig reads, and what
-// the README table would have to change to be generated from it. Moving it into
-// workers/test-agent/src/config.ts is the lead's call at merge (docs/architecture.md, "Decisions").
+// three processes, 18 variables). Each entry holds what today lives in three places: the reader
+// call in loadTestAgentConfig (name, parser, range, default), the TestAgentConfig field, and the
+// README row (the default again, and the line). The tests below show that it reads exactly what
+// loadTestAgentConfig reads, and how far the README table is from one generated from it. Moving it
+// into workers/test-agent/src/config.ts is the lead's call at merge (docs/architecture.md,
+// "Decisions").
 
 const MIN_SECRET_BYTES = 16;
 
