@@ -1,7 +1,7 @@
 export { MediaWorker } from './media-worker.js';
 export type { MediaWorkerConfig, MediaWorkerOptions } from './media-worker.js';
 export { MediaSession } from './media-session.js';
-export type { SessionConfig, SessionHost, StreamResume } from './media-session.js';
+export type { StreamResume } from './media-session.js';
 export { MediaCall, resumeSegmentName } from './media-call.js';
 export type { CallOutcome, MediaCallOptions, SessionCounters } from './media-call.js';
 export { loadMediaConfig, SANSPBX_RATES } from './config.js';
@@ -37,11 +37,9 @@ export type {
   StreamActionStateResult,
 } from './stream-action.js';
 export { TwilioWebhooks } from './webhook.js';
-export type { WebhookConfig, WebhookHost } from './webhook.js';
 export { CallRecorder, recordingBaseName } from './recorder.js';
 export type { CallRecorderOptions } from './recorder.js';
 export { TwilioTransport } from './twilio-transport.js';
-export type { TransportPort } from './twilio-transport.js';
 export { SansPbxTransport } from './sanspbx-transport.js';
 export type { SansPbxIdentity, SansPbxTransportOptions } from './sanspbx-transport.js';
 export { createMediaMetrics } from './metrics.js';

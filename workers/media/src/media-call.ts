@@ -10,7 +10,7 @@ import { Pacer, type PacerGroup } from '@callgate/audio';
 import type { Logger } from '@callgate/runtime';
 import type { MediaMetrics, Provider } from './metrics.js';
 import { CallRecorder } from './recorder.js';
-import type { StreamResume } from './session-host.js';
+import type { StreamResume } from './media-session.js';
 
 /** How a call ended; the `outcome` label of `media_calls_finished_total`. */
 export type CallOutcome =

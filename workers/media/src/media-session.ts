@@ -4,19 +4,23 @@ import { errorCode, type Logger, type StreamSession } from '@callgate/runtime';
 import type { WebSocket, RawData } from 'ws';
 import { CloseCode, type MediaErrorCode } from './errors.js';
 import { MediaCall, type CallOutcome } from './media-call.js';
+import type { MediaWorker, MediaWorkerConfig } from './media-worker.js';
 import type { Provider } from './metrics.js';
 import { SansPbxReceiver } from './sanspbx-receiver.js';
-import {
-  detectStream,
-  type CallStart,
-  type ReceiverContext,
-  type StreamReceiver,
-} from './stream-receiver.js';
-import type { SessionHost, StreamResume } from './session-host.js';
+import { detectStream, type CallStart, type StreamReceiver } from './stream-receiver.js';
 import { TwilioReceiver } from './twilio-receiver.js';
-import type { TransportPort } from './twilio-transport.js';
 
-export type { SessionConfig, SessionHost, StreamResume } from './session-host.js';
+/** A stream the proxy moved here from another worker, as its verified resume vouch says. */
+export interface StreamResume {
+  /** 1 for the first move of this call, 2 for the next, ... */
+  attempt: number;
+  /** The proxy's clock when it vouched (ms since the epoch). */
+  issuedAtMs: number;
+  /** False when CALL_TOKEN_SECRET is unset: the vouch could not be checked. */
+  signed: boolean;
+  /** The proxy's caller-side `X-Tunnel-Id`: the same on every segment of the call. */
+  tunnelId: string | undefined;
+}
 
 type SessionState = 'detecting' | 'awaiting-start' | 'live' | 'closing' | 'closed';
 
@@ -31,15 +35,21 @@ const REPLACED_REASON = 'replaced by a newer stream for this call';
  * asked to, and counts everything. Bad input is counted and logged with its code; what the
  * session cannot go on with closes it with a clear close code. Nothing here throws out of a
  * socket event.
+ *
+ * Its receiver (what a provider's message means) and its transport (what goes out to the
+ * provider) hold the session itself: they read its state and report to it through the members
+ * under "for its receiver and transport", and the session decides what bad input costs and how
+ * the socket ends.
  */
 export class MediaSession implements StreamSession {
   readonly id = randomUUID();
   readonly closed: Promise<void>;
+  /** The CallSid in the URL path, when the stream was routed by one. */
+  readonly pathCallSid: string | undefined;
+  /** Set when the proxy vouched that this stream is a live call moved from another worker. */
+  readonly resume: StreamResume | undefined;
   readonly #ws: WebSocket;
-  readonly #host: SessionHost;
-  readonly #pathCallSid: string | undefined;
-  readonly #resume: StreamResume | undefined;
-  readonly #port: TransportPort;
+  readonly #worker: MediaWorker;
   #log: Logger;
   #state: SessionState = 'detecting';
   #provider: Provider | undefined;
@@ -66,16 +76,16 @@ export class MediaSession implements StreamSession {
    */
   constructor(
     ws: WebSocket,
-    host: SessionHost,
+    worker: MediaWorker,
     pathCallSid: string | undefined,
     tunnelId?: string,
     resume?: StreamResume,
   ) {
     this.#ws = ws;
-    this.#host = host;
-    this.#pathCallSid = pathCallSid;
-    this.#resume = resume;
-    this.#log = host.logger.child({
+    this.#worker = worker;
+    this.pathCallSid = pathCallSid;
+    this.resume = resume;
+    this.#log = worker.logger.child({
       sessionId: this.id,
       ...(tunnelId === undefined ? {} : { tunnelId }),
       ...(resume === undefined ? {} : { resumeAttempt: resume.attempt }),
@@ -83,17 +93,13 @@ export class MediaSession implements StreamSession {
     this.closed = new Promise<void>((resolve) => {
       this.#resolveClosed = resolve;
     });
-    this.#port = {
-      send: (text) => this.#send(text),
-      hangup: (reason) => this.#onAgentHangup(reason),
-    };
     // Listeners go on synchronously: Twilio sends `connected` and `start` right after the 101,
     // and a handler attached after an await would miss them (twilio-labs/call-gpt#46).
     ws.on('message', (data, isBinary) => this.#onMessage(data, isBinary));
     ws.on('close', (code) => void this.#finish(code));
     this.#startTimer = setTimeout(() => {
-      this.#reject('MEDIA_ERR_START_TIMEOUT', `no start within ${host.config.startTimeoutMs} ms`);
-    }, host.config.startTimeoutMs);
+      this.reject('MEDIA_ERR_START_TIMEOUT', `no start within ${worker.config.startTimeoutMs} ms`);
+    }, worker.config.startTimeoutMs);
   }
 
   get callSid(): string | undefined {
@@ -111,6 +117,58 @@ export class MediaSession implements StreamSession {
   /** A call began on this socket: it holds a call slot (until then, only an unstarted one). */
   get started(): boolean {
     return this.#call !== undefined;
+  }
+
+  // ---- for its receiver and transport ---------------------------------------------------------
+
+  get config(): MediaWorkerConfig {
+    return this.#worker.config;
+  }
+
+  /** The session's logger as of now: it gains `provider`, then `callSid` and `streamSid`. */
+  get log(): Logger {
+    return this.#log;
+  }
+
+  /** The running call, once `begin` accepted a start. */
+  get call(): MediaCall | undefined {
+    return this.#call;
+  }
+
+  /** The session still waits for its `start` (or SansPBX `answer`). */
+  get awaitingStart(): boolean {
+    return this.#state === 'awaiting-start';
+  }
+
+  countError(code: string): void {
+    this.#worker.countError(code);
+  }
+
+  /** The provider sent `stop`: the call ends normally. */
+  stop(): void {
+    this.#closeWith(CloseCode.normal, 'stop received', 'stop');
+  }
+
+  /** A mark the transport counts as played (SansPBX, which has no mark echo of its own). */
+  receiveMark(name: string): void {
+    this.#call?.receiveMark(name);
+  }
+
+  /** One text message to the peer, with the server's backpressure; a gone or shed socket drops it. */
+  send(text: string): void {
+    if (this.#worker.send(this.#ws, text)) {
+      this.#bytesOut += text.length; // JSON of ASCII: characters are bytes
+      this.#worker.metrics.tallies.bytesOut.add(this.#provider ?? 'unknown', text.length);
+    }
+  }
+
+  /** The agent hung up (through the transport): the call ends from our side. */
+  agentHungUp(reason: string): void {
+    if (reason === 'agent-error') {
+      this.#closeWith(CloseCode.internal, 'agent error', 'agent-error', reason);
+    } else {
+      this.#closeWith(CloseCode.normal, 'call ended by the agent', 'hangup', reason);
+    }
   }
 
   /**
@@ -131,8 +189,8 @@ export class MediaSession implements StreamSession {
     if (this.#state === 'closing' || this.#state === 'closed') return;
     const code: MediaErrorCode = 'MEDIA_ERR_STREAM_REPLACED';
     this.#log.warn('stream replaced by a newer stream for this call', { code });
-    this.#host.countError(code);
-    this.#host.metrics.streamsReplaced.inc();
+    this.#worker.countError(code);
+    this.#worker.metrics.streamsReplaced.inc();
     this.#closeWith(CloseCode.replaced, REPLACED_REASON, 'replaced');
   }
 
@@ -146,84 +204,65 @@ export class MediaSession implements StreamSession {
       const code = errorCode(err, 'PROTO_ERR_BINARY');
       const closeCode =
         code === 'PROTO_ERR_TOO_LARGE' ? CloseCode.tooBig : CloseCode.unsupportedData;
-      this.#reject(code, (err as Error).message, {}, closeCode);
+      this.reject(code, (err as Error).message, {}, closeCode);
       return;
     }
     const bytes = Buffer.isBuffer(data) ? data.length : Buffer.byteLength(text);
     this.#bytesIn += bytes;
-    this.#host.metrics.tallies.bytesIn.add(this.#provider ?? 'unknown', bytes);
+    this.#worker.metrics.tallies.bytesIn.add(this.#provider ?? 'unknown', bytes);
     try {
       if (this.#receiver === undefined && !this.#detect(text)) return;
       this.#receiver!.receive(text);
     } catch (err) {
       // A bug of ours, not the caller's: this call ends, the worker and other calls go on.
       this.#log.error('message handler failed', { code: 'MEDIA_ERR_INTERNAL', err });
-      this.#host.countError('MEDIA_ERR_INTERNAL');
+      this.#worker.countError('MEDIA_ERR_INTERNAL');
       this.#closeWith(CloseCode.internal, 'internal error', 'error');
     }
   }
 
   #detect(text: string): boolean {
     const { provider, bad } = detectStream(text);
-    if (bad) this.#bad(bad.code, bad.message);
+    if (bad) this.bad(bad.code, bad.message);
     if (provider === undefined) return false;
-    if (provider === 'sanspbx' && !this.#host.config.sansPbxEnabled) {
-      this.#reject('MEDIA_ERR_PROVIDER_DISABLED', 'SansPBX streams are turned off');
+    if (provider === 'sanspbx' && !this.#worker.config.sansPbxEnabled) {
+      this.reject('MEDIA_ERR_PROVIDER_DISABLED', 'SansPBX streams are turned off');
       return false;
     }
     this.#provider = provider;
     this.#state = 'awaiting-start';
     this.#log = this.#log.child({ provider });
-    const ctx = this.#receiverContext();
-    this.#receiver = provider === 'twilio' ? new TwilioReceiver(ctx) : new SansPbxReceiver(ctx);
+    this.#receiver = provider === 'twilio' ? new TwilioReceiver(this) : new SansPbxReceiver(this);
     return true;
   }
 
-  /** The session as its receiver sees it: live state, and the bad-input and call policy. */
-  #receiverContext(): ReceiverContext {
-    return {
-      config: this.#host.config,
-      pathCallSid: this.#pathCallSid,
-      resume: this.#resume,
-      port: this.#port,
-      log: () => this.#log,
-      call: () => this.#call,
-      streamSid: () => this.#streamSid,
-      isAwaitingStart: () => this.#state === 'awaiting-start',
-      bad: (code, message, fields) => this.#bad(code, message, fields),
-      reject: (code, message, fields) => this.#reject(code, message, fields),
-      begin: (start) => this.#begin(start),
-      receiveAudio: (call, pcm, timestampMs) => this.#receiveAudio(call, pcm, timestampMs),
-      stop: () => this.#closeWith(CloseCode.normal, 'stop received', 'stop'),
-      countError: (code) => this.#host.countError(code),
-    };
-  }
-
-  #receiveAudio(call: MediaCall, pcm: Int16Array, timestampMs?: number): void {
+  /** Caller audio at the line rate for the running call; too-fast audio is bad input. */
+  receiveAudio(call: MediaCall, pcm: Int16Array, timestampMs?: number): void {
     this.#lastMediaMs = this.#messageStartMs;
     if (!call.receiveAudio(pcm, timestampMs)) {
-      this.#bad('MEDIA_ERR_TOO_FAST', 'caller audio arrives faster than real time');
+      this.bad('MEDIA_ERR_TOO_FAST', 'caller audio arrives faster than real time');
       return;
     }
     // Time from the message's arrival (parse included) to the agent having the audio.
     const seconds = (performance.now() - this.#messageStartMs) / 1000;
-    this.#host.metrics.inboundProcessing.observe({ provider: this.#provider! }, seconds);
+    this.#worker.metrics.inboundProcessing.observe({ provider: this.#provider! }, seconds);
   }
 
   // ---- the call -----------------------------------------------------------------------------
 
-  #begin(options: CallStart): void {
+  /** Claims the call for this stream and starts the agent. */
+  begin(options: CallStart): void {
     const provider = this.#provider!;
     const { callSid, streamSid, transport } = options;
-    const host = this.#host;
+    const worker = this.#worker;
     clearTimeout(this.#startTimer);
     this.#callSid = callSid;
     this.#streamSid = streamSid;
     this.#log = this.#log.child({ callSid, streamSid });
     // Ends an older stream of this call (and its agent) before this one's agent starts.
-    if (!host.claimCall(callSid, this)) {
+    if (!worker.claimCall(callSid, this)) {
       this.#callSid = undefined;
-      this.#reject(
+      this.reject(
         'MEDIA_ERR_TOO_MANY_CALLS',
         'every call slot is taken',
         {},
@@ -231,8 +270,8 @@ export class MediaSession implements StreamSession {
       );
       return;
     }
-    const resume = this.#resume;
-    if (resume) host.metrics.callsResumed.inc({ provider });
+    const resume = this.resume;
+    if (resume) worker.metrics.callsResumed.inc({ provider });
     const call = new MediaCall({
       provider,
       sessionId: this.id,
@@ -241,21 +280,21 @@ export class MediaSession implements StreamSession {
       customParameters: options.customParameters,
       resume,
       transport,
-      agent: host.agent,
-      metrics: host.metrics,
+      agent: worker.agent,
+      metrics: worker.metrics,
       log: this.#log,
-      workerId: host.config.workerId,
-      recordingsDir: host.config.recordingsDir,
-      playbackLeadMs: host.config.playbackLeadMs,
-      pacers: host.pacers,
-      countError: (code) => host.countError(code),
+      workerId: worker.config.workerId,
+      recordingsDir: worker.config.recordingsDir,
+      playbackLeadMs: worker.config.playbackLeadMs,
+      pacers: worker.pacers,
+      countError: (code) => worker.countError(code),
       onEnd: (reason) => this.#onCallEnd(reason),
     });
     this.#call = call;
     this.#state = 'live';
     this.#log.info('call started', {
       ...options.fields,
-      agent: host.agent.name,
+      agent: worker.agent.name,
       sampleRate: transport.sampleRate,
       parameters: Object.keys(options.customParameters),
       recording: call.recordingPath,
@@ -274,7 +313,7 @@ export class MediaSession implements StreamSession {
    * the caller stopped reading, whatever the kernel buffers still absorb: shed (1013).
    */
   #watch(call: MediaCall): void {
-    const { noMediaTimeoutMs, stuckReaderMs } = this.#host.config;
+    const { noMediaTimeoutMs, stuckReaderMs } = this.#worker.config;
     this.#lastMediaMs = performance.now();
     const everyMs = Math.max(
       50,
@@ -287,7 +326,7 @@ export class MediaSession implements StreamSession {
       if (wait !== undefined && wait > stuckReaderMs) {
         this.#outcome = 'shed';
         this.#closeCode = 1013;
-        this.#host.shed(this.#ws, {
+        this.#worker.shed(this.#ws, {
           callSid: this.#callSid,
           markEchoWaitMs: Math.round(wait),
           stuckReaderMs,
@@ -297,18 +336,10 @@ export class MediaSession implements StreamSession {
         return;
       }
       if (now - this.#lastMediaMs > noMediaTimeoutMs) {
-        this.#reject('MEDIA_ERR_NO_MEDIA', `no media for ${noMediaTimeoutMs} ms`);
+        this.reject('MEDIA_ERR_NO_MEDIA', `no media for ${noMediaTimeoutMs} ms`);
       }
     }, everyMs);
     this.#watchTimer.unref();
-  }
-
-  #onAgentHangup(reason: string): void {
-    if (reason === 'agent-error') {
-      this.#closeWith(CloseCode.internal, 'agent error', 'agent-error', reason);
-    } else {
-      this.#closeWith(CloseCode.normal, 'call ended by the agent', 'hangup', reason);
-    }
   }
 
   /** The Call ended on its own (a transport throw); ours end it through #closeWith first. */
@@ -321,30 +352,23 @@ export class MediaSession implements StreamSession {
     }
   }
 
-  #send(text: string): void {
-    if (this.#host.send(this.#ws, text)) {
-      this.#bytesOut += text.length; // JSON of ASCII: characters are bytes
-      this.#host.metrics.tallies.bytesOut.add(this.#provider ?? 'unknown', text.length);
-    }
-  }
-
   // ---- errors and closing -------------------------------------------------------------------
 
   /** A bad message the session can survive: counted, logged, ignored, up to maxBadMessages. */
-  #bad(code: string, message: string, fields: Record<string, unknown> = {}): void {
+  bad(code: string, message: string, fields: Record<string, unknown> = {}): void {
     this.#badMessages++;
     this.#log.warn('bad message ignored', { code, message, ...fields });
-    this.#host.countError(code);
-    if (this.#badMessages > this.#host.config.maxBadMessages) {
-      this.#reject(
+    this.#worker.countError(code);
+    if (this.#badMessages > this.#worker.config.maxBadMessages) {
+      this.reject(
         'MEDIA_ERR_TOO_MANY_BAD_MESSAGES',
-        `more than ${this.#host.config.maxBadMessages} bad messages`,
+        `more than ${this.#worker.config.maxBadMessages} bad messages`,
       );
     }
   }
 
   /** Input the session cannot go on with: logged, counted, closed (1008 unless said). */
-  #reject(
+  reject(
     code: string,
     message: string,
     fields: Record<string, unknown> = {},
@@ -352,7 +376,7 @@ export class MediaSession implements StreamSession {
   ): void {
     if (this.#state === 'closing' || this.#state === 'closed') return;
     this.#log.warn('closing session', { code, message, closeCode, ...fields });
-    this.#host.countError(code);
+    this.#worker.countError(code);
     // The reason is the code: short (≤ 123 bytes), stable, and what a client can branch on.
     this.#closeWith(closeCode, code, 'protocol-error');
   }
@@ -390,7 +414,7 @@ export class MediaSession implements StreamSession {
     this.#outcome ??= code === 1013 ? 'shed' : 'disconnected';
     this.#closeCode ??= code;
     this.#receiver?.close();
-    if (this.#callSid !== undefined) this.#host.releaseCall(this.#callSid, this);
+    if (this.#callSid !== undefined) this.#worker.releaseCall(this.#callSid, this);
     try {
       if (this.#call) {
         await this.#call.finish(this.#outcome, this.#closeCode, {
@@ -406,7 +430,7 @@ export class MediaSession implements StreamSession {
       }
     } catch (err) {
       this.#log.error('session cleanup failed', { code: 'MEDIA_ERR_INTERNAL', err });
-      this.#host.countError('MEDIA_ERR_INTERNAL');
+      this.#worker.countError('MEDIA_ERR_INTERNAL');
     } finally {
       this.#resolveClosed();
     }

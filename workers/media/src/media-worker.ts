@@ -16,12 +16,11 @@ import {
   type UpgradeVerdict,
   verifyResumeVouch,
 } from '@callgate/runtime';
-import type { MediaConfig } from './config.js';
-import { MediaError, type MediaErrorCode } from './errors.js';
-import { MediaSession, type SessionHost } from './media-session.js';
 import { PacerGroup } from '@callgate/audio';
 import { FRAME_MS } from '@callgate/agent';
-import type { StreamResume } from './session-host.js';
+import type { MediaConfig } from './config.js';
+import { MediaError, type MediaErrorCode } from './errors.js';
+import { MediaSession, type StreamResume } from './media-session.js';
 import { createMediaMetrics, type MediaMetrics } from './metrics.js';
 import { CALL_SID_RE, STREAM_PATH } from './twiml.js';
 import { TwilioWebhooks } from './webhook.js';
@@ -93,19 +92,21 @@ interface UpgradeContext {
 export class MediaWorker implements DrainableService {
   readonly registry: Registry;
   readonly metrics: MediaMetrics;
-  readonly #config: MediaWorkerConfig;
-  readonly #log: Logger;
+  readonly config: MediaWorkerConfig;
+  /** The worker's logger (`workerId` on every line); sessions and webhooks derive theirs from it. */
+  readonly logger: Logger;
   readonly #server: StreamServer<UpgradeContext>;
   readonly #webhooks: TwilioWebhooks;
   readonly #loadAgent: Agent | (() => Promise<Agent>);
   readonly #calls = new Map<string, MediaSession>();
   readonly #lifecycle = new Lifecycle('media worker');
-  #sessionHost: SessionHost | undefined;
+  #agent: Agent | undefined;
+  #pacers: PacerGroup | undefined;
 
   constructor(options: MediaWorkerOptions) {
     const { config } = options;
-    this.#config = config;
-    this.#log = options.logger.child({ workerId: config.workerId });
+    this.config = config;
+    this.logger = options.logger.child({ workerId: config.workerId });
     this.#loadAgent = options.agent;
     this.registry = options.registry ?? createRegistry();
     this.metrics = createMediaMetrics(this.registry);
@@ -113,7 +114,7 @@ export class MediaWorker implements DrainableService {
       name: 'media',
       host: config.host,
       port: config.port,
-      logger: this.#log,
+      logger: this.logger,
       registry: this.registry,
       maxSessions: config.maxCalls,
       // Sockets without a `start` hold no call slot; a bounded few, the oldest pushed out.
@@ -126,12 +127,7 @@ export class MediaWorker implements DrainableService {
       handleRequest: (req, res, url) => this.#webhooks.handle(req, res, url),
     };
     this.#server = new StreamServer(serverOptions);
-    this.#webhooks = new TwilioWebhooks({
-      config,
-      logger: this.#log,
-      metrics: this.metrics,
-      countError: (code) => this.#server.countError(code),
-    });
+    this.#webhooks = new TwilioWebhooks(this);
   }
 
   /** The bound address (after `start()`). */
@@ -164,9 +160,10 @@ export class MediaWorker implements DrainableService {
   }
 
   async #start(): Promise<void> {
-    const agent = typeof this.#loadAgent === 'function' ? await this.#loadAgent() : this.#loadAgent;
-    this.#sessionHost = this.#makeSessionHost(agent);
-    const dir = this.#config.recordingsDir;
+    this.#agent = typeof this.#loadAgent === 'function' ? await this.#loadAgent() : this.#loadAgent;
+    // Every call's outbound pacer on one timer (one per worker, not one per call per frame).
+    this.#pacers = new PacerGroup({ intervalMs: FRAME_MS });
+    const dir = this.config.recordingsDir;
     if (dir !== undefined) {
       try {
         await mkdir(dir, { recursive: true });
@@ -176,8 +173,8 @@ export class MediaWorker implements DrainableService {
         });
       }
     }
-    if (this.#config.callTokenSecret === undefined) {
-      this.#log.warn('CALL_TOKEN_SECRET is not set: streams are accepted without a call token', {
+    if (this.config.callTokenSecret === undefined) {
+      this.logger.warn('CALL_TOKEN_SECRET is not set: streams are accepted without a call token', {
         code: 'MEDIA_ERR_NO_CALL_TOKEN_SECRET',
       });
     }
@@ -212,7 +209,7 @@ export class MediaWorker implements DrainableService {
       };
     }
     // SansPBX streams come to the bare path (Twilio's carry the CallSid).
-    const token = this.#config.sansPbxToken;
+    const token = this.config.sansPbxToken;
     if (
       path === STREAM_PATH &&
       token !== undefined &&
@@ -245,7 +242,7 @@ export class MediaWorker implements DrainableService {
   ): UpgradeVerdict<UpgradeContext> {
     const rawTunnelId = req.headers['x-tunnel-id'];
     const verdict = verifyResumeVouch({
-      secret: this.#config.callTokenSecret,
+      secret: this.config.callTokenSecret,
       // A repeated header is not a vouch; verifyResumeVouch calls it malformed.
       header: typeof header === 'string' ? header : header.join(', '),
       path: req.url ?? '',
@@ -254,7 +251,7 @@ export class MediaWorker implements DrainableService {
     if (!verdict.ok) {
       const code: MediaErrorCode = 'MEDIA_ERR_BAD_RESUME_VOUCH';
       // The server logs `upgrade refused` and counts the code too; this line says why.
-      this.#log.warn('resume vouch refused', {
+      this.logger.warn('resume vouch refused', {
         code,
         reason: verdict.reason,
         ...(pathCallSid === undefined ? {} : { callSid: pathCallSid }),
@@ -273,40 +270,54 @@ export class MediaWorker implements DrainableService {
   }
 
   #openSession(ws: WebSocket, context: UpgradeContext): MediaSession {
-    if (!this.#sessionHost) throw new MediaError('MEDIA_ERR_INTERNAL', 'session before start()');
-    return new MediaSession(
-      ws,
-      this.#sessionHost,
-      context.pathCallSid,
-      context.tunnelId,
-      context.resume,
-    );
+    if (!this.#agent) throw new MediaError('MEDIA_ERR_INTERNAL', 'session before start()');
+    return new MediaSession(ws, this, context.pathCallSid, context.tunnelId, context.resume);
   }
 
-  #makeSessionHost(agent: Agent): SessionHost {
-    return {
-      config: this.#config,
-      agent,
-      // Every call's outbound pacer on one timer (one per worker, not one per call per frame).
-      pacers: new PacerGroup({ intervalMs: FRAME_MS }),
-      metrics: this.metrics,
-      logger: this.#log,
-      send: (socket, text) => this.#server.send(socket, text),
-      countError: (code) => this.#server.countError(code),
-      claimCall: (callSid, session) => {
-        const older = this.#calls.get(callSid);
-        // A second stream of a live call takes that call's slot; a new call needs a free one.
-        if (!older && this.#calls.size >= this.#config.maxCalls) return false;
-        this.#calls.set(callSid, session);
-        // The older agent ends here, synchronously, before the newer one is started.
-        if (older && older !== session) older.replace();
-        return true;
-      },
-      shed: (socket, why) => this.#server.shed(socket, why),
-      releaseCall: (callSid, session) => {
-        if (this.#calls.get(callSid) === session) this.#calls.delete(callSid);
-      },
-    };
+  // ---- for its sessions and webhooks ----------------------------------------------------------
+
+  /** The loaded agent (after `start()`). */
+  get agent(): Agent {
+    if (!this.#agent) throw new MediaError('MEDIA_ERR_INTERNAL', 'agent before start()');
+    return this.#agent;
+  }
+
+  /** The shared pacer timer for every call's outbound audio frames (after `start()`). */
+  get pacers(): PacerGroup | undefined {
+    return this.#pacers;
+  }
+
+  /** One `media_errors_total{code}` for the whole worker. */
+  countError(code: string): void {
+    this.#server.countError(code);
+  }
+
+  /** StreamServer.send: backpressure; false when the socket is gone or was shed. */
+  send(ws: WebSocket, text: string): boolean {
+    return this.#server.send(ws, text);
+  }
+
+  /** StreamServer.shed: 1013 'slow reader', counted in `media_sessions_shed_total`. */
+  shed(ws: WebSocket, why: Record<string, unknown>): void {
+    this.#server.shed(ws, why);
+  }
+
+  /**
+   * Registers `session` as the live stream of `callSid`, replacing an older one. False (nothing
+   * registered) when MAX_CALLS other calls are live: slots belong to started calls only.
+   */
+  claimCall(callSid: string, session: MediaSession): boolean {
+    const older = this.#calls.get(callSid);
+    // A second stream of a live call takes that call's slot; a new call needs a free one.
+    if (!older && this.#calls.size >= this.config.maxCalls) return false;
+    this.#calls.set(callSid, session);
+    // The older agent ends here, synchronously, before the newer one is started.
+    if (older && older !== session) older.replace();
+    return true;
+  }
+
+  releaseCall(callSid: string, session: MediaSession): void {
+    if (this.#calls.get(callSid) === session) this.#calls.delete(callSid);
   }
 }
 

@@ -6,8 +6,9 @@ import {
   type SansPbxInbound,
 } from '@callgate/protocol';
 import { errorCode } from '@callgate/runtime';
+import type { MediaSession } from './media-session.js';
 import { SansPbxTransport } from './sanspbx-transport.js';
-import type { ReceiverContext, StreamReceiver } from './stream-receiver.js';
+import type { StreamReceiver } from './stream-receiver.js';
 
 /**
  * Inbound side of a SansPBX stream: the `answer` starts the call, `media` (PCM16 LE at the
@@ -15,21 +16,21 @@ import type { ReceiverContext, StreamReceiver } from './stream-receiver.js';
  * whose mark timers feed the call too.
  */
 export class SansPbxReceiver implements StreamReceiver {
-  readonly #ctx: ReceiverContext;
+  readonly #session: MediaSession;
   #transport: SansPbxTransport | undefined;
   #mediaFormatWarned = false;
 
-  constructor(ctx: ReceiverContext) {
-    this.#ctx = ctx;
+  constructor(session: MediaSession) {
+    this.#session = session;
   }
 
   receive(text: string): void {
-    const ctx = this.#ctx;
+    const session = this.#session;
     let msg: SansPbxInbound;
     try {
       msg = parseSansPbxInbound(text);
     } catch (err) {
-      ctx.bad(errorCode(err, 'PROTO_ERR_INVALID_MESSAGE'), (err as Error).message);
+      session.bad(errorCode(err, 'PROTO_ERR_INVALID_MESSAGE'), (err as Error).message);
       return;
     }
     switch (msg.event) {
@@ -44,13 +45,13 @@ export class SansPbxReceiver implements StreamReceiver {
       default:
         break;
     }
-    const call = ctx.call();
+    const call = session.call;
     if (!call) {
-      ctx.reject('MEDIA_ERR_NOT_STARTED', `${msg.event} before answer`);
+      session.reject('MEDIA_ERR_NOT_STARTED', `${msg.event} before answer`);
       return;
     }
-    if (msg.streamId !== undefined && msg.streamId !== ctx.streamSid()) {
-      ctx.bad('MEDIA_ERR_WRONG_STREAM_SID', `${msg.event} for another stream`, {
+    if (msg.streamId !== undefined && msg.streamId !== session.streamSid) {
+      session.bad('MEDIA_ERR_WRONG_STREAM_SID', `${msg.event} for another stream`, {
         gotStreamId: msg.streamId.slice(0, 64),
       });
       return;
@@ -61,22 +62,22 @@ export class SansPbxReceiver implements StreamReceiver {
         try {
           bytes = decodeBase64Strict(msg.payload);
         } catch (err) {
-          ctx.bad(errorCode(err, 'PROTO_ERR_BAD_BASE64'), (err as Error).message);
+          session.bad(errorCode(err, 'PROTO_ERR_BAD_BASE64'), (err as Error).message);
           return;
         }
         if (bytes.byteLength % 2 !== 0) {
-          ctx.bad('PROTO_ERR_INVALID_MESSAGE', 'payload is not whole PCM16 samples');
+          session.bad('PROTO_ERR_INVALID_MESSAGE', 'payload is not whole PCM16 samples');
           return;
         }
-        ctx.receiveAudio(call, pcm16FromBytes(bytes));
+        session.receiveAudio(call, pcm16FromBytes(bytes));
         return;
       }
       case 'dtmf':
-        ctx.log().debug('dtmf', { digit: msg.digit });
+        session.log.debug('dtmf', { digit: msg.digit });
         call.receiveDtmf(msg.digit);
         return;
       case 'stop':
-        ctx.stop();
+        session.stop();
         return;
     }
   }
@@ -87,26 +88,25 @@ export class SansPbxReceiver implements StreamReceiver {
   }
 
   #answer(msg: SansPbxAnswer): void {
-    const ctx = this.#ctx;
-    if (!ctx.isAwaitingStart()) {
-      ctx.bad('MEDIA_ERR_ALREADY_STARTED', 'second answer on one stream');
+    const session = this.#session;
+    if (!session.awaitingStart) {
+      session.bad('MEDIA_ERR_ALREADY_STARTED', 'second answer on one stream');
       return;
     }
-    if (ctx.pathCallSid !== undefined && ctx.pathCallSid !== msg.callId) {
-      ctx.reject('MEDIA_ERR_CALLSID_MISMATCH', 'answer.callId differs from the URL path', {
+    if (session.pathCallSid !== undefined && session.pathCallSid !== msg.callId) {
+      session.reject('MEDIA_ERR_CALLSID_MISMATCH', 'answer.callId differs from the URL path', {
         callSid: msg.callId.slice(0, 64),
-        pathCallSid: ctx.pathCallSid,
+        pathCallSid: session.pathCallSid,
       });
       return;
     }
     const transport = new SansPbxTransport({
       identity: { callId: msg.callId, streamId: msg.streamId, channelId: msg.channelId },
-      sampleRate: ctx.config.sansPbxSampleRate,
-      port: ctx.port,
-      onMark: (name) => ctx.call()?.receiveMark(name),
+      sampleRate: session.config.sansPbxSampleRate,
+      session,
     });
     this.#transport = transport;
-    ctx.begin({
+    session.begin({
       callSid: msg.callId,
       streamSid: msg.streamId,
       customParameters: { channelId: msg.channelId },
@@ -117,15 +117,15 @@ export class SansPbxReceiver implements StreamReceiver {
 
   /** The `start` message may announce a sample rate; the configured one is what we use. */
   #checkRate(rate: number | undefined): void {
-    const configured = this.#ctx.config.sansPbxSampleRate;
+    const configured = this.#session.config.sansPbxSampleRate;
     if (rate === undefined || rate === configured || this.#mediaFormatWarned) return;
     // Not fatal: the vendor's own notes disagree on the rate, and the configured one wins.
     this.#mediaFormatWarned = true;
-    this.#ctx.log().warn('SansPBX start names another sample rate; using SANSPBX_SAMPLE_RATE', {
+    this.#session.log.warn('SansPBX start names another sample rate; using SANSPBX_SAMPLE_RATE', {
       code: 'MEDIA_ERR_MEDIA_FORMAT',
       announcedRate: rate,
       sampleRate: configured,
     });
-    this.#ctx.countError('MEDIA_ERR_MEDIA_FORMAT');
+    this.#session.countError('MEDIA_ERR_MEDIA_FORMAT');
   }
 }

@@ -1,7 +1,7 @@
 import type { CallTransport } from '@callgate/agent';
 import { pcm16ToBytes } from '@callgate/audio';
 import { encodeBase64, serializeSansPbxOutbound } from '@callgate/protocol';
-import type { TransportPort } from './twilio-transport.js';
+import type { MediaSession } from './media-session.js';
 
 export interface SansPbxIdentity {
   callId: string;
@@ -12,9 +12,11 @@ export interface SansPbxIdentity {
 export interface SansPbxTransportOptions {
   identity: SansPbxIdentity;
   sampleRate: number;
-  port: TransportPort;
-  /** Called when a mark counts as played (see the class comment); the session feeds the Call. */
-  onMark: (name: string) => void;
+  /**
+   * Its session: sends with backpressure and byte counts, ends the call on a hang-up, and gets
+   * each mark once it counts as played (see the class comment) to hand to the Call.
+   */
+  session: Pick<MediaSession, 'send' | 'agentHungUp' | 'receiveMark'>;
   /** Milliseconds clock; default `performance.now`. */
   clock?: () => number;
 }
@@ -34,8 +36,7 @@ export interface SansPbxTransportOptions {
 export class SansPbxTransport implements CallTransport {
   readonly sampleRate: number;
   readonly #identity: SansPbxIdentity;
-  readonly #port: TransportPort;
-  readonly #onMark: (name: string) => void;
+  readonly #session: Pick<MediaSession, 'send' | 'agentHungUp' | 'receiveMark'>;
   readonly #clock: () => number;
   readonly #frameMs = 20;
   /** Clock time at which everything sent so far has played. */
@@ -46,15 +47,14 @@ export class SansPbxTransport implements CallTransport {
   constructor(options: SansPbxTransportOptions) {
     this.sampleRate = options.sampleRate;
     this.#identity = options.identity;
-    this.#port = options.port;
-    this.#onMark = options.onMark;
+    this.#session = options.session;
     this.#clock = options.clock ?? (() => performance.now());
   }
 
   sendAudio(frame: Int16Array): void {
     const now = this.#clock();
     this.#playedUntil = Math.max(this.#playedUntil, now) + this.#frameMs;
-    this.#port.send(
+    this.#session.send(
       serializeSansPbxOutbound({
         event: 'reverse-media',
         payload: encodeBase64(pcm16ToBytes(frame)),
@@ -70,7 +70,7 @@ export class SansPbxTransport implements CallTransport {
     const delay = Math.max(0, this.#playedUntil - this.#clock());
     const timer = setTimeout(() => {
       this.#pending.delete(name);
-      this.#onMark(name);
+      this.#session.receiveMark(name);
     }, delay);
     this.#pending.set(name, timer);
   }
@@ -83,12 +83,12 @@ export class SansPbxTransport implements CallTransport {
     // Reported after the Call's clear() has returned, as an echo from the far end would be.
     queueMicrotask(() => {
       if (this.#closed) return;
-      for (const name of names) this.#onMark(name);
+      for (const name of names) this.#session.receiveMark(name);
     });
   }
 
   hangup(reason: string): void {
-    this.#port.hangup(reason);
+    this.#session.agentHungUp(reason);
   }
 
   /** Stops the mark timers; nothing is reported after this. Idempotent. */

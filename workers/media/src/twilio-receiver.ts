@@ -10,16 +10,16 @@ import {
 import { errorCode } from '@callgate/runtime';
 import { verifyCallToken } from './call-token.js';
 import type { MediaCall } from './media-call.js';
-import type { ReceiverContext, StreamReceiver } from './stream-receiver.js';
+import type { MediaSession } from './media-session.js';
+import type { StreamReceiver } from './stream-receiver.js';
 import { TwilioTransport } from './twilio-transport.js';
-import { unknownMarkIsBadMessage } from './unknown-mark.js';
 
 /**
  * Inbound side of a Twilio Media Stream: authenticates the `start` (CallSid in the path, per-call
  * token) and hands `media`, `dtmf`, `mark` and `stop` of its stream to the call.
  */
 export class TwilioReceiver implements StreamReceiver {
-  readonly #ctx: ReceiverContext;
+  readonly #session: MediaSession;
   /**
    * One frame's μ-law bytes and PCM, reused for every `media` message (grown for a larger one):
    * the call copies what it keeps (framer, resampler, recorder), so nothing holds these.
@@ -27,17 +27,17 @@ export class TwilioReceiver implements StreamReceiver {
   #bytes = new Uint8Array(160);
   #pcm = new Int16Array(160);
 
-  constructor(ctx: ReceiverContext) {
-    this.#ctx = ctx;
+  constructor(session: MediaSession) {
+    this.#session = session;
   }
 
   receive(text: string): void {
-    const ctx = this.#ctx;
+    const session = this.#session;
     let msg: TwilioInbound;
     try {
       msg = parseTwilioInbound(text);
     } catch (err) {
-      ctx.bad(errorCode(err, 'PROTO_ERR_INVALID_MESSAGE'), (err as Error).message);
+      session.bad(errorCode(err, 'PROTO_ERR_INVALID_MESSAGE'), (err as Error).message);
       return;
     }
     if (msg.event === 'connected') return;
@@ -45,13 +45,13 @@ export class TwilioReceiver implements StreamReceiver {
       this.#start(msg);
       return;
     }
-    const call = ctx.call();
+    const call = session.call;
     if (!call) {
-      ctx.reject('MEDIA_ERR_NOT_STARTED', `${msg.event} before start`);
+      session.reject('MEDIA_ERR_NOT_STARTED', `${msg.event} before start`);
       return;
     }
-    if (msg.streamSid !== ctx.streamSid()) {
-      ctx.bad('MEDIA_ERR_WRONG_STREAM_SID', `${msg.event} for another stream`, {
+    if (msg.streamSid !== session.streamSid) {
+      session.bad('MEDIA_ERR_WRONG_STREAM_SID', `${msg.event} for another stream`, {
         gotStreamSid: msg.streamSid.slice(0, 64),
       });
       return;
@@ -61,21 +61,21 @@ export class TwilioReceiver implements StreamReceiver {
         this.#media(call, msg);
         return;
       case 'dtmf':
-        ctx.log().debug('dtmf', { digit: msg.dtmf.digit });
+        session.log.debug('dtmf', { digit: msg.dtmf.digit });
         call.receiveDtmf(msg.dtmf.digit);
         return;
       case 'mark':
-        if (
-          call.receiveMark(msg.mark.name) === 'unknown' &&
-          unknownMarkIsBadMessage({ resumed: ctx.resume !== undefined })
-        ) {
-          ctx.bad('MEDIA_ERR_UNKNOWN_MARK', 'mark echo names no mark this stream sent', {
+        // Twilio only echoes marks it was sent, so on a fresh stream a mark naming none of ours is
+        // a bad message (a flood of them is hostile). On a stream the proxy moved here, echoes of
+        // the previous worker's marks are normal: the call counts them, quietly.
+        if (call.receiveMark(msg.mark.name) === 'unknown' && session.resume === undefined) {
+          session.bad('MEDIA_ERR_UNKNOWN_MARK', 'mark echo names no mark this stream sent', {
             mark: msg.mark.name.slice(0, 64),
           });
         }
         return;
       case 'stop':
-        ctx.stop();
+        session.stop();
         return;
     }
   }
@@ -84,48 +84,48 @@ export class TwilioReceiver implements StreamReceiver {
   close(): void {}
 
   #start(msg: TwilioStart): void {
-    const ctx = this.#ctx;
-    if (!ctx.isAwaitingStart()) {
-      ctx.bad('MEDIA_ERR_ALREADY_STARTED', 'second start on one stream');
+    const session = this.#session;
+    if (!session.awaitingStart) {
+      session.bad('MEDIA_ERR_ALREADY_STARTED', 'second start on one stream');
       return;
     }
     const { start } = msg;
     const format = start.mediaFormat;
     if (format.sampleRate !== 8000 || format.channels !== 1) {
-      ctx.reject(
+      session.reject(
         'MEDIA_ERR_MEDIA_FORMAT',
         `media format ${format.encoding} ${format.sampleRate} Hz ${format.channels} ch is not μ-law 8 kHz mono`,
       );
       return;
     }
-    if (ctx.pathCallSid !== undefined && ctx.pathCallSid !== start.callSid) {
-      ctx.reject('MEDIA_ERR_CALLSID_MISMATCH', 'start.callSid differs from the URL path', {
+    if (session.pathCallSid !== undefined && session.pathCallSid !== start.callSid) {
+      session.reject('MEDIA_ERR_CALLSID_MISMATCH', 'start.callSid differs from the URL path', {
         callSid: start.callSid.slice(0, 64),
-        pathCallSid: ctx.pathCallSid,
+        pathCallSid: session.pathCallSid,
       });
       return;
     }
     const { callToken, ...customParameters } = start.customParameters;
-    const secret = ctx.config.callTokenSecret;
+    const secret = session.config.callTokenSecret;
     if (secret !== undefined) {
       const verdict = verifyCallToken({ secret, callSid: start.callSid, token: callToken });
       // The open-by time bounds when a call may first connect. A call the proxy moves here (its
       // vouch checked at the upgrade) replays its original `start`, long past that time: the
       // token must still be this call's (signature, CallSid), just not fresh.
-      const resumedPastOpenBy = !verdict.ok && verdict.reason === 'expired' && ctx.resume;
+      const resumedPastOpenBy = !verdict.ok && verdict.reason === 'expired' && session.resume;
       if (!verdict.ok && !resumedPastOpenBy) {
-        ctx.reject('MEDIA_ERR_BAD_CALL_TOKEN', `call token ${verdict.reason}`, {
+        session.reject('MEDIA_ERR_BAD_CALL_TOKEN', `call token ${verdict.reason}`, {
           callSid: start.callSid.slice(0, 64),
           reason: verdict.reason,
         });
         return;
       }
     }
-    ctx.begin({
+    session.begin({
       callSid: start.callSid,
       streamSid: msg.streamSid,
       customParameters,
-      transport: new TwilioTransport(msg.streamSid, ctx.port),
+      transport: new TwilioTransport(msg.streamSid, session),
       fields: { tracks: start.tracks },
     });
   }
@@ -143,11 +143,11 @@ export class TwilioReceiver implements StreamReceiver {
     try {
       n = decodeBase64StrictInto(payload, this.#bytes);
     } catch (err) {
-      this.#ctx.bad(errorCode(err, 'PROTO_ERR_BAD_BASE64'), (err as Error).message);
+      this.#session.bad(errorCode(err, 'PROTO_ERR_BAD_BASE64'), (err as Error).message);
       return;
     }
     mulawDecodeInto(this.#bytes, n, this.#pcm);
     const pcm = n === this.#pcm.length ? this.#pcm : this.#pcm.subarray(0, n);
-    this.#ctx.receiveAudio(call, pcm, Number(msg.media.timestamp));
+    this.#session.receiveAudio(call, pcm, Number(msg.media.timestamp));
   }
 }

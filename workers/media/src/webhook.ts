@@ -3,9 +3,8 @@ import { sendJsonError, traceFields, type Logger } from '@callgate/runtime';
 // Only the signature check, not the whole REST client (see twiml.ts).
 import { validateRequest } from 'twilio/lib/webhooks/webhooks.js';
 import { signCallToken } from './call-token.js';
-import type { MediaConfig } from './config.js';
 import type { MediaErrorCode } from './errors.js';
-import type { MediaMetrics } from './metrics.js';
+import type { MediaWorker } from './media-worker.js';
 import {
   decideStreamAction,
   decodeStreamActionState,
@@ -22,24 +21,6 @@ import {
   buildStreamTwiml,
   publicOrigins,
 } from './twiml.js';
-
-export type WebhookConfig = Pick<
-  MediaConfig,
-  | 'publicUrl'
-  | 'twilioAuthToken'
-  | 'callTokenSecret'
-  | 'callTokenTtlSeconds'
-  | 'maxWebhookBytes'
-  | 'streamReconnectLimit'
-  | 'streamStableMs'
->;
-
-export interface WebhookHost {
-  readonly config: WebhookConfig;
-  readonly logger: Logger;
-  readonly metrics: MediaMetrics;
-  countError(code: string): void;
-}
 
 type Route = 'twiml' | 'status' | 'action';
 
@@ -61,10 +42,10 @@ class WebhookError extends Error {
  * with TWILIO_AUTH_TOKEN, signature-checked over PUBLIC_URL + the path as received.
  */
 export class TwilioWebhooks {
-  readonly #host: WebhookHost;
+  readonly #worker: MediaWorker;
 
-  constructor(host: WebhookHost) {
-    this.#host = host;
+  constructor(worker: MediaWorker) {
+    this.#worker = worker;
   }
 
   /** Answers the request if it is one of ours; false lets the StreamServer answer 404. */
@@ -77,7 +58,7 @@ export class TwilioWebhooks {
     // The proxy's X-Request-Id joins these lines with its `request` line.
     const { requestId } = traceFields(req);
     const log =
-      requestId === undefined ? this.#host.logger : this.#host.logger.child({ requestId });
+      requestId === undefined ? this.#worker.logger : this.#worker.logger.child({ requestId });
     try {
       const params = await this.#readSignedForm(req);
       if (route === 'twiml') this.#twiml(req, res, params, log);
@@ -92,15 +73,15 @@ export class TwilioWebhooks {
         route,
         message: err.message,
       });
-      this.#host.countError(err.code);
-      this.#host.metrics.webhooks.inc({ route, status: String(err.status) });
+      this.#worker.countError(err.code);
+      this.#worker.metrics.webhooks.inc({ route, status: String(err.status) });
       // The rest of an oversized body is not worth reading: answer, then drop the connection.
       if (err.status === 413) res.setHeader('connection', 'close');
       sendJsonError(res, err.status, err.code, err.message, err.headers);
       if (err.status === 413) res.once('finish', () => req.destroy());
       return true;
     }
-    this.#host.metrics.webhooks.inc({ route, status: String(res.statusCode) });
+    this.#worker.metrics.webhooks.inc({ route, status: String(res.statusCode) });
     return true;
   }
 
@@ -137,7 +118,7 @@ export class TwilioWebhooks {
     log: Logger,
   ): void {
     const callSid = requireCallSid(params);
-    const { config, metrics } = this.#host;
+    const { config, metrics } = this.#worker;
     const decoded = decodeStreamActionState(config.callTokenSecret, callSid, url.searchParams);
     if (!decoded.ok) {
       throw new WebhookError(
@@ -171,7 +152,7 @@ export class TwilioWebhooks {
     );
     if (decision.kind === 'give-up') {
       metrics.streamActions.inc({ outcome: 'give-up' });
-      this.#host.countError('MEDIA_ERR_RECONNECT_LIMIT');
+      this.#worker.countError('MEDIA_ERR_RECONNECT_LIMIT');
       log.warn('stream action: reconnect limit reached, ending the call', {
         ...fields,
         code: 'MEDIA_ERR_RECONNECT_LIMIT',
@@ -204,7 +185,7 @@ export class TwilioWebhooks {
     callToken: boolean;
     connectAction: boolean;
   } {
-    const { config } = this.#host;
+    const { config } = this.#worker;
     const origins = publicOrigins(config.publicUrl, req.headers);
     if (!origins) {
       throw new WebhookError(
@@ -283,10 +264,10 @@ export class TwilioWebhooks {
         'body must be application/x-www-form-urlencoded',
       );
     }
-    const body = await readBody(req, this.#host.config.maxWebhookBytes);
+    const body = await readBody(req, this.#worker.config.maxWebhookBytes);
     const params: Record<string, string> = {};
     for (const [name, value] of new URLSearchParams(body)) params[name] = value;
-    const { twilioAuthToken, publicUrl } = this.#host.config;
+    const { twilioAuthToken, publicUrl } = this.#worker.config;
     if (twilioAuthToken !== undefined && publicUrl !== undefined) {
       const header = req.headers['x-twilio-signature'];
       const signature = Array.isArray(header) ? header[0] : header;

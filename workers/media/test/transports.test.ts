@@ -1,17 +1,26 @@
 import { mulawDecode, pcm16FromBytes, tone } from '@callgate/audio';
 import { decodeBase64Strict, parseSansPbxOutbound, parseTwilioOutbound } from '@callgate/protocol';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { SansPbxTransport, TwilioTransport, type TransportPort } from '../src/index.js';
+import { SansPbxTransport, TwilioTransport } from '../src/index.js';
 
-function fakePort(): TransportPort & { sent: string[]; hangups: string[] } {
+/** What a transport uses of its session: what it sends, the hang-ups, the marks it reports. */
+function fakeSession() {
   const sent: string[] = [];
   const hangups: string[] = [];
-  return { sent, hangups, send: (t) => sent.push(t), hangup: (r) => hangups.push(r) };
+  const marks: string[] = [];
+  return {
+    sent,
+    hangups,
+    marks,
+    send: (t: string) => void sent.push(t),
+    agentHungUp: (r: string) => void hangups.push(r),
+    receiveMark: (name: string) => void marks.push(name),
+  };
 }
 
 describe('TwilioTransport', () => {
   it('sends exactly what Twilio accepts: μ-law media, mark, clear', () => {
-    const port = fakePort();
+    const port = fakeSession();
     const t = new TwilioTransport('MZ1', port);
     const frame = tone([440], 20, 8000, 0.25);
     t.sendAudio(frame);
@@ -41,16 +50,14 @@ describe('SansPbxTransport', () => {
 
   function make(sampleRate = 16000) {
     vi.useFakeTimers();
-    const port = fakePort();
-    const marks: string[] = [];
+    const port = fakeSession();
     const t = new SansPbxTransport({
       identity,
       sampleRate,
-      port,
-      onMark: (name) => marks.push(name),
+      session: port,
       clock: () => Date.now(),
     });
-    return { t, port, marks };
+    return { t, port, marks: port.marks };
   }
 
   it('sends PCM16 LE reverse-media with the call identity', () => {
