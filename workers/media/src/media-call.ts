@@ -1,16 +1,11 @@
-import {
-  Call,
-  type Agent,
-  type CallStats,
-  type CallTransport,
-  type MarkOutcome,
-  type PacerFactory,
-} from '@callgate/agent';
+import { Call, type CallStats, type MarkOutcome, type PacerFactory } from '@callgate/agent';
 import { Pacer, type PacerGroup } from '@callgate/audio';
 import type { Logger } from '@callgate/runtime';
+import type { MediaSession, StreamResume } from './media-session.js';
+import type { MediaWorker } from './media-worker.js';
 import type { MediaMetrics, Provider } from './metrics.js';
 import { CallRecorder } from './recorder.js';
-import type { StreamResume } from './media-session.js';
+import type { CallStart } from './stream-receiver.js';
 
 /** How a call ended; the `outcome` label of `media_calls_finished_total`. */
 export type CallOutcome =
@@ -23,30 +18,6 @@ export type CallOutcome =
   | 'agent-error' // the agent failed to start or threw too often
   | 'protocol-error' // bad input the session cannot go on with
   | 'error'; // a worker bug (transport threw, handler threw)
-
-export interface MediaCallOptions {
-  provider: Provider;
-  sessionId: string;
-  callSid: string;
-  streamSid: string;
-  /** What the agent sees in `info.customParameters` (the call token already removed). */
-  customParameters: Record<string, string>;
-  /** The proxy moved this call here from another worker (a verified resume vouch). */
-  resume?: StreamResume | undefined;
-  transport: CallTransport;
-  agent: Agent;
-  metrics: MediaMetrics;
-  /** Already carries `callSid` and `streamSid`. */
-  log: Logger;
-  workerId: string;
-  recordingsDir: string | undefined;
-  playbackLeadMs: number;
-  /** The worker's shared pacer timer; without it the Call gets its own `Pacer`. */
-  pacers?: PacerGroup | undefined;
-  countError(code: string): void;
-  /** The Call ended by itself (a transport throw, the agent failing); the session closes. */
-  onEnd(reason: string): void;
-}
 
 /** Per-socket counters the session keeps and the summary reports. */
 export interface SessionCounters {
@@ -70,7 +41,16 @@ const MAX_AUDIO_AHEAD_MS = 5000;
  */
 export class MediaCall {
   readonly call: Call;
-  readonly #o: MediaCallOptions;
+  readonly provider: Provider;
+  readonly callSid: string;
+  readonly streamSid: string;
+  /** The proxy moved this call here from another worker (a verified resume vouch). */
+  readonly resume: StreamResume | undefined;
+  readonly #session: MediaSession;
+  readonly #worker: MediaWorker;
+  readonly #metrics: MediaMetrics;
+  /** Already carries `callSid` and `streamSid`. */
+  readonly #log: Logger;
   readonly #recorder: CallRecorder | undefined;
   readonly #startedAt = new Date();
   readonly #startedMs = performance.now();
@@ -85,13 +65,24 @@ export class MediaCall {
   #audioMsIn = 0;
   #finished = false;
 
-  constructor(options: MediaCallOptions) {
-    this.#o = options;
-    const { provider, callSid, streamSid, transport, log, resume } = options;
+  /** Begins the call `start` describes on `session` (whose provider is known). */
+  constructor(session: MediaSession, worker: MediaWorker, start: CallStart) {
+    const { callSid, streamSid, transport } = start;
+    const provider = session.provider!;
+    const { resume, log } = session;
+    const { metrics, config } = worker;
+    this.provider = provider;
+    this.callSid = callSid;
+    this.streamSid = streamSid;
+    this.resume = resume;
+    this.#session = session;
+    this.#worker = worker;
+    this.#metrics = metrics;
+    this.#log = log;
     this.#rate = transport.sampleRate;
-    if (options.recordingsDir !== undefined) {
+    if (config.recordingsDir !== undefined) {
       this.#recorder = CallRecorder.start({
-        dir: options.recordingsDir,
+        dir: config.recordingsDir,
         callSid,
         streamSid,
         // Each stream of a moved call is its own segment (file), named so none overwrites another
@@ -108,24 +99,24 @@ export class MediaCall {
             code: 'MEDIA_ERR_RECORDING',
             err,
           });
-          options.countError('MEDIA_ERR_RECORDING');
+          worker.countError('MEDIA_ERR_RECORDING');
         },
       });
-      options.metrics.recordingsActive.inc();
+      metrics.recordingsActive.inc();
     }
     const call = new Call({
       info: {
         callId: callSid,
         streamId: streamSid,
         transport: provider,
-        customParameters: options.customParameters,
+        customParameters: start.customParameters,
         ...(resume === undefined ? {} : { resumed: { attempt: resume.attempt } }),
       },
-      agent: options.agent,
+      agent: worker.agent,
       transport,
       logger: log,
-      playbackLeadMs: options.playbackLeadMs,
-      ...(options.pacers === undefined ? {} : { createPacer: groupPacerFactory(options.pacers) }),
+      playbackLeadMs: config.playbackLeadMs,
+      ...(worker.pacers === undefined ? {} : { createPacer: groupPacerFactory(worker.pacers) }),
     });
     this.call = call;
     this.#reported = call.stats; // a copy
@@ -139,9 +130,10 @@ export class MediaCall {
     });
     call.on('agent-error', () => this.#syncStats());
     // The Call logged each of these where it decided; here they are only counted.
-    call.on('problem', (err) => options.countError(err.code));
-    call.on('end', (reason) => options.onEnd(reason));
-    options.metrics.callsActive.inc({ provider });
+    call.on('problem', (err) => worker.countError(err.code));
+    // The Call ended by itself (a transport throw, the agent failing): the session closes.
+    call.on('end', (reason) => session.callEnded(reason));
+    metrics.callsActive.inc({ provider });
   }
 
   get recordingPath(): string | undefined {
@@ -163,7 +155,8 @@ export class MediaCall {
     if (ms > this.#aheadBudgetMs()) return false;
     this.#audioMsIn += ms;
     this.#mediaMessagesIn++;
-    const { metrics, provider } = this.#o;
+    const metrics = this.#metrics;
+    const provider = this.provider;
     metrics.tallies.framesIn.add(provider);
     if (timestampMs !== undefined) {
       const expected = this.#expectedTs;
@@ -198,9 +191,9 @@ export class MediaCall {
    */
   receiveMark(name: string): MarkOutcome | undefined {
     const outcome = this.call.receiveMark(name);
-    if (outcome === 'unknown' && this.#o.resume !== undefined) {
+    if (outcome === 'unknown' && this.resume !== undefined) {
       this.#foreignMarks++;
-      this.#o.metrics.resumedMarksIgnored.inc({ provider: this.#o.provider });
+      this.#metrics.resumedMarksIgnored.inc({ provider: this.provider });
     }
     this.#syncStats();
     return outcome;
@@ -221,7 +214,9 @@ export class MediaCall {
     const { call } = this;
     call.end(outcome);
     this.#syncStats();
-    const { metrics, provider, log } = this.#o;
+    const { provider } = this;
+    const metrics = this.#metrics;
+    const log = this.#log;
     const durationMs = Math.round(performance.now() - this.#startedMs);
     metrics.callsActive.dec({ provider });
     metrics.callsFinished.inc({ provider, outcome });
@@ -231,7 +226,7 @@ export class MediaCall {
       mediaMessagesIn: this.#mediaMessagesIn,
       inboundGaps: this.#gaps,
       inboundGapMs: this.#gapMs,
-      ...(this.#o.resume === undefined ? {} : { foreignMarksIgnored: this.#foreignMarks }),
+      ...(this.resume === undefined ? {} : { foreignMarksIgnored: this.#foreignMarks }),
       ...counters,
     };
     log.info('call ended', {
@@ -244,12 +239,12 @@ export class MediaCall {
     const recorder = this.#recorder;
     if (!recorder) return;
     await recorder.close({
-      callSid: this.#o.callSid,
-      streamSid: this.#o.streamSid,
+      callSid: this.callSid,
+      streamSid: this.streamSid,
       provider,
-      workerId: this.#o.workerId,
-      sessionId: this.#o.sessionId,
-      agent: this.#o.agent.name,
+      workerId: this.#worker.config.workerId,
+      sessionId: this.#session.id,
+      agent: this.#worker.agent.name,
       startedAt: this.#startedAt.toISOString(),
       endedAt: new Date().toISOString(),
       durationMs,
@@ -269,7 +264,7 @@ export class MediaCall {
    * call's `media.timestamp` clock, so segments can be laid on one timeline.
    */
   #segment(): Record<string, unknown> {
-    const { resume } = this.#o;
+    const { resume } = this;
     const base = { startedAt: this.#startedAt.toISOString(), resumed: resume !== undefined };
     if (resume === undefined) return base;
     return {
@@ -291,7 +286,8 @@ export class MediaCall {
     // The Call's live counters, read without a snapshot: this runs for every frame sent.
     const now = this.call.counters;
     const before = this.#reported;
-    const { metrics: m, provider } = this.#o;
+    const m = this.#metrics;
+    const { provider } = this;
     const framesOut = now.framesOut - before.framesOut;
     if (framesOut > 0) m.tallies.framesOut.add(provider, framesOut);
     if (now.lateFrames > before.lateFrames) {

@@ -272,24 +272,7 @@ export class MediaSession implements StreamSession {
     }
     const resume = this.resume;
     if (resume) worker.metrics.callsResumed.inc({ provider });
-    const call = new MediaCall({
-      provider,
-      sessionId: this.id,
-      callSid,
-      streamSid,
-      customParameters: options.customParameters,
-      resume,
-      transport,
-      agent: worker.agent,
-      metrics: worker.metrics,
-      log: this.#log,
-      workerId: worker.config.workerId,
-      recordingsDir: worker.config.recordingsDir,
-      playbackLeadMs: worker.config.playbackLeadMs,
-      pacers: worker.pacers,
-      countError: (code) => worker.countError(code),
-      onEnd: (reason) => this.#onCallEnd(reason),
-    });
+    const call = new MediaCall(this, worker, options);
     this.#call = call;
     this.#state = 'live';
     this.#log.info('call started', {
@@ -343,7 +326,7 @@ export class MediaSession implements StreamSession {
   }
 
   /** The Call ended on its own (a transport throw); ours end it through #closeWith first. */
-  #onCallEnd(reason: string): void {
+  callEnded(reason: string): void {
     if (this.#state !== 'live') return;
     if (reason === 'agent-error') {
       this.#closeWith(CloseCode.internal, 'agent error', 'agent-error', reason);
