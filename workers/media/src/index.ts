@@ -44,5 +44,5 @@ export { SansPbxTransport } from './sanspbx-transport.js';
 export type { SansPbxIdentity, SansPbxTransportOptions } from './sanspbx-transport.js';
 export { createMediaMetrics } from './metrics.js';
 export type { MediaMetrics, Provider } from './metrics.js';
-export { CloseCode, MediaError } from './errors.js';
-export type { MediaErrorCode } from './errors.js';
+export { CloseCode, MEDIA_ERRORS, MediaError } from './errors.js';
+export type { MediaCodeWith, MediaErrorCode } from './errors.js';

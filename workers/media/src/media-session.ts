@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { messageText } from '@callgate/protocol';
 import { errorCode, type Logger, type StreamSession } from '@callgate/runtime';
 import type { WebSocket, RawData } from 'ws';
-import { CloseCode, type MediaErrorCode } from './errors.js';
+import { CloseCode, MEDIA_ERRORS, type MediaCodeWith } from './errors.js';
 import { MediaCall, type CallOutcome } from './media-call.js';
 import type { MediaWorker, MediaWorkerConfig } from './media-worker.js';
 import type { Provider } from './metrics.js';
@@ -26,6 +26,23 @@ type SessionState = 'detecting' | 'awaiting-start' | 'live' | 'closing' | 'close
 
 // A peer that does not answer our close frame is cut off after this.
 const CLOSE_TIMEOUT_MS = 3000;
+/**
+ * Messages the protocol layer refuses whole end the socket: Twilio and SansPBX speak JSON text
+ * only, and a message over the size limit is not one of theirs.
+ */
+const PROTO_CLOSE = {
+  PROTO_ERR_BINARY: CloseCode.unsupportedData,
+  PROTO_ERR_TOO_LARGE: CloseCode.messageTooBig,
+} as const;
+
+/** A code that ends the session: the media catalogue's close codes and the two above. */
+type RejectCode = MediaCodeWith<'close'> | keyof typeof PROTO_CLOSE;
+
+function closeCodeOf(code: RejectCode): number {
+  return code === 'PROTO_ERR_BINARY' || code === 'PROTO_ERR_TOO_LARGE'
+    ? PROTO_CLOSE[code]
+    : MEDIA_ERRORS[code].close;
+}
 const REPLACED_REASON = 'replaced by a newer stream for this call';
 
 /**
@@ -165,7 +182,7 @@ export class MediaSession implements StreamSession {
   /** The agent hung up (through the transport): the call ends from our side. */
   agentHungUp(reason: string): void {
     if (reason === 'agent-error') {
-      this.#closeWith(CloseCode.internal, 'agent error', 'agent-error', reason);
+      this.#closeWith(CloseCode.internalError, 'agent error', 'agent-error', reason);
     } else {
       this.#closeWith(CloseCode.normal, 'call ended by the agent', 'hangup', reason);
     }
@@ -177,7 +194,11 @@ export class MediaSession implements StreamSession {
    */
   close(code: number, reason: string): void {
     const outcome: CallOutcome =
-      code === CloseCode.serviceRestart ? 'service-restart' : code === 1013 ? 'shed' : 'error';
+      code === CloseCode.serviceRestart
+        ? 'service-restart'
+        : code === CloseCode.tryAgainLater
+          ? 'shed'
+          : 'error';
     this.#closeWith(code, reason, outcome);
   }
 
@@ -187,11 +208,11 @@ export class MediaSession implements StreamSession {
    */
   replace(): void {
     if (this.#state === 'closing' || this.#state === 'closed') return;
-    const code: MediaErrorCode = 'MEDIA_ERR_STREAM_REPLACED';
+    const code = 'MEDIA_ERR_STREAM_REPLACED';
     this.#log.warn('stream replaced by a newer stream for this call', { code });
     this.#worker.countError(code);
     this.#worker.metrics.streamsReplaced.inc();
-    this.#closeWith(CloseCode.replaced, REPLACED_REASON, 'replaced');
+    this.#closeWith(MEDIA_ERRORS[code].close, REPLACED_REASON, 'replaced');
   }
 
   #onMessage(data: RawData, isBinary: boolean): void {
@@ -201,10 +222,12 @@ export class MediaSession implements StreamSession {
     try {
       text = messageText(data, isBinary);
     } catch (err) {
-      const code = errorCode(err, 'PROTO_ERR_BINARY');
-      const closeCode =
-        code === 'PROTO_ERR_TOO_LARGE' ? CloseCode.tooBig : CloseCode.unsupportedData;
-      this.reject(code, (err as Error).message, {}, closeCode);
+      // messageText refuses binary and oversized messages only.
+      const code =
+        errorCode(err, 'PROTO_ERR_BINARY') === 'PROTO_ERR_TOO_LARGE'
+          ? 'PROTO_ERR_TOO_LARGE'
+          : 'PROTO_ERR_BINARY';
+      this.reject(code, (err as Error).message);
       return;
     }
     const bytes = Buffer.isBuffer(data) ? data.length : Buffer.byteLength(text);
@@ -217,7 +240,7 @@ export class MediaSession implements StreamSession {
       // A bug of ours, not the caller's: this call ends, the worker and other calls go on.
       this.#log.error('message handler failed', { code: 'MEDIA_ERR_INTERNAL', err });
       this.#worker.countError('MEDIA_ERR_INTERNAL');
-      this.#closeWith(CloseCode.internal, 'internal error', 'error');
+      this.#closeWith(MEDIA_ERRORS.MEDIA_ERR_INTERNAL.close, 'internal error', 'error');
     }
   }
 
@@ -262,12 +285,7 @@ export class MediaSession implements StreamSession {
     // Ends an older stream of this call (and its agent) before this one's agent starts.
     if (!worker.claimCall(callSid, this)) {
       this.#callSid = undefined;
-      this.reject(
-        'MEDIA_ERR_TOO_MANY_CALLS',
-        'every call slot is taken',
-        {},
-        CloseCode.tryAgainLater,
-      );
+      this.reject('MEDIA_ERR_TOO_MANY_CALLS', 'every call slot is taken');
       return;
     }
     const resume = this.resume;
@@ -308,14 +326,14 @@ export class MediaSession implements StreamSession {
       const wait = call.markEchoWaitMs;
       if (wait !== undefined && wait > stuckReaderMs) {
         this.#outcome = 'shed';
-        this.#closeCode = 1013;
+        this.#closeCode = CloseCode.tryAgainLater;
         this.#worker.shed(this.#ws, {
           callSid: this.#callSid,
           markEchoWaitMs: Math.round(wait),
           stuckReaderMs,
         });
         // The server's shed closes through close(1013); make sure the call ends either way.
-        this.#closeWith(1013, 'slow reader', 'shed');
+        this.#closeWith(CloseCode.tryAgainLater, 'slow reader', 'shed');
         return;
       }
       if (now - this.#lastMediaMs > noMediaTimeoutMs) {
@@ -329,9 +347,9 @@ export class MediaSession implements StreamSession {
   callEnded(reason: string): void {
     if (this.#state !== 'live') return;
     if (reason === 'agent-error') {
-      this.#closeWith(CloseCode.internal, 'agent error', 'agent-error', reason);
+      this.#closeWith(CloseCode.internalError, 'agent error', 'agent-error', reason);
     } else {
-      this.#closeWith(CloseCode.internal, 'internal error', 'error', reason);
+      this.#closeWith(CloseCode.internalError, 'internal error', 'error', reason);
     }
   }
 
@@ -350,14 +368,10 @@ export class MediaSession implements StreamSession {
     }
   }
 
-  /** Input the session cannot go on with: logged, counted, closed (1008 unless said). */
-  reject(
-    code: string,
-    message: string,
-    fields: Record<string, unknown> = {},
-    closeCode: number = CloseCode.policy,
-  ): void {
+  /** Input the session cannot go on with: logged, counted, closed with the code's close code. */
+  reject(code: RejectCode, message: string, fields: Record<string, unknown> = {}): void {
     if (this.#state === 'closing' || this.#state === 'closed') return;
+    const closeCode = closeCodeOf(code);
     this.#log.warn('closing session', { code, message, closeCode, ...fields });
     this.#worker.countError(code);
     // The reason is the code: short (≤ 123 bytes), stable, and what a client can branch on.
@@ -394,7 +408,7 @@ export class MediaSession implements StreamSession {
     clearTimeout(this.#closeTimer);
     // 1013 comes from StreamServer shedding a slow reader; anything else we did not start is the
     // peer going away without `stop`.
-    this.#outcome ??= code === 1013 ? 'shed' : 'disconnected';
+    this.#outcome ??= code === CloseCode.tryAgainLater ? 'shed' : 'disconnected';
     this.#closeCode ??= code;
     this.#receiver?.close();
     if (this.#callSid !== undefined) this.#worker.releaseCall(this.#callSid, this);

@@ -19,7 +19,7 @@ import {
 import { PacerGroup } from '@callgate/audio';
 import { FRAME_MS } from '@callgate/agent';
 import type { MediaConfig } from './config.js';
-import { MediaError, type MediaErrorCode } from './errors.js';
+import { MEDIA_ERRORS, MediaError, type MediaCodeWith } from './errors.js';
 import { MediaSession, type StreamResume } from './media-session.js';
 import { createMediaMetrics, type MediaMetrics } from './metrics.js';
 import { CALL_SID_RE, STREAM_PATH } from './twiml.js';
@@ -201,12 +201,10 @@ export class MediaWorker implements DrainableService {
       if (CALL_SID_RE.test(segment)) pathCallSid = segment;
     }
     if (path !== STREAM_PATH && pathCallSid === undefined) {
-      return {
-        accept: false,
-        status: 404,
-        code: 'MEDIA_ERR_NO_ROUTE',
-        message: 'streams are served on /media-stream and /media-stream/<CallSid>',
-      };
+      return refusal(
+        'MEDIA_ERR_NO_ROUTE',
+        'streams are served on /media-stream and /media-stream/<CallSid>',
+      );
     }
     // SansPBX streams come to the bare path (Twilio's carry the CallSid).
     const token = this.config.sansPbxToken;
@@ -215,12 +213,10 @@ export class MediaWorker implements DrainableService {
       token !== undefined &&
       !bearerMatches(req.headers.authorization, token)
     ) {
-      return {
-        accept: false,
-        status: 401,
-        code: 'MEDIA_ERR_SANSPBX_AUTH',
-        message: 'SansPBX streams need Authorization: Bearer <SANSPBX_TOKEN>',
-      };
+      return refusal(
+        'MEDIA_ERR_SANSPBX_AUTH',
+        'SansPBX streams need Authorization: Bearer <SANSPBX_TOKEN>',
+      );
     }
     const { tunnelId } = traceFields(req);
     const header = req.headers[RESUME_HEADER];
@@ -249,7 +245,7 @@ export class MediaWorker implements DrainableService {
       tunnelId: typeof rawTunnelId === 'string' ? rawTunnelId : undefined,
     });
     if (!verdict.ok) {
-      const code: MediaErrorCode = 'MEDIA_ERR_BAD_RESUME_VOUCH';
+      const code = 'MEDIA_ERR_BAD_RESUME_VOUCH';
       // The server logs `upgrade refused` and counts the code too; this line says why.
       this.logger.warn('resume vouch refused', {
         code,
@@ -258,7 +254,7 @@ export class MediaWorker implements DrainableService {
         ...(tunnelId === undefined ? {} : { tunnelId }),
       });
       this.metrics.resumeRefused.inc({ reason: verdict.reason });
-      return { accept: false, status: 403, code, message: `resume vouch ${verdict.reason}` };
+      return refusal(code, `resume vouch ${verdict.reason}`);
     }
     const resume: StreamResume = {
       attempt: verdict.attempt,
@@ -319,6 +315,11 @@ export class MediaWorker implements DrainableService {
   releaseCall(callSid: string, session: MediaSession): void {
     if (this.#calls.get(callSid) === session) this.#calls.delete(callSid);
   }
+}
+
+/** An upgrade refused with `code`, answered with the code's status from MEDIA_ERRORS. */
+function refusal(code: MediaCodeWith<'status'>, message: string): UpgradeVerdict<never> {
+  return { accept: false, status: MEDIA_ERRORS[code].status, code, message };
 }
 
 /** Constant-time check of `Authorization: Bearer <token>`. */

@@ -3,7 +3,7 @@ import { sendJsonError, traceFields, type Logger } from '@callgate/runtime';
 // Only the signature check, not the whole REST client (see twiml.ts).
 import { validateRequest } from 'twilio/lib/webhooks/webhooks.js';
 import { signCallToken } from './call-token.js';
-import type { MediaErrorCode } from './errors.js';
+import { MEDIA_ERRORS, type MediaCodeWith } from './errors.js';
 import type { MediaWorker } from './media-worker.js';
 import {
   decideStreamAction,
@@ -24,14 +24,16 @@ import {
 
 type Route = 'twiml' | 'status' | 'action';
 
+/** A webhook refused with `code`; its HTTP status comes from MEDIA_ERRORS. */
 class WebhookError extends Error {
+  readonly status: number;
   constructor(
-    readonly status: number,
-    readonly code: MediaErrorCode,
+    readonly code: MediaCodeWith<'status'>,
     message: string,
     readonly headers: Record<string, string> = {},
   ) {
     super(message);
+    this.status = MEDIA_ERRORS[code].status;
   }
 }
 
@@ -122,7 +124,6 @@ export class TwilioWebhooks {
     const decoded = decodeStreamActionState(config.callTokenSecret, callSid, url.searchParams);
     if (!decoded.ok) {
       throw new WebhookError(
-        403,
         'MEDIA_ERR_BAD_ACTION_STATE',
         `action state ${decoded.reason} (r, at${config.callTokenSecret === undefined ? '' : ', sig'} in the query)`,
       );
@@ -188,11 +189,7 @@ export class TwilioWebhooks {
     const { config } = this.#worker;
     const origins = publicOrigins(config.publicUrl, req.headers);
     if (!origins) {
-      throw new WebhookError(
-        400,
-        'MEDIA_ERR_BAD_WEBHOOK',
-        'no PUBLIC_URL and no usable Host header',
-      );
+      throw new WebhookError('MEDIA_ERR_BAD_WEBHOOK', 'no PUBLIC_URL and no usable Host header');
     }
     const callToken =
       config.callTokenSecret === undefined
@@ -247,20 +244,14 @@ export class TwilioWebhooks {
   /** Reads a bounded form body and checks `X-Twilio-Signature` when an auth token is set. */
   async #readSignedForm(req: IncomingMessage): Promise<Record<string, string>> {
     if (req.method !== 'POST') {
-      throw new WebhookError(
-        405,
-        'MEDIA_ERR_METHOD_NOT_ALLOWED',
-        `${req.method ?? ''} not allowed`,
-        {
-          Allow: 'POST',
-        },
-      );
+      throw new WebhookError('MEDIA_ERR_METHOD_NOT_ALLOWED', `${req.method ?? ''} not allowed`, {
+        Allow: 'POST',
+      });
     }
     const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
     if (type !== 'application/x-www-form-urlencoded') {
       throw new WebhookError(
-        415,
-        'MEDIA_ERR_BAD_WEBHOOK',
+        'MEDIA_ERR_NOT_A_FORM',
         'body must be application/x-www-form-urlencoded',
       );
     }
@@ -277,11 +268,7 @@ export class TwilioWebhooks {
         signature === undefined ||
         !validateRequest(twilioAuthToken, signature, signedUrl, params)
       ) {
-        throw new WebhookError(
-          403,
-          'MEDIA_ERR_BAD_SIGNATURE',
-          'X-Twilio-Signature missing or invalid',
-        );
+        throw new WebhookError('MEDIA_ERR_BAD_SIGNATURE', 'X-Twilio-Signature missing or invalid');
       }
     }
     return params;
@@ -300,7 +287,7 @@ function sendTwiml(res: ServerResponse, xml: string): void {
 function requireCallSid(params: Record<string, string>): string {
   const callSid = params.CallSid;
   if (callSid === undefined || !CALL_SID_RE.test(callSid)) {
-    throw new WebhookError(400, 'MEDIA_ERR_BAD_WEBHOOK', 'CallSid missing or invalid');
+    throw new WebhookError('MEDIA_ERR_BAD_WEBHOOK', 'CallSid missing or invalid');
   }
   return callSid;
 }
@@ -328,7 +315,7 @@ function discardThenReject(
     req.off('end', done);
     req.on('error', () => undefined);
     req.resume(); // keep the socket flowing so the 413 can be written
-    reject(new WebhookError(413, 'MEDIA_ERR_BODY_TOO_LARGE', `body over ${maxBytes} bytes`));
+    reject(new WebhookError('MEDIA_ERR_BODY_TOO_LARGE', `body over ${maxBytes} bytes`));
   };
   const onData = (chunk: Buffer): void => {
     size += chunk.length;
@@ -370,9 +357,7 @@ function readBody(req: IncomingMessage, maxBytes: number): Promise<string> {
     };
     const onError = (err: Error): void => {
       cleanup();
-      reject(
-        new WebhookError(400, 'MEDIA_ERR_BAD_WEBHOOK', `request body aborted: ${err.message}`),
-      );
+      reject(new WebhookError('MEDIA_ERR_BAD_WEBHOOK', `request body aborted: ${err.message}`));
     };
     const cleanup = (): void => {
       req.off('data', onData);
