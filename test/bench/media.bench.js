@@ -6,7 +6,7 @@
 //     which send the frames) fire, from a 1 ms event-loop delay probe preloaded into the worker
 //     (lib/loop-probe.js) over the steady window; the callers also time every frame they receive
 //     (how much later than 20 ms after the previous one it came), shown as "caller-side", and
-//   - no inbound gap (every caller frame reached the worker: `media_frames_in_total` equals the
+//   - no inbound gap (every caller frame reached the worker: `media_audio_messages_in_total` equals the
 //     frames sent, and `media_inbound_gaps_total` stayed 0), and no failed or dropped call.
 // Per step it reports the worker's CPU per call-second (utime+stime from /proc over the steady
 // window) and RSS per call (VmRSS growth over the idle worker). The callers are a light raw-socket
@@ -165,7 +165,7 @@ async function runStep(agent, calls) {
     await delay(300); // the worker counts the last frames and the stops
     const after = await scrape(worker.port);
     const d = (name) => (after[name] ?? 0) - (before[name] ?? 0);
-    const framesIn = d('media_frames_in_total');
+    const framesIn = d('media_audio_messages_in_total');
     const loop = JSON.parse(readFileSync(join(tmp, 'loop.json'), 'utf8'));
     const r = {
       agent,

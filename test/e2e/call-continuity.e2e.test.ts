@@ -331,7 +331,7 @@ describe('calls outlive their media worker', () => {
     expect(await victim.exited).toBe(0);
     for (const c of moving) {
       expect(victim.logs.find(endedLine(c.sid)), c.sid).toMatchObject({
-        outcome: 'service-restart',
+        reason: 'service-restart',
         closeCode: 1012,
       });
     }
@@ -360,7 +360,7 @@ describe('calls outlive their media worker', () => {
     victim.signal('SIGCONT');
     for (const c of moving) {
       expect(await victim.waitForLog(endedLine(c.sid), 10_000), c.sid).toMatchObject({
-        outcome: 'disconnected',
+        reason: 'caller-disconnected',
       });
     }
     await Promise.all(calls.map((c) => c.moreMedia(50)));

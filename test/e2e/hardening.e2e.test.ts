@@ -206,7 +206,7 @@ describe('hardening over real processes', () => {
       ),
     );
     clearInterval(feed);
-    expect(ended).toMatchObject({ outcome: 'shed', closeCode: 1013 });
+    expect(ended).toMatchObject({ reason: 'slow-reader', closeCode: 1013 });
     expect(Date.now() - t0).toBeLessThan(8000);
     const metrics = await Promise.all(
       workers.map(async (w) =>

@@ -83,7 +83,7 @@ describe('<Connect action> after a media worker drain (no proxy)', () => {
     expect(await workerA.exited).toBe(0);
     expect(
       workerA.logs.some(
-        (l) => l.msg === 'call ended' && l.callSid === sid && l.outcome === 'service-restart',
+        (l) => l.msg === 'call ended' && l.callSid === sid && l.reason === 'service-restart',
       ),
     ).toBe(true);
     expect(events.find((e) => e.type === 'stream-end')).toMatchObject({ code: 1012 });

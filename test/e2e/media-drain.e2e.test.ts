@@ -98,7 +98,9 @@ describe('a draining media worker', () => {
     expect(summary.closedBy).toBe('caller');
     expect(summary.replies[0]?.firstReplyMs).toEqual(expect.any(Number));
     expect(await worker.exited).toBe(0);
-    expect(worker.logs.some((l) => l.msg === 'call ended' && l.outcome === 'stop')).toBe(true);
+    expect(worker.logs.some((l) => l.msg === 'call ended' && l.reason === 'caller-hangup')).toBe(
+      true,
+    );
   });
 
   it('closes a call still going at DRAIN_TIMEOUT_MS with 1012, then exits 0', async () => {
@@ -125,7 +127,7 @@ describe('a draining media worker', () => {
     expect(summary.closedBy).toBe('server');
     expect(summary.durationMs).toBeLessThan(10_000);
     expect(await worker.exited).toBe(0);
-    expect(worker.logs.some((l) => l.msg === 'call ended' && l.outcome === 'service-restart')).toBe(
+    expect(worker.logs.some((l) => l.msg === 'call ended' && l.reason === 'service-restart')).toBe(
       true,
     );
   });

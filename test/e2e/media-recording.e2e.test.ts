@@ -61,7 +61,12 @@ describe('call recordings', () => {
         interval: 20,
       },
     );
-    expect(json).toMatchObject({ callSid: sid, streamSid, provider: 'twilio', outcome: 'stop' });
+    expect(json).toMatchObject({
+      callSid: sid,
+      streamSid,
+      provider: 'twilio',
+      reason: 'caller-hangup',
+    });
     const wav = readWav(await readFile(`${base}.wav`));
     expect(wav).toMatchObject({ sampleRate: 8000, channels: 2 });
     const seconds = wav.samples.length / 2 / wav.sampleRate;

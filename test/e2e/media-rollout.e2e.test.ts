@@ -184,7 +184,7 @@ describe('rolling a media worker behind the proxy', () => {
     for (const c of held) expectCompleted(await c.done);
     expect(await a.exited).toBe(0);
     expect(a.logs.find((l) => l.msg === 'call ended' && l.callSid === first.sid)).toMatchObject({
-      outcome: 'stop',
+      reason: 'caller-hangup',
     });
     expect(a.logs.some((l) => l.msg === 'drained')).toBe(true);
     expect(a.logs.some((l) => l.code === 'RUNTIME_ERR_DRAINING')).toBe(false);

@@ -3,7 +3,7 @@ export type { MediaWorkerConfig, MediaWorkerOptions } from './media-worker.js';
 export { MediaSession } from './media-session.js';
 export type { StreamResume } from './media-session.js';
 export { MediaCall, resumeSegmentName } from './media-call.js';
-export type { CallOutcome, SessionCounters } from './media-call.js';
+export type { CallEndReason, SessionCounters } from './media-call.js';
 export { loadMediaConfig, SANSPBX_RATES } from './config.js';
 export type { MediaConfig, MediaConfigDefaults, SansPbxRate } from './config.js';
 export { signCallToken, verifyCallToken } from './call-token.js';

@@ -7,17 +7,21 @@ import type { MediaMetrics, Provider } from './metrics.js';
 import { CallRecorder } from './recorder.js';
 import type { CallStart } from './stream-receiver.js';
 
-/** How a call ended; the `outcome` label of `media_calls_finished_total`. */
-export type CallOutcome =
-  | 'stop' // the provider sent `stop` (caller hung up)
-  | 'hangup' // the agent hung up
-  | 'disconnected' // the socket closed without `stop`
+/**
+ * How a call ended: the `reason` label of `media_calls_finished_total` and the `reason` field of
+ * the `call ended` line. The values are shared with the test-agent's sessions where they mean
+ * the same.
+ */
+export type CallEndReason =
+  | 'caller-hangup' // the provider sent `stop`
+  | 'agent-hangup' // the agent hung up
+  | 'caller-disconnected' // the socket closed without `stop`
   | 'replaced' // a newer stream for the same call took over
   | 'service-restart' // closed with 1012 at the drain deadline
-  | 'shed' // closed with 1013: the peer did not read fast enough
+  | 'slow-reader' // closed with 1013: the peer did not read fast enough
   | 'agent-error' // the agent failed to start or threw too often
   | 'protocol-error' // bad input the session cannot go on with
-  | 'error'; // a worker bug (transport threw, handler threw)
+  | 'internal-error'; // a worker bug (transport threw, handler threw)
 
 /** Per-socket counters the session keeps and the summary reports. */
 export interface SessionCounters {
@@ -157,7 +161,7 @@ export class MediaCall {
     this.#mediaMessagesIn++;
     const metrics = this.#metrics;
     const provider = this.provider;
-    metrics.tallies.framesIn.add(provider);
+    metrics.tallies.audioMessagesIn.add(provider);
     if (timestampMs !== undefined) {
       const expected = this.#expectedTs;
       if (expected !== undefined && timestampMs > expected + GAP_TOLERANCE_MS) {
@@ -185,7 +189,7 @@ export class MediaCall {
   }
 
   /**
-   * Returns what the mark was (`unknown`: no mark of this call). On a resumed call, an echo of a
+   * Returns what the mark was (`unknown`: no mark of this call). On a resumed call, an ack of a
    * mark an earlier worker sent is normal: counted here, not logged; the receiver decides whether
    * an unknown mark is a bad message (`unknownMarkIsBadMessage`).
    */
@@ -199,8 +203,8 @@ export class MediaCall {
     return outcome;
   }
 
-  /** How long the oldest sent mark has waited for its echo (ms); undefined when none waits. */
-  get markEchoWaitMs(): number | undefined {
+  /** How long the oldest sent mark has waited for its ack (ms); undefined when none waits. */
+  get markAckWaitMs(): number | undefined {
     return this.call.markEchoWaitMs;
   }
 
@@ -208,18 +212,18 @@ export class MediaCall {
    * After the socket closed: ends the Call (idempotent), updates the counters, logs `call ended`
    * and writes the recording's summary. Resolves once the recording is on disk; never rejects.
    */
-  async finish(outcome: CallOutcome, closeCode: number, counters: SessionCounters): Promise<void> {
+  async finish(reason: CallEndReason, closeCode: number, counters: SessionCounters): Promise<void> {
     if (this.#finished) return;
     this.#finished = true;
     const { call } = this;
-    call.end(outcome);
+    call.end(reason);
     this.#syncStats();
     const { provider } = this;
     const metrics = this.#metrics;
     const log = this.#log;
     const durationMs = Math.round(performance.now() - this.#startedMs);
     metrics.callsActive.dec({ provider });
-    metrics.callsFinished.inc({ provider, outcome });
+    metrics.callsFinished.inc({ provider, reason });
     metrics.callDuration.observe({ provider }, durationMs / 1000);
     const stats = {
       ...call.stats,
@@ -230,7 +234,7 @@ export class MediaCall {
       ...counters,
     };
     log.info('call ended', {
-      outcome,
+      reason,
       endReason: call.endReason,
       closeCode,
       durationMs,
@@ -248,7 +252,7 @@ export class MediaCall {
       startedAt: this.#startedAt.toISOString(),
       endedAt: new Date().toISOString(),
       durationMs,
-      outcome,
+      reason,
       endReason: call.endReason,
       closeCode,
       segment: this.#segment(),
@@ -289,7 +293,7 @@ export class MediaCall {
     const m = this.#metrics;
     const { provider } = this;
     const framesOut = now.framesOut - before.framesOut;
-    if (framesOut > 0) m.tallies.framesOut.add(provider, framesOut);
+    if (framesOut > 0) m.tallies.audioMessagesOut.add(provider, framesOut);
     if (now.lateFrames > before.lateFrames) {
       m.lateFrames.inc({ provider }, now.lateFrames - before.lateFrames);
     }
@@ -302,8 +306,8 @@ export class MediaCall {
     }
     const played = now.marksPlayed - before.marksPlayed;
     const cleared = now.marksCleared - before.marksCleared;
-    if (played > 0) m.marksEchoed.inc({ provider, result: 'played' }, played);
-    if (cleared > 0) m.marksEchoed.inc({ provider, result: 'cleared' }, cleared);
+    if (played > 0) m.marksAcked.inc({ provider, result: 'played' }, played);
+    if (cleared > 0) m.marksAcked.inc({ provider, result: 'cleared' }, cleared);
     before.framesOut = now.framesOut;
     before.lateFrames = now.lateFrames;
     before.marksSent = now.marksSent;

@@ -3,7 +3,7 @@ import { messageText } from '@callgate/protocol';
 import { errorCode, type Logger, type StreamSession } from '@callgate/runtime';
 import type { WebSocket, RawData } from 'ws';
 import { CloseCode, MEDIA_ERRORS, type MediaCodeWith } from './errors.js';
-import { MediaCall, type CallOutcome } from './media-call.js';
+import { MediaCall, type CallEndReason } from './media-call.js';
 import type { MediaWorker, MediaWorkerConfig } from './media-worker.js';
 import type { Provider } from './metrics.js';
 import { SansPbxReceiver } from './sanspbx-receiver.js';
@@ -81,7 +81,7 @@ export class MediaSession implements StreamSession {
   #callSid: string | undefined;
   #streamSid: string | undefined;
   #call: MediaCall | undefined;
-  #outcome: CallOutcome | undefined;
+  #reason: CallEndReason | undefined;
   #closeCode: number | undefined;
   #bytesIn = 0;
   #bytesOut = 0;
@@ -163,10 +163,10 @@ export class MediaSession implements StreamSession {
 
   /** The provider sent `stop`: the call ends normally. */
   stop(): void {
-    this.#closeWith(CloseCode.normal, 'stop received', 'stop');
+    this.#closeWith(CloseCode.normal, 'stop received', 'caller-hangup');
   }
 
-  /** A mark the transport counts as played (SansPBX, which has no mark echo of its own). */
+  /** A mark the transport counts as played (SansPBX, which acks no marks of its own). */
   receiveMark(name: string): void {
     this.#call?.receiveMark(name);
   }
@@ -184,7 +184,7 @@ export class MediaSession implements StreamSession {
     if (reason === 'agent-error') {
       this.#closeWith(CloseCode.internalError, 'agent error', 'agent-error', reason);
     } else {
-      this.#closeWith(CloseCode.normal, 'call ended by the agent', 'hangup', reason);
+      this.#closeWith(CloseCode.normal, 'call ended by the agent', 'agent-hangup', reason);
     }
   }
 
@@ -193,13 +193,13 @@ export class MediaSession implements StreamSession {
    * or an evicted unstarted socket. Idempotent.
    */
   close(code: number, reason: string): void {
-    const outcome: CallOutcome =
+    const endReason: CallEndReason =
       code === CloseCode.serviceRestart
         ? 'service-restart'
         : code === CloseCode.tryAgainLater
-          ? 'shed'
-          : 'error';
-    this.#closeWith(code, reason, outcome);
+          ? 'slow-reader'
+          : 'internal-error';
+    this.#closeWith(code, reason, endReason);
   }
 
   /**
@@ -240,7 +240,7 @@ export class MediaSession implements StreamSession {
       // A bug of ours, not the caller's: this call ends, the worker and other calls go on.
       this.#log.error('message handler failed', { code: 'MEDIA_ERR_INTERNAL', err });
       this.#worker.countError('MEDIA_ERR_INTERNAL');
-      this.#closeWith(MEDIA_ERRORS.MEDIA_ERR_INTERNAL.close, 'internal error', 'error');
+      this.#closeWith(MEDIA_ERRORS.MEDIA_ERR_INTERNAL.close, 'internal error', 'internal-error');
     }
   }
 
@@ -309,8 +309,8 @@ export class MediaSession implements StreamSession {
 
   /**
    * Two bounds of a live call, independent of the heartbeat: Twilio sends caller audio every
-   * 20 ms for the whole call, so none for NO_MEDIA_TIMEOUT_MS ends it (1008); and a caller echoes
-   * each mark once the audio before it has played, so a mark unechoed for STUCK_READER_MS means
+   * 20 ms for the whole call, so none for NO_MEDIA_TIMEOUT_MS ends it (1008); and a caller acks
+   * each mark once the audio before it has played, so a mark unacked for STUCK_READER_MS means
    * the caller stopped reading, whatever the kernel buffers still absorb: shed (1013).
    */
   #watch(call: MediaCall): void {
@@ -323,17 +323,17 @@ export class MediaSession implements StreamSession {
     this.#watchTimer = setInterval(() => {
       if (this.#state !== 'live') return;
       const now = performance.now();
-      const wait = call.markEchoWaitMs;
+      const wait = call.markAckWaitMs;
       if (wait !== undefined && wait > stuckReaderMs) {
-        this.#outcome = 'shed';
+        this.#reason = 'slow-reader';
         this.#closeCode = CloseCode.tryAgainLater;
         this.#worker.shed(this.#ws, {
           callSid: this.#callSid,
-          markEchoWaitMs: Math.round(wait),
+          markAckWaitMs: Math.round(wait),
           stuckReaderMs,
         });
         // The server's shed closes through close(1013); make sure the call ends either way.
-        this.#closeWith(CloseCode.tryAgainLater, 'slow reader', 'shed');
+        this.#closeWith(CloseCode.tryAgainLater, 'slow reader', 'slow-reader');
         return;
       }
       if (now - this.#lastMediaMs > noMediaTimeoutMs) {
@@ -349,7 +349,7 @@ export class MediaSession implements StreamSession {
     if (reason === 'agent-error') {
       this.#closeWith(CloseCode.internalError, 'agent error', 'agent-error', reason);
     } else {
-      this.#closeWith(CloseCode.internalError, 'internal error', 'error', reason);
+      this.#closeWith(CloseCode.internalError, 'internal error', 'internal-error', reason);
     }
   }
 
@@ -381,21 +381,21 @@ export class MediaSession implements StreamSession {
   /** Ends the call (the agent hears `onEnd` now) and starts the close handshake. Idempotent. */
   #closeWith(
     code: number,
-    reason: string,
-    outcome: CallOutcome,
-    endReason: string = outcome,
+    closeReason: string,
+    reason: CallEndReason,
+    callEndReason: string = reason,
   ): void {
     if (this.#state === 'closing' || this.#state === 'closed') return;
     this.#state = 'closing';
-    this.#outcome = outcome;
+    this.#reason = reason;
     this.#closeCode = code;
     clearTimeout(this.#startTimer);
     clearInterval(this.#watchTimer);
     this.#receiver?.close();
-    this.#call?.call.end(endReason);
+    this.#call?.call.end(callEndReason);
     const ws = this.#ws;
     if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) {
-      ws.close(code, reason);
+      ws.close(code, closeReason);
       this.#closeTimer = setTimeout(() => ws.terminate(), CLOSE_TIMEOUT_MS);
     }
   }
@@ -408,13 +408,13 @@ export class MediaSession implements StreamSession {
     clearTimeout(this.#closeTimer);
     // 1013 comes from StreamServer shedding a slow reader; anything else we did not start is the
     // peer going away without `stop`.
-    this.#outcome ??= code === CloseCode.tryAgainLater ? 'shed' : 'disconnected';
+    this.#reason ??= code === CloseCode.tryAgainLater ? 'slow-reader' : 'caller-disconnected';
     this.#closeCode ??= code;
     this.#receiver?.close();
     if (this.#callSid !== undefined) this.#worker.releaseCall(this.#callSid, this);
     try {
       if (this.#call) {
-        await this.#call.finish(this.#outcome, this.#closeCode, {
+        await this.#call.finish(this.#reason, this.#closeCode, {
           bytesIn: this.#bytesIn,
           bytesOut: this.#bytesOut,
           badMessages: this.#badMessages,
@@ -422,7 +422,7 @@ export class MediaSession implements StreamSession {
       } else {
         this.#log.debug('session ended before a call started', {
           closeCode: code,
-          outcome: this.#outcome,
+          reason: this.#reason,
         });
       }
     } catch (err) {

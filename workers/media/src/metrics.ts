@@ -9,24 +9,26 @@ export type Provider = 'twilio' | 'sanspbx';
  */
 export interface MediaMetrics {
   /**
-   * Per-frame counts of `framesIn`, `framesOut`, `bytesIn` and `bytesOut`: add to these on the
-   * hot path; they reach the counters whenever those are read.
+   * Per-message counts of `audioMessagesIn`, `audioMessagesOut`, `bytesIn` and `bytesOut`: add to
+   * these on the hot path; they reach the counters whenever those are read.
    */
   tallies: {
-    framesIn: ProviderTally;
-    framesOut: ProviderTally;
+    audioMessagesIn: ProviderTally;
+    audioMessagesOut: ProviderTally;
     bytesIn: ProviderTally;
     bytesOut: ProviderTally;
   };
   callsActive: Gauge<'provider'>;
   /**
-   * Calls that reached `start` and ended, by how they ended: a `CallOutcome`, a fixed set. The
+   * Calls that reached `start` and ended, by how they ended: a `CallEndReason`, a fixed set. The
    * agent's own hang-up reason is only in the `call ended` line (`endReason`), never a label.
    */
-  callsFinished: Counter<'provider' | 'outcome'>;
+  callsFinished: Counter<'provider' | 'reason'>;
   callDuration: Histogram<'provider'>;
-  framesIn: Counter<'provider'>;
-  framesOut: Counter<'provider'>;
+  /** Caller audio messages (Twilio/SansPBX `media`) received. */
+  audioMessagesIn: Counter<'provider'>;
+  /** Audio messages sent to the caller: one per 20 ms audio frame. */
+  audioMessagesOut: Counter<'provider'>;
   /** Outbound pacer ticks more than 10 ms late. */
   lateFrames: Counter<'provider'>;
   /** Holes in the caller's audio, found from `media.timestamp`. */
@@ -35,8 +37,8 @@ export interface MediaMetrics {
   /** Time spent handling one inbound media message (parse, decode, agent, recording). */
   inboundProcessing: Histogram<'provider'>;
   marksSent: Counter<'provider'>;
-  /** Mark echoes: `played` (the caller heard it) or `cleared` (echoed because of a clear). */
-  marksEchoed: Counter<'provider' | 'result'>;
+  /** Marks acked by the caller: `played` (the caller heard it) or `cleared` (acked because of a clear). */
+  marksAcked: Counter<'provider' | 'result'>;
   clears: Counter<'provider'>;
   agentErrors: Counter<'provider'>;
   /** WebSocket message payload bytes. */
@@ -47,7 +49,7 @@ export interface MediaMetrics {
   callsResumed: Counter<'provider'>;
   /** Upgrades refused for their resume vouch, by `ResumeVouchFailure`. */
   resumeRefused: Counter<'reason'>;
-  /** Mark echoes on a resumed stream for marks this worker never sent (an earlier worker's). */
+  /** Marks acked on a resumed stream that this worker never sent (an earlier worker's). */
   resumedMarksIgnored: Counter<'provider'>;
   webhooks: Counter<'route' | 'status'>;
   /** `<Connect action>` answers: `reconnect`, `completed` (call over) or `give-up` (limit). */
@@ -58,9 +60,9 @@ export interface MediaMetrics {
 }
 
 /**
- * A per-frame counter kept as plain numbers per provider and added to its prom-client counter
+ * A per-message counter kept as plain numbers per provider and added to its prom-client counter
  * when that is read (a scrape, `get()`): `inc` with labels hashes the labels on every call, which
- * at 50 frames a second per call each way was a measurable share of the worker's CPU.
+ * at 50 audio messages a second per call each way was a measurable share of the worker's CPU.
  */
 export class ProviderTally {
   readonly #pending = new Map<string, number>();
@@ -90,8 +92,8 @@ export function createMediaMetrics(registry: Registry): MediaMetrics {
   const registers = [registry];
   const p = ['provider'] as const;
   const tallies = {
-    framesIn: new ProviderTally(),
-    framesOut: new ProviderTally(),
+    audioMessagesIn: new ProviderTally(),
+    audioMessagesOut: new ProviderTally(),
     bytesIn: new ProviderTally(),
     bytesOut: new ProviderTally(),
   };
@@ -106,9 +108,9 @@ export function createMediaMetrics(registry: Registry): MediaMetrics {
     callsFinished: new Counter({
       name: 'media_calls_finished_total',
       help:
-        'Calls that ended, by outcome: stop, hangup, disconnected, replaced, service-restart, ' +
-        'shed, agent-error, protocol-error or error.',
-      labelNames: ['provider', 'outcome'] as const,
+        'Calls that ended, by reason: caller-hangup, agent-hangup, caller-disconnected, replaced, ' +
+        'service-restart, slow-reader, agent-error, protocol-error or internal-error.',
+      labelNames: ['provider', 'reason'] as const,
       registers,
     }),
     callDuration: new Histogram({
@@ -118,31 +120,31 @@ export function createMediaMetrics(registry: Registry): MediaMetrics {
       buckets: [1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600],
       registers,
     }),
-    framesIn: tallies.framesIn.bind(
+    audioMessagesIn: tallies.audioMessagesIn.bind(
       new Counter({
-        name: 'media_frames_in_total',
-        help: 'Caller media messages received.',
+        name: 'media_audio_messages_in_total',
+        help: 'Caller audio messages (media) received.',
         labelNames: p,
         registers,
         collect() {
-          tallies.framesIn.flush();
+          tallies.audioMessagesIn.flush();
         },
       }),
     ),
-    framesOut: tallies.framesOut.bind(
+    audioMessagesOut: tallies.audioMessagesOut.bind(
       new Counter({
-        name: 'media_frames_out_total',
-        help: '20 ms frames sent to the caller.',
+        name: 'media_audio_messages_out_total',
+        help: 'Audio messages sent to the caller, one per 20 ms audio frame.',
         labelNames: p,
         registers,
         collect() {
-          tallies.framesOut.flush();
+          tallies.audioMessagesOut.flush();
         },
       }),
     ),
     lateFrames: new Counter({
       name: 'media_late_frames_total',
-      help: 'Outbound frames sent more than 10 ms after their slot.',
+      help: 'Outbound audio frames sent more than 10 ms after their slot.',
       labelNames: p,
       registers,
     }),
@@ -171,9 +173,9 @@ export function createMediaMetrics(registry: Registry): MediaMetrics {
       labelNames: p,
       registers,
     }),
-    marksEchoed: new Counter({
-      name: 'media_marks_echoed_total',
-      help: 'Mark echoes: played, or cleared (echoed because of a clear, not heard).',
+    marksAcked: new Counter({
+      name: 'media_marks_acked_total',
+      help: 'Marks acked by the caller: played, or cleared (acked because of a clear, not heard).',
       labelNames: ['provider', 'result'] as const,
       registers,
     }),
@@ -230,7 +232,7 @@ export function createMediaMetrics(registry: Registry): MediaMetrics {
     }),
     resumedMarksIgnored: new Counter({
       name: 'media_resumed_marks_ignored_total',
-      help: 'Mark echoes on a resumed stream for marks an earlier worker sent; ignored.',
+      help: 'Marks acked on a resumed stream that an earlier worker sent; ignored.',
       labelNames: p,
       registers,
     }),

@@ -116,7 +116,7 @@ describe('capacity belongs to real calls', () => {
 });
 
 describe('a stuck reader is shed without the heartbeat', () => {
-  it('closes 1013, outcome shed, when a mark is not echoed within STUCK_READER_MS', async () => {
+  it('closes 1013, reason slow-reader, when a mark is not acked within STUCK_READER_MS', async () => {
     const script = scriptAgent();
     const h = await startWorker(
       { stuckReaderMs: 400, heartbeatIntervalMs: 600_000, noMediaTimeoutMs: 60_000 },
@@ -132,10 +132,10 @@ describe('a stuck reader is shed without the heartbeat', () => {
     stop();
     expect(closed.code).toBe(1013);
     const ended = await waitForLog(h, (l) => l.msg === 'call ended' && l.callSid === sids.callSid);
-    expect(ended).toMatchObject({ outcome: 'shed', closeCode: 1013 });
+    expect(ended).toMatchObject({ reason: 'slow-reader', closeCode: 1013 });
     expect(await h.metric('media_sessions_shed_total')).toBe(1);
     expect(
-      await h.metric('media_calls_finished_total', { provider: 'twilio', outcome: 'shed' }),
+      await h.metric('media_calls_finished_total', { provider: 'twilio', reason: 'slow-reader' }),
     ).toBe(1);
     expect(h.logs.find((l) => l.code === 'RUNTIME_ERR_SLOW_READER')).toMatchObject({
       msg: 'slow reader, shedding session',

@@ -63,12 +63,12 @@ describe('MediaSession', () => {
       client.send(twilio.mark(sids.streamSid, name));
       await waitForMetric(
         h,
-        'media_marks_echoed_total',
+        'media_marks_acked_total',
         { provider: 'twilio', result: 'played' },
         1,
       );
-      expect(await h.metric('media_frames_in_total', { provider: 'twilio' })).toBe(5);
-      expect(await h.metric('media_frames_out_total', { provider: 'twilio' })).toBe(5);
+      expect(await h.metric('media_audio_messages_in_total', { provider: 'twilio' })).toBe(5);
+      expect(await h.metric('media_audio_messages_out_total', { provider: 'twilio' })).toBe(5);
       expect(await h.metric('media_marks_sent_total', { provider: 'twilio' })).toBe(1);
       expect(await h.metric('media_calls_active', { provider: 'twilio' })).toBe(1);
 
@@ -77,16 +77,16 @@ describe('MediaSession', () => {
       await waitForMetric(
         h,
         'media_calls_finished_total',
-        { provider: 'twilio', outcome: 'stop' },
+        { provider: 'twilio', reason: 'caller-hangup' },
         1,
       );
       expect(await h.metric('media_calls_active', { provider: 'twilio' })).toBe(0);
-      expect(script.events).toEqual([`start:${sids.callSid}`, `end:${sids.callSid}:stop`]);
+      expect(script.events).toEqual([`start:${sids.callSid}`, `end:${sids.callSid}:caller-hangup`]);
       const ended = await waitForLog(h, (l) => l.msg === 'call ended');
       expect(ended).toMatchObject({
         callSid: sids.callSid,
         streamSid: sids.streamSid,
-        outcome: 'stop',
+        reason: 'caller-hangup',
       });
     });
 
@@ -103,12 +103,12 @@ describe('MediaSession', () => {
       client.send(twilio.mark(sids.streamSid, (mark.mark as { name: string }).name));
       await waitForMetric(
         h,
-        'media_marks_echoed_total',
+        'media_marks_acked_total',
         { provider: 'twilio', result: 'cleared' },
         1,
       );
       expect(
-        await h.metric('media_marks_echoed_total', { provider: 'twilio', result: 'played' }),
+        await h.metric('media_marks_acked_total', { provider: 'twilio', result: 'played' }),
       ).toBe(0);
       expect(await h.metric('media_clears_total', { provider: 'twilio' })).toBe(1);
       expect(client.count('mark')).toBe(1); // the cleared 2 s utterance never got its mark out
@@ -122,21 +122,21 @@ describe('MediaSession', () => {
       await waitForMetric(
         h,
         'media_calls_finished_total',
-        { provider: 'twilio', outcome: 'hangup' },
+        { provider: 'twilio', reason: 'agent-hangup' },
         1,
       );
     });
 
-    it("keeps the agent's own hang-up reason out of the outcome label", async () => {
+    it("keeps the agent's own hang-up reason out of the reason label", async () => {
       const h = await startWorker();
       const { client, sids } = await startTwilioCall(h);
       client.send(twilio.dtmf(sids.streamSid, '#'));
       await client.closed;
       const ended = await waitForLog(h, (l) => l.msg === 'call ended');
       // The script agent hangs up with a free-text reason: logged, never a label value.
-      expect(ended).toMatchObject({ outcome: 'hangup', endReason: 'caller pressed #' });
+      expect(ended).toMatchObject({ reason: 'agent-hangup', endReason: 'caller pressed #' });
       const metric = await h.worker.registry.getSingleMetric('media_calls_finished_total')?.get();
-      expect(metric?.values.map((v) => v.labels.outcome)).toEqual(['hangup']);
+      expect(metric?.values.map((v) => v.labels.reason)).toEqual(['agent-hangup']);
     });
 
     it('counts inbound gaps from media.timestamp', async () => {
@@ -400,7 +400,7 @@ describe('MediaSession', () => {
       await waitForMetric(
         h,
         'media_calls_finished_total',
-        { provider: 'twilio', outcome: 'replaced' },
+        { provider: 'twilio', reason: 'replaced' },
         1,
       );
       expect(await h.metric('media_calls_active', { provider: 'twilio' })).toBe(1);
@@ -469,7 +469,7 @@ describe('MediaSession', () => {
       expect(
         await h.metric('media_calls_finished_total', {
           provider: 'twilio',
-          outcome: 'service-restart',
+          reason: 'service-restart',
         }),
       ).toBe(1);
     });
@@ -496,7 +496,7 @@ describe('MediaSession', () => {
       }
       await waitForMetric(
         h,
-        'media_marks_echoed_total',
+        'media_marks_acked_total',
         { provider: 'sanspbx', result: 'played' },
         1,
       );
@@ -506,7 +506,7 @@ describe('MediaSession', () => {
       await waitForMetric(
         h,
         'media_calls_finished_total',
-        { provider: 'sanspbx', outcome: 'stop' },
+        { provider: 'sanspbx', reason: 'caller-hangup' },
         1,
       );
     });

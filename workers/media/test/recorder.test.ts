@@ -52,7 +52,7 @@ describe('CallRecorder', () => {
       rec.writeAgent(frame);
     }
     now = 2000;
-    await rec.close({ callSid: 'CA1', outcome: 'stop' });
+    await rec.close({ callSid: 'CA1', reason: 'caller-hangup' });
 
     const wav = readWav(await readFile(rec.wavPath));
     expect(wav).toMatchObject({ sampleRate: 8000, channels: 2 });
@@ -71,7 +71,7 @@ describe('CallRecorder', () => {
     const summary = JSON.parse(await readFile(rec.jsonPath, 'utf8')) as Record<string, unknown>;
     expect(summary).toMatchObject({
       callSid: 'CA1',
-      outcome: 'stop',
+      reason: 'caller-hangup',
       recording: {
         wav: rec.wavPath,
         sampleRate: 8000,
@@ -106,7 +106,7 @@ describe('CallRecorder', () => {
     now = 1400;
     rec.writeAgent(frame);
     now = 2000;
-    await rec.close({ callSid: 'CA2', outcome: 'stop' });
+    await rec.close({ callSid: 'CA2', reason: 'caller-hangup' });
 
     const { right } = split(readWav(await readFile(rec.wavPath)).samples);
     expect(nonZero(right.subarray(0, 800))).toBe(0);
@@ -260,7 +260,7 @@ describe('recording a call through the worker', () => {
       streamSid: sids.streamSid,
       provider: 'twilio',
       workerId: 'test-worker',
-      outcome: 'stop',
+      reason: 'caller-hangup',
       stats: { mediaMessagesIn: 10, framesOut: 5, marksSent: 1 },
     });
     expect(typeof summary.startedAt).toBe('string');

@@ -255,7 +255,7 @@ describe('a call the proxy moves to this worker (X-Callgate-Resume)', () => {
     expect(mark.streamSid).toBe(sids.streamSid);
     // Its own marks still count as played.
     client.send(twilio.mark(sids.streamSid, (mark.mark as { name: string }).name));
-    await waitForMetric(h, 'media_marks_echoed_total', { provider: 'twilio', result: 'played' }, 1);
+    await waitForMetric(h, 'media_marks_acked_total', { provider: 'twilio', result: 'played' }, 1);
 
     expect(client.ws.readyState).toBe(client.ws.OPEN);
     expect(await h.metric('media_resumed_marks_ignored_total', { provider: 'twilio' })).toBe(2);
@@ -266,7 +266,7 @@ describe('a call the proxy moves to this worker (X-Callgate-Resume)', () => {
     client.send(twilio.stop(sids));
     expect(await client.closed).toEqual({ code: 1000, reason: 'stop received' });
     const ended = await waitForLog(h, (l) => l.msg === 'call ended');
-    expect(ended).toMatchObject({ outcome: 'stop', stats: { foreignMarksIgnored: 2 } });
+    expect(ended).toMatchObject({ reason: 'caller-hangup', stats: { foreignMarksIgnored: 2 } });
   });
 
   it('does not count foreign mark echoes as bad messages on a resumed call (any number of them)', async () => {
@@ -312,7 +312,7 @@ describe('a call the proxy moves to this worker (X-Callgate-Resume)', () => {
     const closed = await client.closed;
     expect(closed.code).toBe(1013);
     const ended = await waitForLog(h, (l) => l.msg === 'call ended' && l.callSid === sids.callSid);
-    expect(ended).toMatchObject({ outcome: 'shed' });
+    expect(ended).toMatchObject({ reason: 'slow-reader' });
   });
 
   it('warns about an unknown mark on a call that was not moved, as before', async () => {
@@ -352,7 +352,7 @@ describe('a call moved at the drain deadline, recorded on two workers', () => {
     expect(
       await first.metric('media_calls_finished_total', {
         provider: 'twilio',
-        outcome: 'service-restart',
+        reason: 'service-restart',
       }),
     ).toBe(1);
 
@@ -379,14 +379,14 @@ describe('a call moved at the drain deadline, recorded on two workers', () => {
     expect(one).toMatchObject({
       callSid: sids.callSid,
       streamSid: sids.streamSid,
-      outcome: 'service-restart',
+      reason: 'service-restart',
       closeCode: 1012,
       segment: { resumed: false },
     });
     expect(two).toMatchObject({
       callSid: sids.callSid,
       streamSid: sids.streamSid,
-      outcome: 'stop',
+      reason: 'caller-hangup',
       segment: { resumed: true, attempt: 1, tunnelId, vouchSigned: true },
     });
     // The resumed stream's media.timestamp (100 s in) is this file's time 0.
@@ -405,7 +405,7 @@ describe('a call moved at the drain deadline, recorded on two workers', () => {
 
 interface Summary {
   callSid: string;
-  outcome: string;
+  reason: string;
   segment: { startedAt: string; resumed: boolean; callerTimestampOffsetMs?: number };
   recording: { wav: string };
 }
