@@ -8,6 +8,8 @@ export type {
   SayOptions,
 } from './types.js';
 export { Call, DEFAULT_PLAYBACK_LEAD_MS } from './call.js';
+export { copyCallStats } from './call-metrics.js';
+export type { CallStatsCounters } from './call-metrics.js';
 export type { CallEvents, CallOptions, CallPacer, PacerFactory, PacerTick } from './call.js';
 export { Playback, FRAME_MS } from './playback.js';
 export type { MarkOutcome, PlaybackItem, PlaybackOptions, SayResult } from './playback.js';

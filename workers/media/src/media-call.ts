@@ -1,4 +1,11 @@
-import { Call, type CallStats, type MarkOutcome, type PacerFactory } from '@callgate/agent';
+import {
+  Call,
+  copyCallStats,
+  type CallStats,
+  type CallStatsCounters,
+  type MarkOutcome,
+  type PacerFactory,
+} from '@callgate/agent';
 import { Pacer, type PacerGroup } from '@callgate/audio';
 import type { Logger } from '@callgate/runtime';
 import type { MediaSession, StreamResume } from './media-session.js';
@@ -61,6 +68,8 @@ export class MediaCall {
   readonly #rate: number;
   /** What of the Call's counters the worker's metrics already have (updated in place). */
   readonly #reported: CallStats;
+  /** The worker's counters the Call's stats are copied into, with this call's provider. */
+  readonly #counters: CallStatsCounters;
   #expectedTs: number | undefined;
   #gaps = 0;
   #gapMs = 0;
@@ -124,6 +133,16 @@ export class MediaCall {
     });
     this.call = call;
     this.#reported = call.stats; // a copy
+    this.#counters = {
+      // Each 20 ms audio frame handed to the transport goes out as one audio message.
+      framesOut: (n) => metrics.tallies.audioMessagesOut.add(provider, n),
+      lateFrames: (n) => metrics.lateFrames.inc({ provider }, n),
+      marksSent: (n) => metrics.marksSent.inc({ provider }, n),
+      clears: (n) => metrics.clears.inc({ provider }, n),
+      agentErrors: (n) => metrics.agentErrors.inc({ provider }, n),
+      marksPlayed: (n) => metrics.marksAcked.inc({ provider, result: 'played' }, n),
+      marksCleared: (n) => metrics.marksAcked.inc({ provider, result: 'cleared' }, n),
+    };
     call.on('frame-out', (frame) => {
       this.#recorder?.writeAgent(frame);
       this.#syncStats();
@@ -288,33 +307,7 @@ export class MediaCall {
   /** Adds what the Call counted since last time to the worker's counters. */
   #syncStats(): void {
     // The Call's live counters, read without a snapshot: this runs for every frame sent.
-    const now = this.call.counters;
-    const before = this.#reported;
-    const m = this.#metrics;
-    const { provider } = this;
-    const framesOut = now.framesOut - before.framesOut;
-    if (framesOut > 0) m.tallies.audioMessagesOut.add(provider, framesOut);
-    if (now.lateFrames > before.lateFrames) {
-      m.lateFrames.inc({ provider }, now.lateFrames - before.lateFrames);
-    }
-    if (now.marksSent > before.marksSent) {
-      m.marksSent.inc({ provider }, now.marksSent - before.marksSent);
-    }
-    if (now.clears > before.clears) m.clears.inc({ provider }, now.clears - before.clears);
-    if (now.agentErrors > before.agentErrors) {
-      m.agentErrors.inc({ provider }, now.agentErrors - before.agentErrors);
-    }
-    const played = now.marksPlayed - before.marksPlayed;
-    const cleared = now.marksCleared - before.marksCleared;
-    if (played > 0) m.marksAcked.inc({ provider, result: 'played' }, played);
-    if (cleared > 0) m.marksAcked.inc({ provider, result: 'cleared' }, cleared);
-    before.framesOut = now.framesOut;
-    before.lateFrames = now.lateFrames;
-    before.marksSent = now.marksSent;
-    before.clears = now.clears;
-    before.agentErrors = now.agentErrors;
-    before.marksPlayed = now.marksPlayed;
-    before.marksCleared = now.marksCleared;
+    copyCallStats(this.call.counters, this.#reported, this.#counters);
   }
 }
 
