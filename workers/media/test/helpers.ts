@@ -149,7 +149,10 @@ export function newSids(): { callSid: string; streamSid: string } {
   return { callSid: `CA${n}`, streamSid: `MZ${n}` };
 }
 
-/** Twilio's inbound messages (doc §1.2 shapes). */
+/**
+ * Twilio's inbound messages, with every field a real bidirectional Media Stream sends (the worker's
+ * parser is strict: a missing or extra field is a bad message).
+ */
 export const twilio = {
   connected: () => ({ event: 'connected', protocol: 'Call', version: '1.0.0' }),
   start: (

@@ -39,7 +39,7 @@ async function signedWorker(): Promise<WorkerHarness> {
 }
 
 describe('Twilio webhooks', () => {
-  it('signs like the reference vectors (twilio-media-streams.md §2.1)', () => {
+  it('signs as Twilio does: fixed signatures for a fixed token, URL and form (HMAC-SHA1 over the URL and the sorted parameters)', () => {
     expect(
       getExpectedTwilioSignature(authToken, 'https://edge.example.com/voice', voiceParams),
     ).toBe('7UJQN0go5OHC8Qdz2554DDJt0BY=');
