@@ -84,7 +84,8 @@ export function loadMediaConfig(env: Env, defaults: MediaConfigDefaults): Readon
   }
   const twilioAuthToken = r.optionalString('TWILIO_AUTH_TOKEN');
   // Rebuilding the signed URL from Host/X-Forwarded-* behind a TLS terminator gets the scheme or
-  // port wrong (twilio-node#321), so validation needs the configured public origin.
+  // port wrong (the terminator's hop is plain HTTP on another port, while Twilio signed the public
+  // https URL), so validation needs the configured public origin.
   if (twilioAuthToken !== undefined && publicUrl === undefined) {
     r.problem('TWILIO_AUTH_TOKEN needs PUBLIC_URL (the origin Twilio signs webhook URLs with)');
   }

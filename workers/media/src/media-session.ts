@@ -26,6 +26,7 @@ type SessionState = 'detecting' | 'awaiting-start' | 'live' | 'closing' | 'close
 
 // A peer that does not answer our close frame is cut off after this.
 const CLOSE_TIMEOUT_MS = 3000;
+const REPLACED_REASON = 'replaced by a newer stream for this call';
 /**
  * Messages the protocol layer refuses whole end the socket: Twilio and SansPBX speak JSON text
  * only, and a message over the size limit is not one of theirs.
@@ -43,7 +44,6 @@ function closeCodeOf(code: RejectCode): number {
     ? PROTO_CLOSE[code]
     : MEDIA_ERRORS[code].close;
 }
-const REPLACED_REASON = 'replaced by a newer stream for this call';
 
 /**
  * One WebSocket = one call leg. Detects the provider from the first messages and hands the rest
@@ -53,10 +53,10 @@ const REPLACED_REASON = 'replaced by a newer stream for this call';
  * session cannot go on with closes it with a clear close code. Nothing here throws out of a
  * socket event.
  *
- * Its receiver (what a provider's message means) and its transport (what goes out to the
- * provider) hold the session itself: they read its state and report to it through the members
- * under "for its receiver and transport", and the session decides what bad input costs and how
- * the socket ends.
+ * Its receiver (what a provider's message means), its transport (what goes out to the provider)
+ * and its `MediaCall` hold the session itself: they read its state and report to it (`bad`,
+ * `reject`, `begin`, `receiveAudio`, `stop`, `send`, `agentHungUp`, `receiveMark`, `callEnded`),
+ * and the session decides what bad input costs and how the socket ends.
  */
 export class MediaSession implements StreamSession {
   readonly id = randomUUID();
@@ -111,7 +111,7 @@ export class MediaSession implements StreamSession {
       this.#resolveClosed = resolve;
     });
     // Listeners go on synchronously: Twilio sends `connected` and `start` right after the 101,
-    // and a handler attached after an await would miss them (twilio-labs/call-gpt#46).
+    // and a handler attached after an await would miss them.
     ws.on('message', (data, isBinary) => this.#onMessage(data, isBinary));
     ws.on('close', (code) => void this.#finish(code));
     this.#startTimer = setTimeout(() => {
