@@ -7,6 +7,7 @@ import { AGENT_ERRORS } from '@callgate/agent';
 import { AUDIO_ERRORS } from '@callgate/audio';
 import { PROTO_ERRORS } from '@callgate/protocol';
 import { SIM_ERRORS } from '@callgate/simulator';
+import { MEDIA_ERRORS } from '../../workers/media/src/errors.js';
 
 // docs/errors.md and docs/operations.md are what an operator reads at 3 a.m.; a code or metric that
 // exists in the sources but not there (or the other way round) sends them looking for something
@@ -150,6 +151,7 @@ const CATALOGUES: Record<string, ErrorCatalogue> = {
   AUDIO: AUDIO_ERRORS,
   AGENT: AGENT_ERRORS,
   SIM: SIM_ERRORS,
+  MEDIA: MEDIA_ERRORS,
 };
 
 interface DocumentedCode {

@@ -1,5 +1,5 @@
 import { CloseCode as SharedCloseCode } from '@callgate/protocol';
-import { CallgateError } from '@callgate/runtime';
+import { CallgateError, type CodesWith, type ErrorCatalogue } from '@callgate/runtime';
 
 /**
  * WebSocket close codes the media worker uses: the shared table plus one private code.
@@ -10,14 +10,6 @@ export const CloseCode = {
   /** A newer stream for the same CallSid took over (4000–4999 is for applications). */
   replaced: 4409,
 } as const;
-
-/**
- * One area's error codes, each with how it reaches the peer: `status`, the HTTP status it is
- * answered with; `close`, the WebSocket close code a socket is ended with; neither, logged and
- * counted only. Declared here in the same shape as `ErrorCatalogue` of @callgate/runtime until
- * that one is on main; then this becomes an import.
- */
-type ErrorCatalogue = Record<string, { readonly status?: number; readonly close?: number }>;
 
 /**
  * Every error the media worker decides on itself, with the HTTP status or close code it is
@@ -94,10 +86,8 @@ export const MEDIA_ERRORS = {
 
 export type MediaErrorCode = keyof typeof MEDIA_ERRORS;
 
-/** The codes of the media catalogue that carry `K`: answered with a status, or ending a socket. */
-export type MediaCodeWith<K extends 'status' | 'close'> = {
-  [Code in MediaErrorCode]: (typeof MEDIA_ERRORS)[Code] extends Record<K, number> ? Code : never;
-}[MediaErrorCode];
+/** The media codes answered with an HTTP status (`'status'`) or ending a socket (`'close'`). */
+export type MediaCodeWith<K extends 'status' | 'close'> = CodesWith<typeof MEDIA_ERRORS, K>;
 
 export class MediaError extends CallgateError {
   declare readonly code: MediaErrorCode;

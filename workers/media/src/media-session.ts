@@ -1,6 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import { messageText } from '@callgate/protocol';
-import { errorCode, type Logger, type StreamSession } from '@callgate/runtime';
+import { PROTO_ERRORS, messageText } from '@callgate/protocol';
+import {
+  closeOf,
+  closeOrTerminate,
+  errorCode,
+  type CodesWith,
+  type Logger,
+  type StreamSession,
+} from '@callgate/runtime';
 import type { WebSocket, RawData } from 'ws';
 import { CloseCode, MEDIA_ERRORS, type MediaCodeWith } from './errors.js';
 import { MediaCall, type CallEndReason } from './media-call.js';
@@ -28,21 +35,18 @@ type SessionState = 'detecting' | 'awaiting-start' | 'live' | 'closing' | 'close
 const CLOSE_TIMEOUT_MS = 3000;
 const REPLACED_REASON = 'replaced by a newer stream for this call';
 /**
- * Messages the protocol layer refuses whole end the socket: Twilio and SansPBX speak JSON text
- * only, and a message over the size limit is not one of theirs.
+ * A code that ends the session, with its close code from its catalogue: the media worker's own,
+ * or the protocol's for a message refused whole (binary, or over the size limit).
  */
-const PROTO_CLOSE = {
-  PROTO_ERR_BINARY: CloseCode.unsupportedData,
-  PROTO_ERR_TOO_LARGE: CloseCode.messageTooBig,
-} as const;
-
-/** A code that ends the session: the media catalogue's close codes and the two above. */
-type RejectCode = MediaCodeWith<'close'> | keyof typeof PROTO_CLOSE;
+type RejectCode = MediaCodeWith<'close'> | ProtoCloseCode;
+type ProtoCloseCode = CodesWith<typeof PROTO_ERRORS, 'close'>;
 
 function closeCodeOf(code: RejectCode): number {
-  return code === 'PROTO_ERR_BINARY' || code === 'PROTO_ERR_TOO_LARGE'
-    ? PROTO_CLOSE[code]
-    : MEDIA_ERRORS[code].close;
+  return isProtoCode(code) ? closeOf(PROTO_ERRORS, code) : closeOf(MEDIA_ERRORS, code);
+}
+
+function isProtoCode(code: RejectCode): code is ProtoCloseCode {
+  return code in PROTO_ERRORS;
 }
 
 /**
@@ -76,7 +80,6 @@ export class MediaSession implements StreamSession {
   /** While live: the no-media and stuck-reader checks. */
   #watchTimer: NodeJS.Timeout | undefined;
   #lastMediaMs = 0;
-  #closeTimer: NodeJS.Timeout | undefined;
   #badMessages = 0;
   #callSid: string | undefined;
   #streamSid: string | undefined;
@@ -212,7 +215,7 @@ export class MediaSession implements StreamSession {
     this.#log.warn('stream replaced by a newer stream for this call', { code });
     this.#worker.countError(code);
     this.#worker.metrics.streamsReplaced.inc();
-    this.#closeWith(MEDIA_ERRORS[code].close, REPLACED_REASON, 'replaced');
+    this.#closeWith(closeOf(MEDIA_ERRORS, code), REPLACED_REASON, 'replaced');
   }
 
   #onMessage(data: RawData, isBinary: boolean): void {
@@ -240,7 +243,11 @@ export class MediaSession implements StreamSession {
       // A bug of ours, not the caller's: this call ends, the worker and other calls go on.
       this.#log.error('message handler failed', { code: 'MEDIA_ERR_INTERNAL', err });
       this.#worker.countError('MEDIA_ERR_INTERNAL');
-      this.#closeWith(MEDIA_ERRORS.MEDIA_ERR_INTERNAL.close, 'internal error', 'internal-error');
+      this.#closeWith(
+        closeOf(MEDIA_ERRORS, 'MEDIA_ERR_INTERNAL'),
+        'internal error',
+        'internal-error',
+      );
     }
   }
 
@@ -395,8 +402,7 @@ export class MediaSession implements StreamSession {
     this.#call?.call.end(callEndReason);
     const ws = this.#ws;
     if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) {
-      ws.close(code, closeReason);
-      this.#closeTimer = setTimeout(() => ws.terminate(), CLOSE_TIMEOUT_MS);
+      closeOrTerminate(ws, code, closeReason, CLOSE_TIMEOUT_MS);
     }
   }
 
@@ -405,7 +411,6 @@ export class MediaSession implements StreamSession {
     this.#state = 'closed';
     clearTimeout(this.#startTimer);
     clearInterval(this.#watchTimer);
-    clearTimeout(this.#closeTimer);
     // 1013 comes from StreamServer shedding a slow reader; anything else we did not start is the
     // peer going away without `stop`.
     this.#reason ??= code === CloseCode.tryAgainLater ? 'slow-reader' : 'caller-disconnected';

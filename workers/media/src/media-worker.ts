@@ -9,6 +9,7 @@ import {
   RESUME_HEADER,
   StreamServer,
   createRegistry,
+  statusOf,
   traceFields,
   type DrainableService,
   type Logger,
@@ -319,7 +320,7 @@ export class MediaWorker implements DrainableService {
 
 /** An upgrade refused with `code`, answered with the code's status from MEDIA_ERRORS. */
 function refusal(code: MediaCodeWith<'status'>, message: string): UpgradeVerdict<never> {
-  return { accept: false, status: MEDIA_ERRORS[code].status, code, message };
+  return { accept: false, status: statusOf(MEDIA_ERRORS, code), code, message };
 }
 
 /** Constant-time check of `Authorization: Bearer <token>`. */

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { sendJsonError, traceFields, type Logger } from '@callgate/runtime';
+import { sendJsonError, statusOf, traceFields, type Logger } from '@callgate/runtime';
 // Only the signature check, not the whole REST client (see twiml.ts).
 import { validateRequest } from 'twilio/lib/webhooks/webhooks.js';
 import { signCallToken } from './call-token.js';
@@ -33,7 +33,7 @@ class WebhookError extends Error {
     readonly headers: Record<string, string> = {},
   ) {
     super(message);
-    this.status = MEDIA_ERRORS[code].status;
+    this.status = statusOf(MEDIA_ERRORS, code);
   }
 }
 
