@@ -32,6 +32,8 @@ const worker = new MediaWorker({
 });
 collectDefaultMetrics({ register: worker.registry });
 
+// The accept grace (ACCEPT_GRACE_MS) is the worker's own: its StreamServer keeps accepting after
+// beginDrain() and its close() waits for the grace, inside runMain's drain deadline.
 await runMain({
   name: SERVICE,
   service: worker,
@@ -39,8 +41,6 @@ await runMain({
   drainTimeoutMs: config.drainTimeoutMs,
   // Calls cut at the drain deadline were closed with 1012 on purpose; that is a normal exit.
   forcedExitCode: 0,
-  // No accept grace here: the worker's StreamServer keeps accepting for ACCEPT_GRACE_MS after
-  // beginDrain() and its close() waits for that grace itself.
   describe: () => ({
     port: worker.address().port,
     host: config.host,
