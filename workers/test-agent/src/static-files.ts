@@ -38,11 +38,6 @@ interface StaticFile {
   readonly etag: string;
 }
 
-export interface StaticFilesOptions {
-  /** Folder with the files; default DEFAULT_PUBLIC_DIR. Read once by `load()`. */
-  dir?: string;
-}
-
 /**
  * The browser page and its assets, read into memory once at start. Requests are looked up by
  * exact file name in that table, never joined onto a filesystem path, so no request path can
@@ -53,8 +48,9 @@ export class StaticFiles {
   readonly #dir: string;
   #files = new Map<string, StaticFile>();
 
-  constructor(options: StaticFilesOptions = {}) {
-    this.#dir = options.dir ?? DEFAULT_PUBLIC_DIR;
+  /** `dir` is read once by `load()`. */
+  constructor(dir: string = DEFAULT_PUBLIC_DIR) {
+    this.#dir = dir;
   }
 
   /** Reads the folder; rejects with TEST_AGENT_ERR_STATIC if it or `index.html` is missing. */

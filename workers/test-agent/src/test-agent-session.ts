@@ -41,7 +41,7 @@ export interface TestAgentSessionOptions {
   closeTimeoutMs?: number;
   /** Outbound pacer for the Call; tests may tick by hand. */
   createPacer?: PacerFactory;
-  /** How far ahead of real time agent audio is sent (Call `playbackLeadMs`). Default 100. */
+  /** How far ahead of real time agent audio is sent (Call `playbackLeadMs`; default the Call's). */
   playbackLeadMs?: number;
 }
 

@@ -3,18 +3,16 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createParrotAgent } from '@callgate/agent';
-import { createRegistry, silentLogger } from '@callgate/runtime';
+import { silentLogger } from '@callgate/runtime';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { StaticFiles } from '../src/static-files.js';
 import { TestAgentWorker } from '../src/test-agent-worker.js';
+import { testConfig } from './helpers.js';
 
 async function startWorker(publicDir?: string): Promise<TestAgentWorker> {
   const worker = new TestAgentWorker({
-    host: '127.0.0.1',
-    port: 0,
+    config: testConfig(),
     logger: silentLogger,
-    registry: createRegistry(),
-    secret: 'a-test-secret-of-32-characters!!',
     agent: createParrotAgent(),
     ...(publicDir === undefined ? {} : { publicDir }),
   });
@@ -145,7 +143,7 @@ describe('static files', () => {
     await writeFile(join(dir, '.secret.js'), 'x');
     await writeFile(join(dir, 'notes.txt'), 'x');
     await writeFile(join(dir, 'Upper.js'), 'x');
-    const files = new StaticFiles({ dir });
+    const files = new StaticFiles(dir);
     await files.load();
     expect(files.names).toEqual(['app.js', 'index.html']);
   });

@@ -17,10 +17,14 @@ import {
 import { createLogger, createRegistry, type Registry } from '@callgate/runtime';
 import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { WebSocket } from 'ws';
-import type { CreatedSession } from '../src/session-api.js';
-import { TestAgentWorker, type TestAgentWorkerOptions } from '../src/test-agent-worker.js';
+import {
+  TestAgentWorker,
+  type CreatedSession,
+  type TestAgentWorkerConfig,
+  type TestAgentWorkerOptions,
+} from '../src/test-agent-worker.js';
+import { testConfig } from './helpers.js';
 
-const SECRET = 'a-test-secret-of-32-characters!!';
 const RATE = 16000;
 const FRAME_SAMPLES = 320;
 
@@ -30,7 +34,10 @@ interface Started {
   logs: Record<string, unknown>[];
 }
 
-async function startWorker(options: Partial<TestAgentWorkerOptions> = {}): Promise<Started> {
+async function startWorker(
+  config: Partial<TestAgentWorkerConfig> = {},
+  options: Partial<Omit<TestAgentWorkerOptions, 'config'>> = {},
+): Promise<Started> {
   const registry = createRegistry();
   const logs: Record<string, unknown>[] = [];
   const logger = createLogger({
@@ -38,11 +45,9 @@ async function startWorker(options: Partial<TestAgentWorkerOptions> = {}): Promi
     stream: { write: (line: string) => logs.push(JSON.parse(line) as Record<string, unknown>) },
   });
   const worker = new TestAgentWorker({
-    host: '127.0.0.1',
-    port: 0,
+    config: testConfig(config),
     logger,
     registry,
-    secret: SECRET,
     agent: createParrotAgent(),
     closeTimeoutMs: 1000,
     ...options,
@@ -281,7 +286,10 @@ describe('TestAgentWorker', () => {
 
     it('refuses an expired token with 401', async () => {
       const clock = { now: Date.now() };
-      const { worker } = await startWorker({ now: () => clock.now, sessionTokenTtlSeconds: 60 });
+      const { worker } = await startWorker(
+        { sessionTokenTtlSeconds: 60 },
+        { now: () => clock.now },
+      );
       const created = await createSession(worker);
       clock.now += 61_000;
       expect(await refusedUpgrade(wsUrl(worker, created.wsUrl))).toEqual({
@@ -447,7 +455,7 @@ describe('TestAgentWorker', () => {
           throw new Error('no model');
         },
       };
-      const { worker } = await startWorker({ agent: failing });
+      const { worker } = await startWorker({}, { agent: failing });
       const created = await createSession(worker);
       const client = await Client.connect(wsUrl(worker, created.wsUrl));
       expect(await client.next((m) => m.type === 'hangup')).toEqual({
@@ -549,7 +557,7 @@ describe('TestAgentWorker', () => {
           },
         }),
       };
-      const { worker, registry } = await startWorker({ agent, createPacer: pacer.factory });
+      const { worker, registry } = await startWorker({}, { agent, createPacer: pacer.factory });
       const created = await createSession(worker);
       const client = await Client.connect(wsUrl(worker, created.wsUrl));
       client.send({ type: 'dtmf', digit: '1' });
@@ -593,7 +601,7 @@ describe('TestAgentWorker', () => {
           },
         }),
       };
-      const { worker, registry, logs } = await startWorker({ agent });
+      const { worker, registry, logs } = await startWorker({}, { agent });
       const created = await createSession(worker);
       const client = await Client.connect(wsUrl(worker, created.wsUrl));
       client.send({ type: 'dtmf', digit: '9' });
