@@ -16,7 +16,7 @@ import {
 } from '@callgate/runtime';
 import type { WebSocket } from 'ws';
 import type { TestAgentConfig } from './config.js';
-import type { TestAgentErrorCode } from './errors.js';
+import { TEST_AGENT_ERRORS, statusOf, type CodesWith } from './errors.js';
 import { createTestAgentMetrics, type TestAgentMetrics } from './metrics.js';
 import { SessionRateLimit, clientOf } from './session-rate-limit.js';
 import { SessionTokens, createSessionId, isSessionId } from './session-token.js';
@@ -77,6 +77,8 @@ export const SESSIONS_PATH = '/test-agent/sessions';
 // The page posts no body; anything larger than this is not a session request.
 const MAX_BODY_BYTES = 1024;
 const RETRY_AFTER_SECONDS = '5';
+
+type HttpErrorCode = CodesWith<typeof TEST_AGENT_ERRORS, 'status'>;
 
 interface UpgradeContext {
   sessionId: string;
@@ -215,22 +217,23 @@ export class TestAgentWorker implements DrainableService {
   #routeUpgrade(req: IncomingMessage, url: URL): UpgradeVerdict<UpgradeContext> {
     const m = SESSION_PATH.exec(url.pathname);
     if (!m) {
-      return refuse(404, 'TEST_AGENT_ERR_NOT_FOUND', 'sessions live at /test-agent/<sessionId>');
+      return refuse('TEST_AGENT_ERR_NOT_FOUND', 'sessions live at /test-agent/<sessionId>');
     }
     const sessionId = m[1]!;
     if (!isSessionId(sessionId)) {
-      return refuse(404, 'TEST_AGENT_ERR_BAD_SESSION_ID', 'not a session id');
+      return refuse('TEST_AGENT_ERR_BAD_SESSION_ID', 'not a session id');
     }
     const check = this.#tokens.verify(sessionId, url.searchParams.get('token') ?? undefined);
-    if (!check.ok) return refuse(401, check.code, check.message);
+    // A token fails with one of the TEST_AGENT_ERR_TOKEN_* codes, each answered with a status.
+    if (!check.ok) return refuse(check.code as HttpErrorCode, check.message);
     const now = this.#now();
     this.#sweep(now);
     const slot = this.#slots.get(sessionId);
     if (slot?.state === 'live' || slot?.state === 'claimed') {
-      return refuse(409, 'TEST_AGENT_ERR_SESSION_BUSY', 'this session already has a socket');
+      return refuse('TEST_AGENT_ERR_SESSION_BUSY', 'this session already has a socket');
     }
     if (slot?.state === 'ended') {
-      return refuse(410, 'TEST_AGENT_ERR_SESSION_ENDED', 'this session has ended; start a new one');
+      return refuse('TEST_AGENT_ERR_SESSION_ENDED', 'this session has ended; start a new one');
     }
     // Claimed before the handshake, so two sockets racing for one session cannot both win.
     this.#slots.set(sessionId, { state: 'claimed', atMs: now });
@@ -295,7 +298,7 @@ export class TestAgentWorker implements DrainableService {
     if (!path.startsWith(TEST_AGENT_PREFIX)) return false;
     const name = path.slice(TEST_AGENT_PREFIX.length);
     if (req.method !== 'GET' && req.method !== 'HEAD') {
-      this.#refuseRequest(res, 405, 'TEST_AGENT_ERR_METHOD_NOT_ALLOWED', `${path} answers GET`, {
+      this.#refuseRequest(res, 'TEST_AGENT_ERR_METHOD_NOT_ALLOWED', `${path} answers GET`, {
         Allow: 'GET, HEAD',
       });
       return true;
@@ -304,7 +307,7 @@ export class TestAgentWorker implements DrainableService {
       this.metrics.staticRequests.inc({ status: String(res.statusCode) });
       return true;
     }
-    this.#refuseRequest(res, 404, 'TEST_AGENT_ERR_NOT_FOUND', `no such file: ${path}`);
+    this.#refuseRequest(res, 'TEST_AGENT_ERR_NOT_FOUND', `no such file: ${path}`);
     return true;
   }
 
@@ -316,31 +319,31 @@ export class TestAgentWorker implements DrainableService {
     // The proxy's X-Request-Id joins these lines with its `request` line.
     const { requestId } = traceFields(req);
     const log = requestId === undefined ? this.#log : this.#log.child({ requestId });
-    const refuse = (
-      status: number,
-      code: TestAgentErrorCode,
+    const refuseSession = (
+      code: HttpErrorCode,
       message: string,
       headers: Record<string, string>,
     ): void => {
+      const status = statusOf(TEST_AGENT_ERRORS, code);
       log.info('session request refused', { code, status });
       this.#server.countError(code);
       this.metrics.sessionRequests.inc({ status: String(status) });
       sendJsonError(res, status, code, message, headers);
     };
     if (req.method !== 'POST') {
-      refuse(405, 'TEST_AGENT_ERR_METHOD_NOT_ALLOWED', `${SESSIONS_PATH} answers POST`, {
+      refuseSession('TEST_AGENT_ERR_METHOD_NOT_ALLOWED', `${SESSIONS_PATH} answers POST`, {
         Allow: 'POST',
       });
       return;
     }
     if (!this.#authorized(req.headers.authorization)) {
-      refuse(401, 'TEST_AGENT_ERR_UNAUTHORIZED', 'a valid API key is required', {
+      refuseSession('TEST_AGENT_ERR_UNAUTHORIZED', 'a valid API key is required', {
         'WWW-Authenticate': 'Bearer realm="test-agent"',
       });
       return;
     }
     if (!(await readSmallBody(req))) {
-      refuse(413, 'TEST_AGENT_ERR_BODY_TOO_LARGE', `request body over ${MAX_BODY_BYTES} bytes`, {
+      refuseSession('TEST_AGENT_ERR_BODY_TOO_LARGE', `request body over ${MAX_BODY_BYTES} bytes`, {
         Connection: 'close',
       });
       return;
@@ -348,20 +351,20 @@ export class TestAgentWorker implements DrainableService {
     // Sessions follow the upgrades: a session created during the accept grace can still open
     // its socket here, and none is created once upgrades are refused.
     if (!this.#server.isAccepting) {
-      refuse(503, 'TEST_AGENT_ERR_DRAINING', 'worker is draining; try again shortly', {
+      refuseSession('TEST_AGENT_ERR_DRAINING', 'worker is draining; try again shortly', {
         'Retry-After': RETRY_AFTER_SECONDS,
       });
       return;
     }
     if (this.#server.sessionCount >= this.#config.maxSessions) {
-      refuse(503, 'TEST_AGENT_ERR_AT_CAPACITY', 'every session slot is taken', {
+      refuseSession('TEST_AGENT_ERR_AT_CAPACITY', 'every session slot is taken', {
         'Retry-After': RETRY_AFTER_SECONDS,
       });
       return;
     }
     const waitSeconds = this.#rateLimit.take(clientOf(req), this.#now());
     if (waitSeconds > 0) {
-      refuse(429, 'TEST_AGENT_ERR_RATE_LIMITED', 'too many sessions created; slow down', {
+      refuseSession('TEST_AGENT_ERR_RATE_LIMITED', 'too many sessions created; slow down', {
         'Retry-After': String(waitSeconds),
       });
       return;
@@ -394,11 +397,11 @@ export class TestAgentWorker implements DrainableService {
 
   #refuseRequest(
     res: ServerResponse,
-    status: number,
     code: 'TEST_AGENT_ERR_NOT_FOUND' | 'TEST_AGENT_ERR_METHOD_NOT_ALLOWED',
     message: string,
     headers: Record<string, string> = {},
   ): void {
+    const status = statusOf(TEST_AGENT_ERRORS, code);
     this.#log.debug('request refused', { code, status, ...traceFields(res.req) });
     this.#server.countError(code);
     this.metrics.staticRequests.inc({ status: String(status) });
@@ -406,8 +409,8 @@ export class TestAgentWorker implements DrainableService {
   }
 }
 
-function refuse(status: number, code: string, message: string): UpgradeVerdict<UpgradeContext> {
-  return { accept: false, status, code, message };
+function refuse(code: HttpErrorCode, message: string): UpgradeVerdict<UpgradeContext> {
+  return { accept: false, status: statusOf(TEST_AGENT_ERRORS, code), code, message };
 }
 
 function digest(text: string): Buffer {
