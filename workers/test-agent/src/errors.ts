@@ -1,6 +1,7 @@
+import { TestAgentCloseCode } from '@callgate/protocol';
 import { CallgateError } from '@callgate/runtime';
 
-// ErrorCatalogue, CodesWith and statusOf: the same declarations as @callgate/runtime's errors.ts
+// ErrorCatalogue, CodesWith, statusOf and closeOf: the same declarations as @callgate/runtime's errors.ts
 // on the branch that adds them; this block goes once that is merged (import them instead).
 
 /**
@@ -22,6 +23,14 @@ export function statusOf<C extends ErrorCatalogue, Code extends CodesWith<C, 'st
   code: Code,
 ): C[Code]['status'] & number {
   return catalogue[code]!.status as C[Code]['status'] & number;
+}
+
+/** The WebSocket close code a socket is ended with for `code`, from its area's catalogue. */
+export function closeOf<C extends ErrorCatalogue, Code extends CodesWith<C, 'close'>>(
+  catalogue: C,
+  code: Code,
+): C[Code]['close'] & number {
+  return catalogue[code]!.close as C[Code]['close'] & number;
 }
 
 /**
@@ -58,11 +67,11 @@ export const TEST_AGENT_ERRORS = {
   /** A session request with a body over 1 KiB (the endpoint takes none). */
   TEST_AGENT_ERR_BODY_TOO_LARGE: { status: 413 },
   /** More malformed messages than MAX_BAD_MESSAGES. */
-  TEST_AGENT_ERR_TOO_MANY_BAD_MESSAGES: { close: 1008 },
+  TEST_AGENT_ERR_TOO_MANY_BAD_MESSAGES: { close: TestAgentCloseCode.policyViolation },
   /** Browser audio more than 5 s ahead of real time (a flood); dropped, counted as malformed. */
   TEST_AGENT_ERR_TOO_FAST: {},
   /** The session reached SESSION_MAX_DURATION_SECONDS. */
-  TEST_AGENT_ERR_MAX_DURATION: { close: 4008 },
+  TEST_AGENT_ERR_MAX_DURATION: { close: TestAgentCloseCode.maxDuration },
   /**
    * Closing a session's socket threw (a close code `ws` refuses, or the transport broke while the
    * session was ending): a worker bug; the socket is terminated instead.

@@ -1,7 +1,7 @@
 import { Call, type Agent, type CallTransport, type PacerFactory } from '@callgate/agent';
 import { detectDtmf, pcm16FromBytes, pcm16ToBytes } from '@callgate/audio';
 import {
-  TEST_AGENT_CLOSE,
+  TestAgentCloseCode,
   TEST_AGENT_FRAME_MS,
   TEST_AGENT_PROTOCOL_VERSION,
   parseTestAgentClientMessage,
@@ -12,7 +12,7 @@ import {
 } from '@callgate/protocol';
 import { errorCode, type Logger, type StreamSession } from '@callgate/runtime';
 import type { WebSocket } from 'ws';
-import { TestAgentError } from './errors.js';
+import { TEST_AGENT_ERRORS, TestAgentError, closeOf } from './errors.js';
 import type { TestAgentMetrics } from './metrics.js';
 
 /** How far ahead of real time browser audio may run (network jitter, a backgrounded tab). */
@@ -82,7 +82,7 @@ export const SESSION_END_LABELS = new Set([
 ]);
 
 /**
- * One browser tab talking to the agent: binary PCM16 frames and JSON control messages on one
+ * One browser tab talking to the agent: binary PCM16 messages and JSON control messages on one
  * WebSocket (docs/test-agent-protocol.md), turned into the same `Call` the media worker runs.
  * It is the Call's transport at the session rate. Ends when either side hangs up, the socket
  * closes, the maximum duration passes, or the browser sends too many malformed messages.
@@ -182,7 +182,7 @@ export class TestAgentSession implements StreamSession, CallTransport {
   /** Ends the call and closes the socket with `code`; idempotent. StreamServer uses it on destroy. */
   close(code: number, reason: string): void {
     const endReason =
-      code === TEST_AGENT_CLOSE.SERVICE_RESTART ? 'service-restart' : 'server-close';
+      code === TestAgentCloseCode.serviceRestart ? 'service-restart' : 'server-close';
     this.#end(endReason, code, reason);
   }
 
@@ -191,7 +191,7 @@ export class TestAgentSession implements StreamSession, CallTransport {
   sendAudio(frame: Int16Array): void {
     const bytes = pcm16ToBytes(frame);
     if (this.#server.send(this.#ws, bytes, { binary: true })) {
-      this.#metrics.framesOut.inc();
+      this.#metrics.audioMessagesOut.inc();
       this.#metrics.bytesOut.inc(bytes.byteLength);
     }
   }
@@ -208,7 +208,7 @@ export class TestAgentSession implements StreamSession, CallTransport {
 
   hangup(reason: string): void {
     const code =
-      reason === 'agent-error' ? TEST_AGENT_CLOSE.INTERNAL_ERROR : TEST_AGENT_CLOSE.NORMAL;
+      reason === 'agent-error' ? TestAgentCloseCode.internalError : TestAgentCloseCode.normal;
     const label = SESSION_END_LABELS.has(reason) ? reason : 'agent-hangup';
     this.#end(reason, code, REASONS[reason] ?? 'agent hung up', label);
   }
@@ -246,7 +246,7 @@ export class TestAgentSession implements StreamSession, CallTransport {
           this.#syncStats();
           return;
         case 'hangup':
-          this.#end('caller-hangup', TEST_AGENT_CLOSE.NORMAL, REASONS['caller-hangup']!);
+          this.#end('caller-hangup', TestAgentCloseCode.normal, REASONS['caller-hangup']!);
           return;
       }
     } catch (err) {
@@ -271,7 +271,7 @@ export class TestAgentSession implements StreamSession, CallTransport {
       this.#sendControl({ type: 'error', code: error.code, message: error.message });
       this.#end(
         'too-many-bad-messages',
-        TEST_AGENT_CLOSE.POLICY_VIOLATION,
+        closeOf(TEST_AGENT_ERRORS, 'TEST_AGENT_ERR_TOO_MANY_BAD_MESSAGES'),
         REASONS['too-many-bad-messages']!,
       );
     }
@@ -316,7 +316,11 @@ export class TestAgentSession implements StreamSession, CallTransport {
     );
     this.#log.info('maximum duration reached, closing', { code: error.code });
     this.#server.countError(error.code);
-    this.#end('max-duration', TEST_AGENT_CLOSE.MAX_DURATION, REASONS['max-duration']!);
+    this.#end(
+      'max-duration',
+      closeOf(TEST_AGENT_ERRORS, 'TEST_AGENT_ERR_MAX_DURATION'),
+      REASONS['max-duration']!,
+    );
   }
 
   /**
@@ -326,7 +330,7 @@ export class TestAgentSession implements StreamSession, CallTransport {
   #onCallEnded(reason: string): void {
     if (this.#state !== 'open') return;
     const label = SESSION_END_LABELS.has(reason) ? reason : 'other';
-    this.#end(reason, TEST_AGENT_CLOSE.INTERNAL_ERROR, 'internal error', label);
+    this.#end(reason, TestAgentCloseCode.internalError, 'internal error', label);
   }
 
   /** Our side ends the session: the call ends, `hangup` tells the page why, then the close. */
@@ -379,9 +383,9 @@ export class TestAgentSession implements StreamSession, CallTransport {
     // Closes we did not start: the browser went away, or StreamServer shed a slow reader.
     const reason =
       this.#endReason ??
-      (code === TEST_AGENT_CLOSE.TRY_AGAIN_LATER
+      (code === TestAgentCloseCode.tryAgainLater
         ? 'slow-reader'
-        : code === TEST_AGENT_CLOSE.MESSAGE_TOO_BIG
+        : code === TestAgentCloseCode.messageTooBig
           ? 'message-too-big'
           : 'caller-disconnected');
     this.#endReason = reason;

@@ -8,7 +8,7 @@ import {
 } from '@callgate/agent';
 import { detectDtmf, pcm16FromBytes, pcm16ToBytes } from '@callgate/audio';
 import {
-  TEST_AGENT_CLOSE,
+  TestAgentCloseCode,
   parseTestAgentServerMessage,
   serializeTestAgentClientMessage,
   type TestAgentClientMessage,
@@ -381,7 +381,9 @@ describe('TestAgentWorker', () => {
       await expect
         .poll(() => metricValue(registry, 'test_agent_marks_acked_total', { result: 'played' }))
         .toBe(1);
-      expect(await metricValue(registry, 'test_agent_frames_out_total')).toBe(client.frames.length);
+      expect(await metricValue(registry, 'test_agent_audio_messages_out_total')).toBe(
+        client.frames.length,
+      );
     });
 
     it('answers a keypad digit with its tone, and reports both as events', async () => {
@@ -426,7 +428,7 @@ describe('TestAgentWorker', () => {
         reason: 'caller-hangup',
       });
       expect(await client.closed).toEqual({
-        code: TEST_AGENT_CLOSE.NORMAL,
+        code: TestAgentCloseCode.normal,
         reason: 'caller hung up',
       });
       await expect
@@ -463,7 +465,7 @@ describe('TestAgentWorker', () => {
         reason: 'agent-error',
       });
       expect(await client.closed).toEqual({
-        code: TEST_AGENT_CLOSE.INTERNAL_ERROR,
+        code: TestAgentCloseCode.internalError,
         reason: 'agent failed',
       });
     });
@@ -478,7 +480,7 @@ describe('TestAgentWorker', () => {
         reason: 'max-duration',
       });
       expect(await client.closed).toEqual({
-        code: TEST_AGENT_CLOSE.MAX_DURATION,
+        code: TestAgentCloseCode.maxDuration,
         reason: 'session reached its maximum duration',
       });
       expect(logs.some((l) => l.code === 'TEST_AGENT_ERR_MAX_DURATION')).toBe(true);
@@ -507,7 +509,7 @@ describe('TestAgentWorker', () => {
       const client = await Client.connect(wsUrl(worker, created.wsUrl));
       for (let i = 0; i < 3; i++) client.sendRaw('nope');
       expect(await client.closed).toEqual({
-        code: TEST_AGENT_CLOSE.POLICY_VIOLATION,
+        code: TestAgentCloseCode.policyViolation,
         reason: 'too many malformed messages',
       });
       const errors = client.messages
