@@ -56,6 +56,8 @@ export interface TestAgentWorkerOptions {
   createPacer?: PacerFactory;
   /** Folder of the page. Default `workers/test-agent/public`. */
   publicDir?: string;
+  /** Folder of @callgate/audio's built modules the page imports. Default `packages/audio/dist`. */
+  audioDir?: string;
   /** How long close handshakes may take before terminate(). Default 3000. */
   closeTimeoutMs?: number;
 }
@@ -156,7 +158,7 @@ export class TestAgentWorker implements DrainableService {
     };
     if (options.closeTimeoutMs !== undefined) serverOptions.closeTimeoutMs = options.closeTimeoutMs;
     this.#server = new StreamServer<UpgradeContext>(serverOptions);
-    this.#static = new StaticFiles(options.publicDir);
+    this.#static = new StaticFiles(options.publicDir, options.audioDir);
   }
 
   /** The bound address; throws RUNTIME_ERR_NOT_STARTED before `start()` has finished. */

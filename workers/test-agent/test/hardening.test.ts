@@ -8,7 +8,7 @@ import {
   type CreatedSession,
   type TestAgentWorkerConfig,
 } from '../src/test-agent-worker.js';
-import { testConfig } from './helpers.js';
+import { testConfig, audioModulesDir } from './helpers.js';
 
 async function startWorker(
   config: Partial<TestAgentWorkerConfig> = {},
@@ -24,6 +24,7 @@ async function startWorker(
     registry,
     agent: createParrotAgent(),
     closeTimeoutMs: 1000,
+    audioDir: await audioModulesDir(),
   });
   onTestFinished(() => worker.destroy());
   await worker.start();

@@ -10,7 +10,7 @@ import {
   type TestAgentWorkerConfig,
   type TestAgentWorkerOptions,
 } from '../src/test-agent-worker.js';
-import { SECRET, testConfig } from './helpers.js';
+import { SECRET, testConfig, audioModulesDir } from './helpers.js';
 
 const API_KEY = 'key-for-tests-0123';
 
@@ -24,6 +24,7 @@ async function startWorker(
     logger: silentLogger,
     registry,
     agent: createParrotAgent(),
+    audioDir: await audioModulesDir(),
     ...options,
   });
   onTestFinished(() => worker.destroy());

@@ -23,7 +23,7 @@ import {
   type TestAgentWorkerConfig,
   type TestAgentWorkerOptions,
 } from '../src/test-agent-worker.js';
-import { testConfig } from './helpers.js';
+import { testConfig, audioModulesDir } from './helpers.js';
 
 const RATE = 16000;
 const FRAME_SAMPLES = 320;
@@ -50,6 +50,7 @@ async function startWorker(
     registry,
     agent: createParrotAgent(),
     closeTimeoutMs: 1000,
+    audioDir: await audioModulesDir(),
     ...options,
   });
   onTestFinished(() => worker.destroy());
