@@ -1,37 +1,5 @@
 import { TestAgentCloseCode } from '@callgate/protocol';
-import { CallgateError } from '@callgate/runtime';
-
-// ErrorCatalogue, CodesWith, statusOf and closeOf: the same declarations as @callgate/runtime's errors.ts
-// on the branch that adds them; this block goes once that is merged (import them instead).
-
-/**
- * One area's error codes, each with how it reaches the peer: `status`, the HTTP status it is
- * answered with; `close`, the WebSocket close code a socket is ended with; neither, logged and
- * counted only.
- */
-type ErrorCatalogue = Record<string, { readonly status?: number; readonly close?: number }>;
-
-/** The codes of `C` that carry `K` (`'status'` or `'close'`). */
-export type CodesWith<C extends ErrorCatalogue, K extends 'status' | 'close'> = {
-  [Code in keyof C]: C[Code] extends Record<K, number> ? Code : never;
-}[keyof C] &
-  string;
-
-/** The HTTP status `code` is answered with, from its area's catalogue. */
-export function statusOf<C extends ErrorCatalogue, Code extends CodesWith<C, 'status'>>(
-  catalogue: C,
-  code: Code,
-): C[Code]['status'] & number {
-  return catalogue[code]!.status as C[Code]['status'] & number;
-}
-
-/** The WebSocket close code a socket is ended with for `code`, from its area's catalogue. */
-export function closeOf<C extends ErrorCatalogue, Code extends CodesWith<C, 'close'>>(
-  catalogue: C,
-  code: Code,
-): C[Code]['close'] & number {
-  return catalogue[code]!.close as C[Code]['close'] & number;
-}
+import { CallgateError, type ErrorCatalogue } from '@callgate/runtime';
 
 /**
  * Every error the test-agent worker logs, counts in `test_agent_errors_total{code}`, answers or

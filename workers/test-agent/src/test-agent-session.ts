@@ -10,9 +10,15 @@ import {
   type TestAgentSampleRate,
   type TestAgentServerMessage,
 } from '@callgate/protocol';
-import { errorCode, type Logger, type StreamSession } from '@callgate/runtime';
+import {
+  closeOf,
+  closeOrTerminate,
+  errorCode,
+  type Logger,
+  type StreamSession,
+} from '@callgate/runtime';
 import type { WebSocket } from 'ws';
-import { TEST_AGENT_ERRORS, TestAgentError, closeOf } from './errors.js';
+import { TEST_AGENT_ERRORS, TestAgentError } from './errors.js';
 import type { TestAgentMetrics } from './metrics.js';
 
 /** How far ahead of real time browser audio may run (network jitter, a backgrounded tab). */
@@ -114,7 +120,6 @@ export class TestAgentSession implements StreamSession, CallTransport {
   #reportedMarksCleared = 0;
   #openedAt = 0;
   #maxDurationTimer: NodeJS.Timeout | undefined;
-  #terminateTimer: NodeJS.Timeout | undefined;
 
   constructor(options: TestAgentSessionOptions) {
     this.id = options.sessionId;
@@ -341,10 +346,11 @@ export class TestAgentSession implements StreamSession, CallTransport {
     this.#endLabel = label;
     this.#clearMaxDuration();
     this.#call.end(reason);
-    this.#terminateTimer = setTimeout(() => this.#ws.terminate(), this.#closeTimeoutMs);
     try {
       this.#sendControl({ type: 'hangup', reason });
-      this.#ws.close(code, closeReason);
+      // A browser that stopped reading never finishes the close handshake: cut it after the
+      // timeout. The deadline cancels itself when the socket closes.
+      closeOrTerminate(this.#ws, code, closeReason, this.#closeTimeoutMs);
     } catch (err) {
       // ws throws for a code it does not allow, and whatever broke the transport may break the
       // hangup message too; either is our bug, but the socket must still go.
@@ -378,8 +384,6 @@ export class TestAgentSession implements StreamSession, CallTransport {
   #onSocketClose(code: number): void {
     this.#state = 'closed';
     this.#clearMaxDuration();
-    if (this.#terminateTimer) clearTimeout(this.#terminateTimer);
-    this.#terminateTimer = undefined;
     // Closes we did not start: the browser went away, or StreamServer shed a slow reader.
     const reason =
       this.#endReason ??

@@ -5,10 +5,13 @@ import type { Agent, PacerFactory } from '@callgate/agent';
 import type { TestAgentSampleRate } from '@callgate/protocol';
 import {
   Lifecycle,
+  RETRY_AFTER_SECONDS,
   StreamServer,
   createRegistry,
   sendJsonError,
+  statusOf,
   traceFields,
+  type CodesWith,
   type DrainableService,
   type Logger,
   type Registry,
@@ -16,7 +19,7 @@ import {
 } from '@callgate/runtime';
 import type { WebSocket } from 'ws';
 import type { TestAgentConfig } from './config.js';
-import { TEST_AGENT_ERRORS, statusOf, type CodesWith } from './errors.js';
+import { TEST_AGENT_ERRORS } from './errors.js';
 import { createTestAgentMetrics, type TestAgentMetrics } from './metrics.js';
 import { SessionRateLimit, clientOf } from './session-rate-limit.js';
 import { SessionTokens, createSessionId, isSessionId } from './session-token.js';
@@ -78,7 +81,6 @@ export const TEST_AGENT_PREFIX = '/test-agent/';
 export const SESSIONS_PATH = '/test-agent/sessions';
 // The page posts no body; anything larger than this is not a session request.
 const MAX_BODY_BYTES = 1024;
-const RETRY_AFTER_SECONDS = '5';
 
 type HttpErrorCode = CodesWith<typeof TEST_AGENT_ERRORS, 'status'>;
 
@@ -354,13 +356,13 @@ export class TestAgentWorker implements DrainableService {
     // its socket here, and none is created once upgrades are refused.
     if (!this.#server.isAccepting) {
       refuseSession('TEST_AGENT_ERR_DRAINING', 'worker is draining; try again shortly', {
-        'Retry-After': RETRY_AFTER_SECONDS,
+        'Retry-After': String(RETRY_AFTER_SECONDS),
       });
       return;
     }
     if (this.#server.sessionCount >= this.#config.maxSessions) {
       refuseSession('TEST_AGENT_ERR_AT_CAPACITY', 'every session slot is taken', {
-        'Retry-After': RETRY_AFTER_SECONDS,
+        'Retry-After': String(RETRY_AFTER_SECONDS),
       });
       return;
     }
