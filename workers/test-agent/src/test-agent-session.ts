@@ -1,4 +1,12 @@
-import { Call, type Agent, type CallTransport, type PacerFactory } from '@callgate/agent';
+import {
+  Call,
+  copyCallStats,
+  type Agent,
+  type CallStats,
+  type CallStatsCounters,
+  type CallTransport,
+  type PacerFactory,
+} from '@callgate/agent';
 import { detectDtmf, pcm16FromBytes, pcm16ToBytes } from '@callgate/audio';
 import {
   TestAgentCloseCode,
@@ -116,8 +124,9 @@ export class TestAgentSession implements StreamSession, CallTransport {
   /** `#endReason` as a bounded metric label (SESSION_END_LABELS). */
   #endLabel: string | undefined;
   /** What of the Call's stats has been added to the worker's counters so far. */
-  #reportedLateFrames = 0;
-  #reportedMarksCleared = 0;
+  readonly #reported: CallStats;
+  /** The Call's stats the worker counts from the Call itself; the rest it counts as it sends. */
+  readonly #statsCounters: CallStatsCounters;
   #openedAt = 0;
   #maxDurationTimer: NodeJS.Timeout | undefined;
 
@@ -145,6 +154,12 @@ export class TestAgentSession implements StreamSession, CallTransport {
     if (options.createPacer) callOptions.createPacer = options.createPacer;
     if (options.playbackLeadMs !== undefined) callOptions.playbackLeadMs = options.playbackLeadMs;
     this.#call = new Call(callOptions);
+    this.#reported = this.#call.stats; // a copy
+    const metrics = this.#metrics;
+    this.#statsCounters = {
+      lateFrames: (n) => metrics.lateFrames.inc(n),
+      marksCleared: (n) => metrics.marksAcked.inc({ result: 'cleared' }, n),
+    };
     this.#call.on('say', (id, pcm, final) => this.#callOnSay(id, pcm, final));
     this.#call.on('dtmf', (digit) => this.#sendControl({ type: 'event', event: 'dtmf', digit }));
     this.#call.on('played', () => this.#metrics.marksAcked.inc({ result: 'played' }));
@@ -367,18 +382,7 @@ export class TestAgentSession implements StreamSession, CallTransport {
 
   /** Adds what the Call counted since last time (late frames, cleared marks) to the counters. */
   #syncStats(): void {
-    const { lateFrames, marksCleared } = this.#call.stats;
-    if (lateFrames > this.#reportedLateFrames) {
-      this.#metrics.lateFrames.inc(lateFrames - this.#reportedLateFrames);
-      this.#reportedLateFrames = lateFrames;
-    }
-    if (marksCleared > this.#reportedMarksCleared) {
-      this.#metrics.marksAcked.inc(
-        { result: 'cleared' },
-        marksCleared - this.#reportedMarksCleared,
-      );
-      this.#reportedMarksCleared = marksCleared;
-    }
+    copyCallStats(this.#call.counters, this.#reported, this.#statsCounters);
   }
 
   #onSocketClose(code: number): void {
