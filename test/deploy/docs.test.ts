@@ -8,6 +8,7 @@ import { AUDIO_ERRORS } from '@callgate/audio';
 import { PROTO_ERRORS } from '@callgate/protocol';
 import { SIM_ERRORS } from '@callgate/simulator';
 import { MEDIA_ERRORS } from '../../workers/media/src/errors.js';
+import { TEST_AGENT_ERRORS } from '../../workers/test-agent/src/errors.js';
 
 // docs/errors.md and docs/operations.md are what an operator reads at 3 a.m.; a code or metric that
 // exists in the sources but not there (or the other way round) sends them looking for something
@@ -152,6 +153,7 @@ const CATALOGUES: Record<string, ErrorCatalogue> = {
   AGENT: AGENT_ERRORS,
   SIM: SIM_ERRORS,
   MEDIA: MEDIA_ERRORS,
+  TEST_AGENT: TEST_AGENT_ERRORS,
 };
 
 interface DocumentedCode {

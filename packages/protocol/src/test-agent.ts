@@ -1,10 +1,11 @@
+import { CloseCode } from './close-code.js';
 import { ProtocolError } from './errors.js';
 
 // The test-agent protocol between the browser page and a test-agent worker; the reference is
 // docs/test-agent-protocol.md. Binary WebSocket messages carry PCM16 little-endian mono audio at
 // the rate the server announces in `hello`; text messages carry the JSON control messages below.
-// It is our own design (not the old monolith's base64-in-JSON format): audio as binary costs no
-// base64 and no JSON parse per frame.
+// Audio travels as binary messages rather than base64 inside JSON: that costs no base64 and no
+// JSON parse per audio message.
 
 /** Announced in `hello`; bumped on an incompatible change. */
 export const TEST_AGENT_PROTOCOL_VERSION = 1;
@@ -22,28 +23,16 @@ const MAX_REASON_CHARS = 200;
 const MARK_NAME = /^[A-Za-z0-9._:-]+$/;
 
 /**
- * WebSocket close codes of a test-agent session. RFC 6455 codes where one fits; 4xxx for what is
- * ours. Reasons are short English sentences (at most 123 bytes).
+ * WebSocket close codes of a test-agent session: the shared table (1000 a hangup on either side,
+ * 1008 too many malformed messages, 1011 the worker or the agent failed, 1012 the worker is
+ * restarting, 1013 the browser reads too slowly, ...) plus one of ours from the 4000–4999 range
+ * that is for applications. Reasons are short English sentences (at most 123 bytes).
  */
-export const TEST_AGENT_CLOSE = {
-  /** The caller or the agent hung up. */
-  NORMAL: 1000,
-  /** The worker is shutting down for good. */
-  GOING_AWAY: 1001,
-  /** Too many malformed messages from the browser. */
-  POLICY_VIOLATION: 1008,
-  /** A message larger than the worker's maxPayload (sent by ws itself). */
-  MESSAGE_TOO_BIG: 1009,
-  /** The worker or the agent failed. */
-  INTERNAL_ERROR: 1011,
-  /** The worker's drain deadline passed (it is restarting); start a new session. */
-  SERVICE_RESTART: 1012,
-  /** The browser reads too slowly (backpressure) or the worker is overloaded. */
-  TRY_AGAIN_LATER: 1013,
+export const TestAgentCloseCode = {
+  ...CloseCode,
   /** The session reached its maximum duration (`maxDurationSeconds` in `hello`). */
-  MAX_DURATION: 4008,
+  maxDuration: 4008,
 } as const;
-export type TestAgentCloseCode = (typeof TEST_AGENT_CLOSE)[keyof typeof TEST_AGENT_CLOSE];
 
 // ── browser → worker ────────────────────────────────────────────────────────────────────────
 

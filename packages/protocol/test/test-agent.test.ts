@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
-  TEST_AGENT_CLOSE,
+  TestAgentCloseCode,
   TEST_AGENT_MAX_TEXT_CHARS,
   parseTestAgentClientMessage,
   parseTestAgentServerMessage,
@@ -169,16 +169,16 @@ describe('validateTestAgentAudio', () => {
   });
 });
 
-describe('TEST_AGENT_CLOSE', () => {
+describe('TestAgentCloseCode', () => {
   it('keeps our own codes in the 4000-4999 range and the rest RFC 6455 codes', () => {
-    for (const [name, code] of Object.entries(TEST_AGENT_CLOSE)) {
-      if (name === 'MAX_DURATION') expect(code).toBe(4008);
-      else expect([1000, 1001, 1008, 1009, 1011, 1012, 1013]).toContain(code);
+    for (const [name, code] of Object.entries(TestAgentCloseCode)) {
+      if (name === 'maxDuration') expect(code).toBe(4008);
+      else expect([1000, 1001, 1003, 1008, 1009, 1011, 1012, 1013]).toContain(code);
     }
   });
 
   it('has one name per code', () => {
-    const codes = Object.values(TEST_AGENT_CLOSE);
+    const codes = Object.values(TestAgentCloseCode);
     expect(new Set(codes).size).toBe(codes.length);
   });
 });

@@ -1,17 +1,19 @@
 // Microphone → 20 ms PCM16 frames at the session rate, on the audio thread.
 //
 // The context runs at the device rate (usually 48 kHz, sometimes 44.1 kHz); the session rate is
-// announced by the worker (16 kHz by default). Each render quantum (128 samples) is resampled with
-// the shared windowed-sinc Resampler, cut into whole 20 ms frames, and each frame is transferred to
-// the main thread with its RMS level, which sends it as one binary WebSocket message.
+// announced by the worker (16 kHz by default). Each render quantum (128 samples) is converted to
+// PCM16 and resampled with @callgate/audio's resampler (the one the Call uses, served by the
+// worker under ./audio/), cut into whole 20 ms frames, and each frame is transferred to the main
+// thread with its RMS level, which sends it as one binary WebSocket message.
 
-import { Resampler } from './resampler.js';
+import { createResampler } from './audio/halfband.js';
 
 class CaptureProcessor extends AudioWorkletProcessor {
   constructor(options) {
     super();
     const sessionRate = options.processorOptions.sessionRate;
-    this.resampler = new Resampler(sampleRate, sessionRate);
+    this.resampler = createResampler(sampleRate, sessionRate);
+    this.pcm = new Int16Array(128);
     this.frameSamples = Math.round((sessionRate * 20) / 1000);
     this.frame = new Int16Array(this.frameSamples);
     this.filled = 0;
@@ -34,12 +36,16 @@ class CaptureProcessor extends AudioWorkletProcessor {
         for (let i = 0; i < mono.length; i++) mono[i] += channel[i] / channels.length;
       }
     }
-    const converted = this.resampler.process(mono);
+    if (this.pcm.length !== mono.length) this.pcm = new Int16Array(mono.length);
+    for (let i = 0; i < mono.length; i++) {
+      const v = mono[i];
+      this.pcm[i] = v >= 1 ? 32767 : v <= -1 ? -32768 : Math.round(v * 32767);
+    }
+    const converted = this.resampler.process(this.pcm);
     for (let i = 0; i < converted.length; i++) {
-      const v = converted[i];
-      const s = v >= 1 ? 32767 : v <= -1 ? -32768 : Math.round(v * 32767);
+      const s = converted[i];
       this.frame[this.filled++] = s;
-      this.sumSquares += v * v;
+      this.sumSquares += (s / 32768) * (s / 32768);
       if (this.filled === this.frameSamples) {
         const level = Math.sqrt(this.sumSquares / this.frameSamples);
         this.port.postMessage({ type: 'frame', samples: this.frame.buffer, level }, [

@@ -1,13 +1,14 @@
 // The agent's voice: PCM16 frames at the session rate → the speakers, on the audio thread.
 //
 // Frames arrive from the main thread as the worker sends them (paced at 20 ms) and are resampled
-// to the context rate into a ring buffer. A small jitter buffer holds playback until `targetMs`
+// to the context rate with @callgate/audio's resampler (served by the worker under ./audio/) into
+// a ring buffer. A small jitter buffer holds playback until `targetMs`
 // is queued, or until the utterance's mark has arrived (a short utterance must not wait for audio
 // that will never come). A mark is acknowledged once the playhead has passed every sample queued
 // before it: that is what "played" means to the agent. `clear` empties the queue and drops
 // pending marks at once (barge-in).
 
-import { Resampler } from './resampler.js';
+import { createResampler } from './audio/halfband.js';
 
 const STATS_EVERY_QUANTA = 16; // ~40 ms at 48 kHz
 
@@ -15,7 +16,7 @@ class PlaybackProcessor extends AudioWorkletProcessor {
   constructor(options) {
     super();
     const { sessionRate, targetMs = 60, maxQueueMs = 30_000 } = options.processorOptions;
-    this.resampler = new Resampler(sessionRate, sampleRate);
+    this.resampler = createResampler(sessionRate, sampleRate);
     this.targetSamples = Math.round((sampleRate * targetMs) / 1000);
     this.ring = new Float32Array(Math.round((sampleRate * maxQueueMs) / 1000));
     this.samplesPerFrame = (sampleRate * 20) / 1000;
@@ -37,10 +38,7 @@ class PlaybackProcessor extends AudioWorkletProcessor {
   onMessage(msg) {
     switch (msg.type) {
       case 'frame': {
-        const pcm = new Int16Array(msg.samples);
-        const floats = new Float32Array(pcm.length);
-        for (let i = 0; i < pcm.length; i++) floats[i] = pcm[i] / 32768;
-        this.write(this.resampler.process(floats));
+        this.write(this.resampler.process(new Int16Array(msg.samples)));
         return;
       }
       case 'mark':
@@ -60,12 +58,13 @@ class PlaybackProcessor extends AudioWorkletProcessor {
     }
   }
 
+  /** Queues PCM16 samples at the context rate as floats. */
   write(samples) {
     const size = this.ring.length;
     const room = size - (this.writePos - this.readPos);
     const n = Math.min(samples.length, room);
     this.dropped += samples.length - n;
-    for (let i = 0; i < n; i++) this.ring[(this.writePos + i) % size] = samples[i];
+    for (let i = 0; i < n; i++) this.ring[(this.writePos + i) % size] = samples[i] / 32768;
     this.writePos += n;
   }
 

@@ -1,13 +1,14 @@
-export { TestAgentWorker } from './test-agent-worker.js';
-export type { TestAgentWorkerOptions } from './test-agent-worker.js';
+export { TestAgentWorker, SESSIONS_PATH, TEST_AGENT_PREFIX } from './test-agent-worker.js';
+export type {
+  CreatedSession,
+  TestAgentWorkerConfig,
+  TestAgentWorkerOptions,
+} from './test-agent-worker.js';
 export { TestAgentSession } from './test-agent-session.js';
 export type { SessionServer, TestAgentSessionOptions } from './test-agent-session.js';
 export { SessionTokens, createSessionId, isSessionId, MIN_SECRET_BYTES } from './session-token.js';
 export type { IssuedToken, SessionTokensOptions, TokenCheck } from './session-token.js';
-export { SessionApi, SESSIONS_PATH, TEST_AGENT_PREFIX } from './session-api.js';
-export type { CreatedSession, SessionApiOptions } from './session-api.js';
 export { StaticFiles, DEFAULT_PUBLIC_DIR } from './static-files.js';
-export type { StaticFilesOptions } from './static-files.js';
 export { loadTestAgentConfig } from './config.js';
 export type { TestAgentConfig, TestAgentConfigDefaults } from './config.js';
 export { createTestAgentMetrics } from './metrics.js';

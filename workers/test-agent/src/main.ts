@@ -1,11 +1,6 @@
 import { hostname } from 'node:os';
-import {
-  collectDefaultMetrics,
-  createLogger,
-  logConfigError,
-  createRegistry,
-  runMain,
-} from '@callgate/runtime';
+import { loadAgent } from '@callgate/agent';
+import { collectDefaultMetrics, createLogger, logConfigError, runMain } from '@callgate/runtime';
 import { loadTestAgentConfig } from './config.js';
 import { TestAgentWorker } from './test-agent-worker.js';
 
@@ -33,28 +28,15 @@ if (config.isSecretEphemeral) {
     { code: 'TEST_AGENT_ERR_NO_SECRET' },
   );
 }
-const registry = createRegistry();
-collectDefaultMetrics({ register: registry });
+const { agent: agentName, agentModule } = config;
 const worker = new TestAgentWorker({
-  host: config.host,
-  port: config.port,
+  config,
   logger,
-  registry,
-  secret: config.secret,
-  apiKey: config.apiKey,
-  agentOptions:
-    config.agentModule === undefined ? { name: config.agent } : { modulePath: config.agentModule },
-  sampleRate: config.sampleRate,
-  maxSessions: config.maxSessions,
-  sessionMaxDurationSeconds: config.sessionMaxDurationSeconds,
-  sessionTokenTtlSeconds: config.sessionTokenTtlSeconds,
-  sessionCreateRatePerMinute: config.sessionCreateRatePerMinute,
-  maxBadMessages: config.maxBadMessages,
-  playbackLeadMs: config.playbackLeadMs,
-  heartbeatIntervalMs: config.heartbeatIntervalMs,
-  maxBufferedBytes: config.maxBufferedBytes,
-  acceptGraceMs: config.acceptGraceMs,
+  // Loaded in start(): a bad AGENT_MODULE fails the start with its code and runMain exits 1.
+  agent: () =>
+    loadAgent(agentModule === undefined ? { name: agentName } : { modulePath: agentModule }),
 });
+collectDefaultMetrics({ register: worker.registry });
 
 await runMain({
   name: SERVICE,

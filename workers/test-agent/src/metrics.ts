@@ -2,7 +2,7 @@ import { Counter, Histogram, type Registry } from '@callgate/runtime';
 
 /**
  * The test-agent worker's own series, registered next to the StreamServer's (`test_agent_sessions_*`,
- * `test_agent_upgrades_total`, `test_agent_errors_total{code}`). Frame counters move while a
+ * `test_agent_upgrades_total`, `test_agent_errors_total{code}`). Audio counters move while a
  * session runs, so a dashboard sees a stuck one.
  */
 export interface TestAgentMetrics {
@@ -13,8 +13,8 @@ export interface TestAgentMetrics {
   sessionDuration: Histogram;
   /** PCM16 messages received from browsers. */
   audioMessagesIn: Counter;
-  /** 20 ms frames sent to browsers. */
-  framesOut: Counter;
+  /** PCM16 messages (20 ms of audio each) sent to browsers. */
+  audioMessagesOut: Counter;
   /** Outbound pacer ticks more than 10 ms late. */
   lateFrames: Counter;
   marksSent: Counter;
@@ -54,14 +54,14 @@ export function createTestAgentMetrics(registry: Registry): TestAgentMetrics {
       help: 'Binary PCM16 messages received from browsers.',
       registers,
     }),
-    framesOut: new Counter({
-      name: 'test_agent_frames_out_total',
-      help: '20 ms frames sent to browsers.',
+    audioMessagesOut: new Counter({
+      name: 'test_agent_audio_messages_out_total',
+      help: 'Binary PCM16 messages (20 ms of audio each) sent to browsers.',
       registers,
     }),
     lateFrames: new Counter({
       name: 'test_agent_late_frames_total',
-      help: 'Outbound frames sent more than 10 ms after their slot.',
+      help: 'Outbound audio frames sent more than 10 ms after their slot.',
       registers,
     }),
     marksSent: new Counter({

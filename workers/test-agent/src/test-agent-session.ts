@@ -1,7 +1,15 @@
-import { Call, type Agent, type CallTransport, type PacerFactory } from '@callgate/agent';
+import {
+  Call,
+  copyCallStats,
+  type Agent,
+  type CallStats,
+  type CallStatsCounters,
+  type CallTransport,
+  type PacerFactory,
+} from '@callgate/agent';
 import { detectDtmf, pcm16FromBytes, pcm16ToBytes } from '@callgate/audio';
 import {
-  TEST_AGENT_CLOSE,
+  TestAgentCloseCode,
   TEST_AGENT_FRAME_MS,
   TEST_AGENT_PROTOCOL_VERSION,
   parseTestAgentClientMessage,
@@ -10,9 +18,15 @@ import {
   type TestAgentSampleRate,
   type TestAgentServerMessage,
 } from '@callgate/protocol';
-import { errorCode, type Logger, type StreamSession } from '@callgate/runtime';
+import {
+  closeOf,
+  closeOrTerminate,
+  errorCode,
+  type Logger,
+  type StreamSession,
+} from '@callgate/runtime';
 import type { WebSocket } from 'ws';
-import { TestAgentError } from './errors.js';
+import { TEST_AGENT_ERRORS, TestAgentError } from './errors.js';
 import type { TestAgentMetrics } from './metrics.js';
 
 /** How far ahead of real time browser audio may run (network jitter, a backgrounded tab). */
@@ -41,7 +55,7 @@ export interface TestAgentSessionOptions {
   closeTimeoutMs?: number;
   /** Outbound pacer for the Call; tests may tick by hand. */
   createPacer?: PacerFactory;
-  /** How far ahead of real time agent audio is sent (Call `playbackLeadMs`). Default 100. */
+  /** How far ahead of real time agent audio is sent (Call `playbackLeadMs`; default the Call's). */
   playbackLeadMs?: number;
 }
 
@@ -82,7 +96,7 @@ export const SESSION_END_LABELS = new Set([
 ]);
 
 /**
- * One browser tab talking to the agent: binary PCM16 frames and JSON control messages on one
+ * One browser tab talking to the agent: binary PCM16 messages and JSON control messages on one
  * WebSocket (docs/test-agent-protocol.md), turned into the same `Call` the media worker runs.
  * It is the Call's transport at the session rate. Ends when either side hangs up, the socket
  * closes, the maximum duration passes, or the browser sends too many malformed messages.
@@ -110,11 +124,11 @@ export class TestAgentSession implements StreamSession, CallTransport {
   /** `#endReason` as a bounded metric label (SESSION_END_LABELS). */
   #endLabel: string | undefined;
   /** What of the Call's stats has been added to the worker's counters so far. */
-  #reportedLateFrames = 0;
-  #reportedMarksCleared = 0;
+  readonly #reported: CallStats;
+  /** The Call's stats the worker counts from the Call itself; the rest it counts as it sends. */
+  readonly #statsCounters: CallStatsCounters;
   #openedAt = 0;
   #maxDurationTimer: NodeJS.Timeout | undefined;
-  #terminateTimer: NodeJS.Timeout | undefined;
 
   constructor(options: TestAgentSessionOptions) {
     this.id = options.sessionId;
@@ -140,6 +154,12 @@ export class TestAgentSession implements StreamSession, CallTransport {
     if (options.createPacer) callOptions.createPacer = options.createPacer;
     if (options.playbackLeadMs !== undefined) callOptions.playbackLeadMs = options.playbackLeadMs;
     this.#call = new Call(callOptions);
+    this.#reported = this.#call.stats; // a copy
+    const metrics = this.#metrics;
+    this.#statsCounters = {
+      lateFrames: (n) => metrics.lateFrames.inc(n),
+      marksCleared: (n) => metrics.marksAcked.inc({ result: 'cleared' }, n),
+    };
     this.#call.on('say', (id, pcm, final) => this.#callOnSay(id, pcm, final));
     this.#call.on('dtmf', (digit) => this.#sendControl({ type: 'event', event: 'dtmf', digit }));
     this.#call.on('played', () => this.#metrics.marksAcked.inc({ result: 'played' }));
@@ -182,7 +202,7 @@ export class TestAgentSession implements StreamSession, CallTransport {
   /** Ends the call and closes the socket with `code`; idempotent. StreamServer uses it on destroy. */
   close(code: number, reason: string): void {
     const endReason =
-      code === TEST_AGENT_CLOSE.SERVICE_RESTART ? 'service-restart' : 'server-close';
+      code === TestAgentCloseCode.serviceRestart ? 'service-restart' : 'server-close';
     this.#end(endReason, code, reason);
   }
 
@@ -191,7 +211,7 @@ export class TestAgentSession implements StreamSession, CallTransport {
   sendAudio(frame: Int16Array): void {
     const bytes = pcm16ToBytes(frame);
     if (this.#server.send(this.#ws, bytes, { binary: true })) {
-      this.#metrics.framesOut.inc();
+      this.#metrics.audioMessagesOut.inc();
       this.#metrics.bytesOut.inc(bytes.byteLength);
     }
   }
@@ -208,7 +228,7 @@ export class TestAgentSession implements StreamSession, CallTransport {
 
   hangup(reason: string): void {
     const code =
-      reason === 'agent-error' ? TEST_AGENT_CLOSE.INTERNAL_ERROR : TEST_AGENT_CLOSE.NORMAL;
+      reason === 'agent-error' ? TestAgentCloseCode.internalError : TestAgentCloseCode.normal;
     const label = SESSION_END_LABELS.has(reason) ? reason : 'agent-hangup';
     this.#end(reason, code, REASONS[reason] ?? 'agent hung up', label);
   }
@@ -246,7 +266,7 @@ export class TestAgentSession implements StreamSession, CallTransport {
           this.#syncStats();
           return;
         case 'hangup':
-          this.#end('caller-hangup', TEST_AGENT_CLOSE.NORMAL, REASONS['caller-hangup']!);
+          this.#end('caller-hangup', TestAgentCloseCode.normal, REASONS['caller-hangup']!);
           return;
       }
     } catch (err) {
@@ -271,7 +291,7 @@ export class TestAgentSession implements StreamSession, CallTransport {
       this.#sendControl({ type: 'error', code: error.code, message: error.message });
       this.#end(
         'too-many-bad-messages',
-        TEST_AGENT_CLOSE.POLICY_VIOLATION,
+        closeOf(TEST_AGENT_ERRORS, 'TEST_AGENT_ERR_TOO_MANY_BAD_MESSAGES'),
         REASONS['too-many-bad-messages']!,
       );
     }
@@ -316,7 +336,11 @@ export class TestAgentSession implements StreamSession, CallTransport {
     );
     this.#log.info('maximum duration reached, closing', { code: error.code });
     this.#server.countError(error.code);
-    this.#end('max-duration', TEST_AGENT_CLOSE.MAX_DURATION, REASONS['max-duration']!);
+    this.#end(
+      'max-duration',
+      closeOf(TEST_AGENT_ERRORS, 'TEST_AGENT_ERR_MAX_DURATION'),
+      REASONS['max-duration']!,
+    );
   }
 
   /**
@@ -326,7 +350,7 @@ export class TestAgentSession implements StreamSession, CallTransport {
   #onCallEnded(reason: string): void {
     if (this.#state !== 'open') return;
     const label = SESSION_END_LABELS.has(reason) ? reason : 'other';
-    this.#end(reason, TEST_AGENT_CLOSE.INTERNAL_ERROR, 'internal error', label);
+    this.#end(reason, TestAgentCloseCode.internalError, 'internal error', label);
   }
 
   /** Our side ends the session: the call ends, `hangup` tells the page why, then the close. */
@@ -337,10 +361,11 @@ export class TestAgentSession implements StreamSession, CallTransport {
     this.#endLabel = label;
     this.#clearMaxDuration();
     this.#call.end(reason);
-    this.#terminateTimer = setTimeout(() => this.#ws.terminate(), this.#closeTimeoutMs);
     try {
       this.#sendControl({ type: 'hangup', reason });
-      this.#ws.close(code, closeReason);
+      // A browser that stopped reading never finishes the close handshake: cut it after the
+      // timeout. The deadline cancels itself when the socket closes.
+      closeOrTerminate(this.#ws, code, closeReason, this.#closeTimeoutMs);
     } catch (err) {
       // ws throws for a code it does not allow, and whatever broke the transport may break the
       // hangup message too; either is our bug, but the socket must still go.
@@ -357,31 +382,18 @@ export class TestAgentSession implements StreamSession, CallTransport {
 
   /** Adds what the Call counted since last time (late frames, cleared marks) to the counters. */
   #syncStats(): void {
-    const { lateFrames, marksCleared } = this.#call.stats;
-    if (lateFrames > this.#reportedLateFrames) {
-      this.#metrics.lateFrames.inc(lateFrames - this.#reportedLateFrames);
-      this.#reportedLateFrames = lateFrames;
-    }
-    if (marksCleared > this.#reportedMarksCleared) {
-      this.#metrics.marksAcked.inc(
-        { result: 'cleared' },
-        marksCleared - this.#reportedMarksCleared,
-      );
-      this.#reportedMarksCleared = marksCleared;
-    }
+    copyCallStats(this.#call.counters, this.#reported, this.#statsCounters);
   }
 
   #onSocketClose(code: number): void {
     this.#state = 'closed';
     this.#clearMaxDuration();
-    if (this.#terminateTimer) clearTimeout(this.#terminateTimer);
-    this.#terminateTimer = undefined;
     // Closes we did not start: the browser went away, or StreamServer shed a slow reader.
     const reason =
       this.#endReason ??
-      (code === TEST_AGENT_CLOSE.TRY_AGAIN_LATER
+      (code === TestAgentCloseCode.tryAgainLater
         ? 'slow-reader'
-        : code === TEST_AGENT_CLOSE.MESSAGE_TOO_BIG
+        : code === TestAgentCloseCode.messageTooBig
           ? 'message-too-big'
           : 'caller-disconnected');
     this.#endReason = reason;

@@ -1,67 +1,88 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { loadAgent, type Agent, type LoadAgentOptions, type PacerFactory } from '@callgate/agent';
+import type { Agent, PacerFactory } from '@callgate/agent';
 import type { TestAgentSampleRate } from '@callgate/protocol';
 import {
   Lifecycle,
+  RETRY_AFTER_SECONDS,
   StreamServer,
+  createRegistry,
   sendJsonError,
+  statusOf,
   traceFields,
+  type CodesWith,
   type DrainableService,
   type Logger,
   type Registry,
   type UpgradeVerdict,
 } from '@callgate/runtime';
 import type { WebSocket } from 'ws';
+import type { TestAgentConfig } from './config.js';
+import { TEST_AGENT_ERRORS } from './errors.js';
 import { createTestAgentMetrics, type TestAgentMetrics } from './metrics.js';
-import { SESSIONS_PATH, SessionApi, TEST_AGENT_PREFIX } from './session-api.js';
-import { SessionTokens, isSessionId } from './session-token.js';
+import { SessionRateLimit, clientOf } from './session-rate-limit.js';
+import { SessionTokens, createSessionId, isSessionId } from './session-token.js';
 import { StaticFiles } from './static-files.js';
 import { TestAgentSession } from './test-agent-session.js';
 
+/** The parts of the worker's environment the worker itself uses (main.ts reads the rest). */
+export type TestAgentWorkerConfig = Pick<
+  TestAgentConfig,
+  | 'host'
+  | 'port'
+  | 'secret'
+  | 'apiKey'
+  | 'sampleRate'
+  | 'maxSessions'
+  | 'sessionMaxDurationSeconds'
+  | 'sessionTokenTtlSeconds'
+  | 'sessionCreateRatePerMinute'
+  | 'maxBadMessages'
+  | 'heartbeatIntervalMs'
+  | 'maxBufferedBytes'
+  | 'acceptGraceMs'
+  | 'playbackLeadMs'
+>;
+
 export interface TestAgentWorkerOptions {
-  host: string;
-  /** 0 picks a free port; `address()` tells which. */
-  port: number;
+  config: TestAgentWorkerConfig;
   logger: Logger;
-  registry: Registry;
-  /** HMAC key of session tokens, shared by every test-agent worker behind one proxy. */
-  secret: string | Uint8Array;
-  /** When set, `POST /test-agent/sessions` needs it as a bearer token. */
-  apiKey?: string | undefined;
-  /** The agent; default: `loadAgent(agentOptions)` at start (parrot). */
-  agent?: Agent;
-  agentOptions?: LoadAgentOptions;
-  /** Rate of the PCM16 frames both ways. Default 16000. */
-  sampleRate?: TestAgentSampleRate;
-  /** Default 50. */
-  maxSessions?: number;
-  /** Default 300. */
-  sessionMaxDurationSeconds?: number;
-  /** How long a new session's token may open its socket. Default 120. */
-  sessionTokenTtlSeconds?: number;
-  /** Default 60. */
-  sessionCreateRatePerMinute?: number;
-  /** Default 10. */
-  maxBadMessages?: number;
-  heartbeatIntervalMs?: number;
-  maxBufferedBytes?: number;
+  /** The agent, or how to load it; loaded once in `start()`, so a bad module fails the start. */
+  agent: Agent | (() => Promise<Agent>);
+  /** Default: a fresh registry (never prom-client's global one). */
+  registry?: Registry;
+  // For tests only:
+  /** Wall clock in ms for token expiry and rate limits. Default `Date.now`. */
+  now?: () => number;
+  /** Outbound pacer of each Call, to tick by hand. */
+  createPacer?: PacerFactory;
+  /** Folder of the page. Default `workers/test-agent/public`. */
+  publicDir?: string;
+  /** Folder of @callgate/audio's built modules the page imports. Default `packages/audio/dist`. */
+  audioDir?: string;
   /** How long close handshakes may take before terminate(). Default 3000. */
   closeTimeoutMs?: number;
-  /**
-   * After `beginDrain()`, how long new sessions and upgrades are still accepted while /readyz
-   * already answers 503 (the proxies route here until their next probe). Default 0.
-   */
-  acceptGraceMs?: number;
-  /** Folder of the page; default `workers/test-agent/public`. */
-  publicDir?: string;
-  /** Wall clock in ms for token expiry and rate limits; injectable for tests. */
-  now?: () => number;
-  /** Outbound pacer of each Call; tests may tick by hand. */
-  createPacer?: PacerFactory;
-  /** How far ahead of real time agent audio is sent (Call `playbackLeadMs`). Default 100. */
-  playbackLeadMs?: number;
 }
+
+/** What `POST /test-agent/sessions` answers (201). */
+export interface CreatedSession {
+  sessionId: string;
+  token: string;
+  /** Path and query of the session's WebSocket, relative to the page's origin. */
+  wsUrl: string;
+  /** When the token stops opening the socket (ISO 8601). */
+  expiresAt: string;
+  maxDurationSeconds: number;
+}
+
+/** Path prefix of everything the worker serves; the proxy routes it here. */
+export const TEST_AGENT_PREFIX = '/test-agent/';
+export const SESSIONS_PATH = '/test-agent/sessions';
+// The page posts no body; anything larger than this is not a session request.
+const MAX_BODY_BYTES = 1024;
+
+type HttpErrorCode = CodesWith<typeof TEST_AGENT_ERRORS, 'status'>;
 
 interface UpgradeContext {
   sessionId: string;
@@ -91,76 +112,55 @@ const CLAIM_TIMEOUT_MS = 10_000;
  * `close()` waits for the grace and for live sessions; `destroy()` closes them with 1012.
  */
 export class TestAgentWorker implements DrainableService {
+  readonly registry: Registry;
+  readonly metrics: TestAgentMetrics;
+  readonly #config: TestAgentWorkerConfig;
   readonly #options: TestAgentWorkerOptions;
   readonly #log: Logger;
   readonly #lifecycle = new Lifecycle('test-agent worker');
   readonly #server: StreamServer<UpgradeContext>;
-  readonly #metrics: TestAgentMetrics;
   readonly #tokens: SessionTokens;
-  readonly #api: SessionApi;
+  readonly #rateLimit: SessionRateLimit;
+  /** Digest of TEST_AGENT_API_KEY: comparing digests keeps the check constant-time. */
+  readonly #apiKeyDigest: Buffer | undefined;
   readonly #static: StaticFiles;
   readonly #slots = new Map<string, Slot>();
   readonly #now: () => number;
-  readonly #sampleRate: TestAgentSampleRate;
-  readonly #maxSessions: number;
-  readonly #maxDurationSeconds: number;
   #agent: Agent | undefined;
 
   constructor(options: TestAgentWorkerOptions) {
+    const { config } = options;
+    this.#config = config;
     this.#options = options;
     // The `service` field is main.ts's (one value for every line of the process).
     this.#log = options.logger;
     this.#now = options.now ?? Date.now;
-    this.#sampleRate = options.sampleRate ?? 16000;
-    this.#maxSessions = options.maxSessions ?? 50;
-    this.#maxDurationSeconds = options.sessionMaxDurationSeconds ?? 300;
-    this.#agent = options.agent;
-    this.#metrics = createTestAgentMetrics(options.registry);
+    this.registry = options.registry ?? createRegistry();
+    this.metrics = createTestAgentMetrics(this.registry);
     this.#tokens = new SessionTokens({
-      secret: typeof options.secret === 'string' ? Buffer.from(options.secret) : options.secret,
-      ttlSeconds: options.sessionTokenTtlSeconds ?? 120,
+      secret: Buffer.from(config.secret),
+      ttlSeconds: config.sessionTokenTtlSeconds,
       now: this.#now,
     });
+    this.#rateLimit = new SessionRateLimit(config.sessionCreateRatePerMinute);
+    this.#apiKeyDigest = config.apiKey === undefined ? undefined : digest(config.apiKey);
     const serverOptions: ConstructorParameters<typeof StreamServer<UpgradeContext>>[0] = {
       name: 'test-agent',
-      host: options.host,
-      port: options.port,
-      logger: options.logger,
-      registry: options.registry,
-      maxSessions: this.#maxSessions,
+      host: config.host,
+      port: config.port,
+      logger: this.#log,
+      registry: this.registry,
+      maxSessions: config.maxSessions,
+      heartbeatIntervalMs: config.heartbeatIntervalMs,
+      maxBufferedBytes: config.maxBufferedBytes,
+      acceptGraceMs: config.acceptGraceMs,
       routeUpgrade: (req, url) => this.#routeUpgrade(req, url),
       openSession: (ws, _req, context) => this.#openSession(ws, context),
       handleRequest: (req, res, url) => this.#handleRequest(req, res, url),
     };
-    if (options.heartbeatIntervalMs !== undefined) {
-      serverOptions.heartbeatIntervalMs = options.heartbeatIntervalMs;
-    }
-    if (options.maxBufferedBytes !== undefined)
-      serverOptions.maxBufferedBytes = options.maxBufferedBytes;
     if (options.closeTimeoutMs !== undefined) serverOptions.closeTimeoutMs = options.closeTimeoutMs;
-    if (options.acceptGraceMs !== undefined) serverOptions.acceptGraceMs = options.acceptGraceMs;
     this.#server = new StreamServer<UpgradeContext>(serverOptions);
-    this.#api = new SessionApi({
-      tokens: this.#tokens,
-      apiKey: options.apiKey,
-      maxDurationSeconds: this.#maxDurationSeconds,
-      ratePerMinute: options.sessionCreateRatePerMinute ?? 60,
-      // Sessions follow the upgrades: a session created during the accept grace can still open
-      // its socket here, and none is created once upgrades are refused.
-      availability: () =>
-        !this.#server.isAccepting
-          ? 'draining'
-          : this.#server.sessionCount >= this.#maxSessions
-            ? 'full'
-            : 'ok',
-      logger: this.#log,
-      metrics: this.#metrics,
-      countError: (code) => this.#server.countError(code),
-      now: this.#now,
-    });
-    this.#static = new StaticFiles(
-      options.publicDir === undefined ? {} : { dir: options.publicDir },
-    );
+    this.#static = new StaticFiles(options.publicDir, options.audioDir);
   }
 
   /** The bound address; throws RUNTIME_ERR_NOT_STARTED before `start()` has finished. */
@@ -193,14 +193,15 @@ export class TestAgentWorker implements DrainableService {
   }
 
   get sampleRate(): TestAgentSampleRate {
-    return this.#sampleRate;
+    return this.#config.sampleRate;
   }
 
   /** Reads the page, loads the agent, then listens. */
   start(): Promise<void> {
     return this.#lifecycle.start(async () => {
       await this.#static.load();
-      this.#agent ??= await loadAgent(this.#options.agentOptions ?? {});
+      const { agent } = this.#options;
+      this.#agent = typeof agent === 'function' ? await agent() : agent;
       await this.#server.start();
     });
   }
@@ -220,22 +221,23 @@ export class TestAgentWorker implements DrainableService {
   #routeUpgrade(req: IncomingMessage, url: URL): UpgradeVerdict<UpgradeContext> {
     const m = SESSION_PATH.exec(url.pathname);
     if (!m) {
-      return refuse(404, 'TEST_AGENT_ERR_NOT_FOUND', 'sessions live at /test-agent/<sessionId>');
+      return refuse('TEST_AGENT_ERR_NOT_FOUND', 'sessions live at /test-agent/<sessionId>');
     }
     const sessionId = m[1]!;
     if (!isSessionId(sessionId)) {
-      return refuse(404, 'TEST_AGENT_ERR_BAD_SESSION_ID', 'not a session id');
+      return refuse('TEST_AGENT_ERR_BAD_SESSION_ID', 'not a session id');
     }
     const check = this.#tokens.verify(sessionId, url.searchParams.get('token') ?? undefined);
-    if (!check.ok) return refuse(401, check.code, check.message);
+    // A token fails with one of the TEST_AGENT_ERR_TOKEN_* codes, each answered with a status.
+    if (!check.ok) return refuse(check.code as HttpErrorCode, check.message);
     const now = this.#now();
     this.#sweep(now);
     const slot = this.#slots.get(sessionId);
     if (slot?.state === 'live' || slot?.state === 'claimed') {
-      return refuse(409, 'TEST_AGENT_ERR_SESSION_BUSY', 'this session already has a socket');
+      return refuse('TEST_AGENT_ERR_SESSION_BUSY', 'this session already has a socket');
     }
     if (slot?.state === 'ended') {
-      return refuse(410, 'TEST_AGENT_ERR_SESSION_ENDED', 'this session has ended; start a new one');
+      return refuse('TEST_AGENT_ERR_SESSION_ENDED', 'this session has ended; start a new one');
     }
     // Claimed before the handshake, so two sockets racing for one session cannot both win.
     this.#slots.set(sessionId, { state: 'claimed', atMs: now });
@@ -268,20 +270,18 @@ export class TestAgentWorker implements DrainableService {
       ws,
       server: this.#server,
       agent: this.#agent!,
-      sampleRate: this.#sampleRate,
-      maxDurationSeconds: this.#maxDurationSeconds,
-      maxBadMessages: this.#options.maxBadMessages ?? 10,
+      sampleRate: this.#config.sampleRate,
+      maxDurationSeconds: this.#config.sessionMaxDurationSeconds,
+      maxBadMessages: this.#config.maxBadMessages,
+      playbackLeadMs: this.#config.playbackLeadMs,
       logger: this.#log,
-      metrics: this.#metrics,
+      metrics: this.metrics,
       tunnelId,
     };
     if (this.#options.closeTimeoutMs !== undefined) {
       sessionOptions.closeTimeoutMs = this.#options.closeTimeoutMs;
     }
     if (this.#options.createPacer) sessionOptions.createPacer = this.#options.createPacer;
-    if (this.#options.playbackLeadMs !== undefined) {
-      sessionOptions.playbackLeadMs = this.#options.playbackLeadMs;
-    }
     const session = new TestAgentSession(sessionOptions);
     this.#slots.set(sessionId, { state: 'live' });
     void session.closed.then(() => {
@@ -298,37 +298,145 @@ export class TestAgentWorker implements DrainableService {
       res.end();
       return true;
     }
-    if (path === SESSIONS_PATH) return this.#api.handle(req, res).then(() => true);
+    if (path === SESSIONS_PATH) return this.#createSession(req, res).then(() => true);
     if (!path.startsWith(TEST_AGENT_PREFIX)) return false;
     const name = path.slice(TEST_AGENT_PREFIX.length);
     if (req.method !== 'GET' && req.method !== 'HEAD') {
-      this.#refuseRequest(res, 405, 'TEST_AGENT_ERR_METHOD_NOT_ALLOWED', `${path} answers GET`, {
+      this.#refuseRequest(res, 'TEST_AGENT_ERR_METHOD_NOT_ALLOWED', `${path} answers GET`, {
         Allow: 'GET, HEAD',
       });
       return true;
     }
     if (this.#static.serve(req, res, name)) {
-      this.#metrics.staticRequests.inc({ status: String(res.statusCode) });
+      this.metrics.staticRequests.inc({ status: String(res.statusCode) });
       return true;
     }
-    this.#refuseRequest(res, 404, 'TEST_AGENT_ERR_NOT_FOUND', `no such file: ${path}`);
+    this.#refuseRequest(res, 'TEST_AGENT_ERR_NOT_FOUND', `no such file: ${path}`);
     return true;
+  }
+
+  /**
+   * `POST /test-agent/sessions`: checks the API key, the worker's state and the creation rate, then
+   * issues a session id and its signed token. Keeps no per-session state: the token carries it.
+   */
+  async #createSession(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // The proxy's X-Request-Id joins these lines with its `request` line.
+    const { requestId } = traceFields(req);
+    const log = requestId === undefined ? this.#log : this.#log.child({ requestId });
+    const refuseSession = (
+      code: HttpErrorCode,
+      message: string,
+      headers: Record<string, string>,
+    ): void => {
+      const status = statusOf(TEST_AGENT_ERRORS, code);
+      log.info('session request refused', { code, status });
+      this.#server.countError(code);
+      this.metrics.sessionRequests.inc({ status: String(status) });
+      sendJsonError(res, status, code, message, headers);
+    };
+    if (req.method !== 'POST') {
+      refuseSession('TEST_AGENT_ERR_METHOD_NOT_ALLOWED', `${SESSIONS_PATH} answers POST`, {
+        Allow: 'POST',
+      });
+      return;
+    }
+    if (!this.#authorized(req.headers.authorization)) {
+      refuseSession('TEST_AGENT_ERR_UNAUTHORIZED', 'a valid API key is required', {
+        'WWW-Authenticate': 'Bearer realm="test-agent"',
+      });
+      return;
+    }
+    if (!(await readSmallBody(req))) {
+      refuseSession('TEST_AGENT_ERR_BODY_TOO_LARGE', `request body over ${MAX_BODY_BYTES} bytes`, {
+        Connection: 'close',
+      });
+      return;
+    }
+    // Sessions follow the upgrades: a session created during the accept grace can still open
+    // its socket here, and none is created once upgrades are refused.
+    if (!this.#server.isAccepting) {
+      refuseSession('TEST_AGENT_ERR_DRAINING', 'worker is draining; try again shortly', {
+        'Retry-After': String(RETRY_AFTER_SECONDS),
+      });
+      return;
+    }
+    if (this.#server.sessionCount >= this.#config.maxSessions) {
+      refuseSession('TEST_AGENT_ERR_AT_CAPACITY', 'every session slot is taken', {
+        'Retry-After': String(RETRY_AFTER_SECONDS),
+      });
+      return;
+    }
+    const waitSeconds = this.#rateLimit.take(clientOf(req), this.#now());
+    if (waitSeconds > 0) {
+      refuseSession('TEST_AGENT_ERR_RATE_LIMITED', 'too many sessions created; slow down', {
+        'Retry-After': String(waitSeconds),
+      });
+      return;
+    }
+    const sessionId = createSessionId();
+    const { token, expiresAtMs } = this.#tokens.issue(sessionId);
+    const created: CreatedSession = {
+      sessionId,
+      token,
+      wsUrl: `${TEST_AGENT_PREFIX}${sessionId}?token=${encodeURIComponent(token)}`,
+      expiresAt: new Date(expiresAtMs).toISOString(),
+      maxDurationSeconds: this.#config.sessionMaxDurationSeconds,
+    };
+    this.metrics.sessionRequests.inc({ status: '201' });
+    log.info('session created', { sessionId, expiresAt: created.expiresAt });
+    const body = JSON.stringify(created);
+    res.writeHead(201, {
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(body),
+      'cache-control': 'no-store',
+    });
+    res.end(body);
+  }
+
+  #authorized(header: string | undefined): boolean {
+    if (!this.#apiKeyDigest) return true;
+    const m = header === undefined ? null : /^Bearer +(\S+) *$/i.exec(header);
+    return m !== null && timingSafeEqual(digest(m[1]!), this.#apiKeyDigest);
   }
 
   #refuseRequest(
     res: ServerResponse,
-    status: number,
     code: 'TEST_AGENT_ERR_NOT_FOUND' | 'TEST_AGENT_ERR_METHOD_NOT_ALLOWED',
     message: string,
     headers: Record<string, string> = {},
   ): void {
+    const status = statusOf(TEST_AGENT_ERRORS, code);
     this.#log.debug('request refused', { code, status, ...traceFields(res.req) });
     this.#server.countError(code);
-    this.#metrics.staticRequests.inc({ status: String(status) });
+    this.metrics.staticRequests.inc({ status: String(status) });
     sendJsonError(res, status, code, message, headers);
   }
 }
 
-function refuse(status: number, code: string, message: string): UpgradeVerdict<UpgradeContext> {
-  return { accept: false, status, code, message };
+function refuse(code: HttpErrorCode, message: string): UpgradeVerdict<UpgradeContext> {
+  return { accept: false, status: statusOf(TEST_AGENT_ERRORS, code), code, message };
+}
+
+function digest(text: string): Buffer {
+  return createHash('sha256').update(text).digest();
+}
+
+/**
+ * Reads and discards a body; false when it is over MAX_BODY_BYTES. An oversized body is still
+ * drained (the server's request timeout bounds that) so the 413 reaches the client instead of a
+ * reset socket.
+ */
+function readSmallBody(req: IncomingMessage): Promise<boolean> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > MAX_BODY_BYTES) return Promise.resolve(false);
+  return new Promise<boolean>((resolve) => {
+    let bytes = 0;
+    req.on('data', (chunk: Buffer) => {
+      bytes += chunk.byteLength;
+    });
+    req.once('end', () => resolve(bytes <= MAX_BODY_BYTES));
+    // A client that went away mid-body: nothing to answer, the write is dropped.
+    req.once('error', () => resolve(false));
+    req.once('close', () => resolve(false));
+  });
 }

@@ -3,28 +3,28 @@ import { pcm16ToBytes } from '@callgate/audio';
 import { createLogger, createRegistry, type Registry } from '@callgate/runtime';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { WebSocket } from 'ws';
-import type { CreatedSession } from '../src/session-api.js';
-import { TestAgentWorker, type TestAgentWorkerOptions } from '../src/test-agent-worker.js';
-
-const SECRET = 'a-test-secret-of-32-characters!!';
+import {
+  TestAgentWorker,
+  type CreatedSession,
+  type TestAgentWorkerConfig,
+} from '../src/test-agent-worker.js';
+import { testConfig, audioModulesDir } from './helpers.js';
 
 async function startWorker(
-  options: Partial<TestAgentWorkerOptions> = {},
+  config: Partial<TestAgentWorkerConfig> = {},
 ): Promise<{ worker: TestAgentWorker; registry: Registry; logs: Record<string, unknown>[] }> {
   const registry = createRegistry();
   const logs: Record<string, unknown>[] = [];
   const worker = new TestAgentWorker({
-    host: '127.0.0.1',
-    port: 0,
+    config: testConfig(config),
     logger: createLogger({
       level: 'debug',
       stream: { write: (line: string) => logs.push(JSON.parse(line) as Record<string, unknown>) },
     }),
     registry,
-    secret: SECRET,
     agent: createParrotAgent(),
     closeTimeoutMs: 1000,
-    ...options,
+    audioDir: await audioModulesDir(),
   });
   onTestFinished(() => worker.destroy());
   await worker.start();

@@ -1,16 +1,42 @@
+import { AudioError, createResampler, type PcmResampler } from '@callgate/audio';
 import { describe, expect, it } from 'vitest';
 
-// The page's resampler is a plain browser module (public/resampler.js) shared by both
-// AudioWorklets; it has no browser dependencies, so it is tested here directly.
-interface PageResampler {
-  process(input: Float32Array): Float32Array;
-  flush(): Float32Array;
-  reset(): void;
-  readonly latency: number;
+// The page's worklets import @callgate/audio's `createResampler` (served by the worker as the
+// built module `audio/halfband.js`) and feed it PCM16 converted from the AudioContext's floats;
+// these tests run it the same way, on floats scaled to PCM16 and back.
+class Resampler {
+  readonly #inner: PcmResampler;
+  constructor(fromRate: number, toRate: number) {
+    this.#inner = createResampler(fromRate, toRate);
+  }
+  process(input: Float32Array): Float32Array {
+    return toFloats(this.#inner.process(toPcm(input)));
+  }
+  flush(): Float32Array {
+    return toFloats(this.#inner.flush());
+  }
+  reset(): void {
+    this.#inner.reset();
+  }
+  get delaySamples(): number {
+    return this.#inner.delaySamples;
+  }
 }
-type PageResamplerClass = new (fromRate: number, toRate: number) => PageResampler;
-const modulePath = new URL('../public/resampler.js', import.meta.url).href;
-const { Resampler } = (await import(modulePath)) as { Resampler: PageResamplerClass };
+
+function toPcm(x: Float32Array): Int16Array {
+  const out = new Int16Array(x.length);
+  for (let i = 0; i < x.length; i++) {
+    const v = x[i]!;
+    out[i] = v >= 1 ? 32767 : v <= -1 ? -32768 : Math.round(v * 32767);
+  }
+  return out;
+}
+
+function toFloats(pcm: Int16Array): Float32Array {
+  const out = new Float32Array(pcm.length);
+  for (let i = 0; i < pcm.length; i++) out[i] = pcm[i]! / 32768;
+  return out;
+}
 
 function sine(freq: number, rate: number, seconds: number, amplitude = 0.5): Float32Array {
   const out = new Float32Array(Math.round(rate * seconds));
@@ -20,7 +46,7 @@ function sine(freq: number, rate: number, seconds: number, amplitude = 0.5): Flo
 }
 
 /** Runs `input` through in render-quantum blocks, as the capture worklet does. */
-function run(resampler: PageResampler, input: Float32Array, block = 128): Float32Array {
+function run(resampler: Resampler, input: Float32Array, block = 128): Float32Array {
   const parts: Float32Array[] = [];
   for (let i = 0; i < input.length; i += block)
     parts.push(resampler.process(input.subarray(i, i + block)));
@@ -57,7 +83,7 @@ function middle(x: Float32Array): Float32Array {
   return x.subarray(Math.floor(x.length * 0.2), Math.floor(x.length * 0.8));
 }
 
-describe('page Resampler (public/resampler.js)', () => {
+describe("the page's resampler (@callgate/audio createResampler)", () => {
   it.each([
     [48000, 16000],
     [44100, 16000],
@@ -67,8 +93,12 @@ describe('page Resampler (public/resampler.js)', () => {
     [24000, 16000],
     [16000, 16000],
   ])('converts %i Hz to %i Hz: a 1 kHz tone keeps its level and the length scales', (from, to) => {
-    const out = run(new Resampler(from, to), sine(1000, from, 0.5));
-    expect(Math.abs(out.length - to * 0.5)).toBeLessThanOrEqual(2 + Math.ceil(to / from));
+    const resampler = new Resampler(from, to);
+    const out = run(resampler, sine(1000, from, 0.5));
+    // flush() releases the filter's delay as well: the signal plus its group delay.
+    expect(Math.abs(out.length - to * 0.5 - resampler.delaySamples)).toBeLessThanOrEqual(
+      2 + Math.ceil(to / from),
+    );
     expect(amplitudeAt(middle(out), 1000, to)).toBeCloseTo(0.5, 2);
   });
 
@@ -114,7 +144,7 @@ describe('page Resampler (public/resampler.js)', () => {
   });
 
   it('rejects rates that are not positive integers', () => {
-    expect(() => new Resampler(0, 16000)).toThrow(TypeError);
-    expect(() => new Resampler(44100.5, 16000)).toThrow(TypeError);
+    expect(() => new Resampler(0, 16000)).toThrow(AudioError);
+    expect(() => new Resampler(44100.5, 16000)).toThrow(AudioError);
   });
 });

@@ -3,24 +3,28 @@ import { createParrotAgent } from '@callgate/agent';
 import { createRegistry, silentLogger, type Registry } from '@callgate/runtime';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { WebSocket } from 'ws';
-import type { CreatedSession } from '../src/session-api.js';
 import { SessionTokens } from '../src/session-token.js';
-import { TestAgentWorker, type TestAgentWorkerOptions } from '../src/test-agent-worker.js';
+import {
+  TestAgentWorker,
+  type CreatedSession,
+  type TestAgentWorkerConfig,
+  type TestAgentWorkerOptions,
+} from '../src/test-agent-worker.js';
+import { SECRET, testConfig, audioModulesDir } from './helpers.js';
 
-const SECRET = 'a-test-secret-of-32-characters!!';
 const API_KEY = 'key-for-tests-0123';
 
 async function startWorker(
-  options: Partial<TestAgentWorkerOptions> = {},
+  config: Partial<TestAgentWorkerConfig> = {},
+  options: Partial<Omit<TestAgentWorkerOptions, 'config'>> = {},
 ): Promise<{ worker: TestAgentWorker; registry: Registry }> {
   const registry = createRegistry();
   const worker = new TestAgentWorker({
-    host: '127.0.0.1',
-    port: 0,
+    config: testConfig(config),
     logger: silentLogger,
     registry,
-    secret: SECRET,
     agent: createParrotAgent(),
+    audioDir: await audioModulesDir(),
     ...options,
   });
   onTestFinished(() => worker.destroy());
@@ -153,7 +157,10 @@ describe('POST /test-agent/sessions', () => {
 
   it('limits the creation rate with 429 and Retry-After, and refills over time', async () => {
     const clock = { now: Date.now() };
-    const { worker } = await startWorker({ sessionCreateRatePerMinute: 3, now: () => clock.now });
+    const { worker } = await startWorker(
+      { sessionCreateRatePerMinute: 3 },
+      { now: () => clock.now },
+    );
     for (let i = 0; i < 3; i++) expect((await post(worker)).status).toBe(201);
     const limited = await post(worker);
     expect(limited.status).toBe(429);

@@ -3,19 +3,18 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createParrotAgent } from '@callgate/agent';
-import { createRegistry, silentLogger } from '@callgate/runtime';
+import { silentLogger } from '@callgate/runtime';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { StaticFiles } from '../src/static-files.js';
 import { TestAgentWorker } from '../src/test-agent-worker.js';
+import { testConfig, audioModulesDir } from './helpers.js';
 
 async function startWorker(publicDir?: string): Promise<TestAgentWorker> {
   const worker = new TestAgentWorker({
-    host: '127.0.0.1',
-    port: 0,
+    config: testConfig(),
     logger: silentLogger,
-    registry: createRegistry(),
-    secret: 'a-test-secret-of-32-characters!!',
     agent: createParrotAgent(),
+    audioDir: await audioModulesDir(),
     ...(publicDir === undefined ? {} : { publicDir }),
   });
   onTestFinished(() => worker.destroy());
@@ -68,7 +67,10 @@ describe('static files', () => {
     ['app.js', 'text/javascript; charset=utf-8'],
     ['capture-worklet.js', 'text/javascript; charset=utf-8'],
     ['playback-worklet.js', 'text/javascript; charset=utf-8'],
-    ['resampler.js', 'text/javascript; charset=utf-8'],
+    ['audio/halfband.js', 'text/javascript; charset=utf-8'],
+    ['audio/resample.js', 'text/javascript; charset=utf-8'],
+    ['audio/kaiser.js', 'text/javascript; charset=utf-8'],
+    ['audio/errors.js', 'text/javascript; charset=utf-8'],
     ['style.css', 'text/css; charset=utf-8'],
   ])('serves %s as %s', async (name, type) => {
     const worker = await startWorker();
@@ -115,6 +117,16 @@ describe('static files', () => {
     '/test-agent/.env',
     '/test-agent/sub/app.js',
     '/test-agent/missing.js',
+    '/test-agent/audio/',
+    '/test-agent/audio/../package.json',
+    '/test-agent/audio/%2e%2e/%2e%2e/package.json',
+    '/test-agent/audio/..%2f..%2fpackage.json',
+    '/test-agent/audio/index.js',
+    '/test-agent/audio/wav.js',
+    '/test-agent/audio/halfband.ts',
+    '/test-agent/audio/halfband.js.map',
+    '/test-agent/audio//halfband.js',
+    '/test-agent/audio%2fhalfband.js',
   ])('answers 404 to %s', async (path) => {
     const worker = await startWorker();
     const res = await rawGet(worker, path);
@@ -145,9 +157,49 @@ describe('static files', () => {
     await writeFile(join(dir, '.secret.js'), 'x');
     await writeFile(join(dir, 'notes.txt'), 'x');
     await writeFile(join(dir, 'Upper.js'), 'x');
-    const files = new StaticFiles({ dir });
+    const files = new StaticFiles(dir, await audioModulesDir());
     await files.load();
-    expect(files.names).toEqual(['app.js', 'index.html']);
+    expect(files.names.filter((n) => !n.startsWith('audio/'))).toEqual(['app.js', 'index.html']);
+  });
+
+  it("serves @callgate/audio's resampler and only the modules it imports, as the page imports them", async () => {
+    const worker = await startWorker();
+    const res = await rawGet(worker, '/test-agent/audio/halfband.js');
+    expect(res.body).toContain('export function createResampler');
+    for (const worklet of ['capture-worklet.js', 'playback-worklet.js']) {
+      const { body } = await rawGet(worker, `/test-agent/${worklet}`);
+      expect(body).toContain("import { createResampler } from './audio/halfband.js';");
+    }
+    const dir = await mkdtemp(join(tmpdir(), 'test-agent-audio-'));
+    onTestFinished(() => rm(dir, { recursive: true, force: true }));
+    await writeFile(join(dir, 'halfband.js'), "import { a } from './a.js';\nexport const b = a;\n");
+    await writeFile(join(dir, 'a.js'), "export { c as a } from './c.js';\n");
+    await writeFile(join(dir, 'c.js'), 'export const c = 1;\n');
+    await writeFile(join(dir, 'unused.js'), 'export {};\n');
+    const files = new StaticFiles(undefined, dir);
+    await files.load();
+    expect(files.names.filter((n) => n.startsWith('audio/'))).toEqual([
+      'audio/a.js',
+      'audio/c.js',
+      'audio/halfband.js',
+    ]);
+  });
+
+  it.each([
+    ['imports a Node module', "import { open } from 'node:fs/promises';\n"],
+    ['imports a package', "import { x } from '@callgate/runtime';\n"],
+    ['imports outside its folder', "import { x } from '../x.js';\n"],
+    ['imports a missing module', "import { x } from './missing.js';\n"],
+  ])('fails to start with TEST_AGENT_ERR_STATIC when an audio module %s', async (_name, text) => {
+    const dir = await mkdtemp(join(tmpdir(), 'test-agent-audio-'));
+    onTestFinished(() => rm(dir, { recursive: true, force: true }));
+    await writeFile(join(dir, 'halfband.js'), text);
+    await expect(new StaticFiles(undefined, dir).load()).rejects.toMatchObject({
+      code: 'TEST_AGENT_ERR_STATIC',
+    });
+    await expect(new StaticFiles(undefined, join(dir, 'missing')).load()).rejects.toMatchObject({
+      code: 'TEST_AGENT_ERR_STATIC',
+    });
   });
 
   it('fails to start with TEST_AGENT_ERR_STATIC when the folder has no index.html', async () => {

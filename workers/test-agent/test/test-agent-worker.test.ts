@@ -8,7 +8,7 @@ import {
 } from '@callgate/agent';
 import { detectDtmf, pcm16FromBytes, pcm16ToBytes } from '@callgate/audio';
 import {
-  TEST_AGENT_CLOSE,
+  TestAgentCloseCode,
   parseTestAgentServerMessage,
   serializeTestAgentClientMessage,
   type TestAgentClientMessage,
@@ -17,10 +17,14 @@ import {
 import { createLogger, createRegistry, type Registry } from '@callgate/runtime';
 import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { WebSocket } from 'ws';
-import type { CreatedSession } from '../src/session-api.js';
-import { TestAgentWorker, type TestAgentWorkerOptions } from '../src/test-agent-worker.js';
+import {
+  TestAgentWorker,
+  type CreatedSession,
+  type TestAgentWorkerConfig,
+  type TestAgentWorkerOptions,
+} from '../src/test-agent-worker.js';
+import { testConfig, audioModulesDir } from './helpers.js';
 
-const SECRET = 'a-test-secret-of-32-characters!!';
 const RATE = 16000;
 const FRAME_SAMPLES = 320;
 
@@ -30,7 +34,10 @@ interface Started {
   logs: Record<string, unknown>[];
 }
 
-async function startWorker(options: Partial<TestAgentWorkerOptions> = {}): Promise<Started> {
+async function startWorker(
+  config: Partial<TestAgentWorkerConfig> = {},
+  options: Partial<Omit<TestAgentWorkerOptions, 'config'>> = {},
+): Promise<Started> {
   const registry = createRegistry();
   const logs: Record<string, unknown>[] = [];
   const logger = createLogger({
@@ -38,13 +45,12 @@ async function startWorker(options: Partial<TestAgentWorkerOptions> = {}): Promi
     stream: { write: (line: string) => logs.push(JSON.parse(line) as Record<string, unknown>) },
   });
   const worker = new TestAgentWorker({
-    host: '127.0.0.1',
-    port: 0,
+    config: testConfig(config),
     logger,
     registry,
-    secret: SECRET,
     agent: createParrotAgent(),
     closeTimeoutMs: 1000,
+    audioDir: await audioModulesDir(),
     ...options,
   });
   onTestFinished(() => worker.destroy());
@@ -281,7 +287,10 @@ describe('TestAgentWorker', () => {
 
     it('refuses an expired token with 401', async () => {
       const clock = { now: Date.now() };
-      const { worker } = await startWorker({ now: () => clock.now, sessionTokenTtlSeconds: 60 });
+      const { worker } = await startWorker(
+        { sessionTokenTtlSeconds: 60 },
+        { now: () => clock.now },
+      );
       const created = await createSession(worker);
       clock.now += 61_000;
       expect(await refusedUpgrade(wsUrl(worker, created.wsUrl))).toEqual({
@@ -373,7 +382,9 @@ describe('TestAgentWorker', () => {
       await expect
         .poll(() => metricValue(registry, 'test_agent_marks_acked_total', { result: 'played' }))
         .toBe(1);
-      expect(await metricValue(registry, 'test_agent_frames_out_total')).toBe(client.frames.length);
+      expect(await metricValue(registry, 'test_agent_audio_messages_out_total')).toBe(
+        client.frames.length,
+      );
     });
 
     it('answers a keypad digit with its tone, and reports both as events', async () => {
@@ -418,7 +429,7 @@ describe('TestAgentWorker', () => {
         reason: 'caller-hangup',
       });
       expect(await client.closed).toEqual({
-        code: TEST_AGENT_CLOSE.NORMAL,
+        code: TestAgentCloseCode.normal,
         reason: 'caller hung up',
       });
       await expect
@@ -447,7 +458,7 @@ describe('TestAgentWorker', () => {
           throw new Error('no model');
         },
       };
-      const { worker } = await startWorker({ agent: failing });
+      const { worker } = await startWorker({}, { agent: failing });
       const created = await createSession(worker);
       const client = await Client.connect(wsUrl(worker, created.wsUrl));
       expect(await client.next((m) => m.type === 'hangup')).toEqual({
@@ -455,7 +466,7 @@ describe('TestAgentWorker', () => {
         reason: 'agent-error',
       });
       expect(await client.closed).toEqual({
-        code: TEST_AGENT_CLOSE.INTERNAL_ERROR,
+        code: TestAgentCloseCode.internalError,
         reason: 'agent failed',
       });
     });
@@ -470,7 +481,7 @@ describe('TestAgentWorker', () => {
         reason: 'max-duration',
       });
       expect(await client.closed).toEqual({
-        code: TEST_AGENT_CLOSE.MAX_DURATION,
+        code: TestAgentCloseCode.maxDuration,
         reason: 'session reached its maximum duration',
       });
       expect(logs.some((l) => l.code === 'TEST_AGENT_ERR_MAX_DURATION')).toBe(true);
@@ -499,7 +510,7 @@ describe('TestAgentWorker', () => {
       const client = await Client.connect(wsUrl(worker, created.wsUrl));
       for (let i = 0; i < 3; i++) client.sendRaw('nope');
       expect(await client.closed).toEqual({
-        code: TEST_AGENT_CLOSE.POLICY_VIOLATION,
+        code: TestAgentCloseCode.policyViolation,
         reason: 'too many malformed messages',
       });
       const errors = client.messages
@@ -549,7 +560,7 @@ describe('TestAgentWorker', () => {
           },
         }),
       };
-      const { worker, registry } = await startWorker({ agent, createPacer: pacer.factory });
+      const { worker, registry } = await startWorker({}, { agent, createPacer: pacer.factory });
       const created = await createSession(worker);
       const client = await Client.connect(wsUrl(worker, created.wsUrl));
       client.send({ type: 'dtmf', digit: '1' });
@@ -593,7 +604,7 @@ describe('TestAgentWorker', () => {
           },
         }),
       };
-      const { worker, registry, logs } = await startWorker({ agent });
+      const { worker, registry, logs } = await startWorker({}, { agent });
       const created = await createSession(worker);
       const client = await Client.connect(wsUrl(worker, created.wsUrl));
       client.send({ type: 'dtmf', digit: '9' });
