@@ -38,6 +38,8 @@ const worker = new TestAgentWorker({
 });
 collectDefaultMetrics({ register: worker.registry });
 
+// The accept grace (ACCEPT_GRACE_MS) is the worker's own: its StreamServer keeps accepting after
+// beginDrain() and its close() waits for the grace, inside runMain's drain deadline.
 await runMain({
   name: SERVICE,
   service: worker,
@@ -45,8 +47,6 @@ await runMain({
   drainTimeoutMs: config.drainTimeoutMs,
   // Sessions cut at the deadline are closed with 1012 on purpose: not a failure of the worker.
   forcedExitCode: 0,
-  // No accept grace here: the worker's StreamServer keeps accepting for ACCEPT_GRACE_MS after
-  // beginDrain() and its close() waits for that grace itself.
   describe: () => ({
     port: worker.address().port,
     host: config.host,
