@@ -139,8 +139,19 @@ export const env = {
     return variable(name, doc, shownOf(undefined, options), (r) => r.list(name));
   },
 
-  optionalUrl(name: string, protocols: readonly string[], doc: string, options: Common = {}) {
-    return variable(name, doc, shownOf(undefined, options), (r) => r.optionalUrl(name, protocols));
+  /** `check` returns any other problem with a URL of the right protocol (e.g. a path). */
+  optionalUrl(
+    name: string,
+    protocols: readonly string[],
+    doc: string,
+    options: Common & { check?: (url: URL) => string | undefined } = {},
+  ) {
+    return variable(name, doc, shownOf(undefined, options), (r) => {
+      const url = r.optionalUrl(name, protocols);
+      const problem = url === undefined ? undefined : options.check?.(url);
+      if (problem !== undefined) r.problem(problem);
+      return url;
+    });
   },
 
   /** `LOG_LEVEL`, with the loaders' own problem text. */
