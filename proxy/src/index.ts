@@ -6,7 +6,7 @@ export {
 } from './proxy-server.js';
 export {
   loadProxyConfig,
-  PROXY_DEFAULTS,
+  PROXY_ENV,
   POOL_NAMES,
   type PoolName,
   type ProxyConfig,

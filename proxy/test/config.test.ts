@@ -1,6 +1,14 @@
-import { ConfigError } from '@callgate/runtime';
+import { ConfigError, EnvReader, readEnv } from '@callgate/runtime';
 import { describe, expect, it } from 'vitest';
-import { PROXY_DEFAULTS, loadProxyConfig } from '../src/config.js';
+import { PROXY_ENV, loadProxyConfig } from '../src/config.js';
+
+// Every default, as the table reads them from an empty environment (the backend lists become
+// `pools`, checked on their own below).
+const {
+  mediaBackends: _m,
+  testAgentBackends: _t,
+  ...PROXY_DEFAULTS
+} = readEnv(PROXY_ENV, new EnvReader({}));
 
 const base = { MEDIA_BACKENDS: '127.0.0.1:8101' };
 

@@ -1,7 +1,11 @@
-import { readFileSync, readdirSync, existsSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
+import { envTableRows } from '@callgate/runtime';
+import { PROXY_ENV } from '../../proxy/src/config.js';
+import { MEDIA_ENV } from '../../workers/media/src/config.js';
+import { TEST_AGENT_ENV } from '../../workers/test-agent/src/config.js';
 
 // No Docker engine or cluster runs in CI, so the deployment files are checked by reading them:
 // the things that, if wrong, drop calls in production (scaling, DNS membership, drain deadlines).
@@ -167,21 +171,13 @@ describe('Dockerfile', () => {
 });
 
 describe('README', () => {
-  // Every variable a process reads must be documented where users look for it.
+  // Every variable a process reads must be documented where users look for it. Each process reads
+  // exactly the variables of its environment table (docs.test.ts also compares each row's default
+  // and line).
   const readme = read('README.md');
-  const configFiles = [
-    'proxy/src/config.ts',
-    'workers/media/src/config.ts',
-    'workers/test-agent/src/config.ts',
-  ];
   const names = new Set<string>();
-  for (const f of configFiles) {
-    if (!existsSync(join(root, f))) continue;
-    for (const m of read(f).matchAll(
-      /\.(?:string|optionalString|int|port|bool|oneOf|list|optionalUrl)\(\s*'([A-Z][A-Z0-9_]*)'/g,
-    )) {
-      names.add(m[1]!);
-    }
+  for (const schema of [PROXY_ENV, MEDIA_ENV, TEST_AGENT_ENV]) {
+    for (const row of envTableRows(schema)) names.add(row.name);
   }
 
   it('finds the configuration loaders', () => {

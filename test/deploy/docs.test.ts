@@ -1,13 +1,24 @@
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { RUNTIME_ERRORS, type ErrorCatalogue } from '@callgate/runtime';
+import {
+  RUNTIME_ERRORS,
+  defineEnv,
+  env,
+  envTableRows,
+  type EnvSchema,
+  type EnvTableRow,
+  type ErrorCatalogue,
+} from '@callgate/runtime';
 import { describe, expect, it } from 'vitest';
+import { PROXY_ENV } from '../../proxy/src/config.js';
 import { PROXY_ERRORS } from '../../proxy/src/errors.js';
 import { AGENT_ERRORS } from '@callgate/agent';
 import { AUDIO_ERRORS } from '@callgate/audio';
 import { PROTO_ERRORS } from '@callgate/protocol';
 import { SIM_ERRORS } from '@callgate/simulator';
+import { MEDIA_ENV } from '../../workers/media/src/config.js';
 import { MEDIA_ERRORS } from '../../workers/media/src/errors.js';
+import { TEST_AGENT_ENV } from '../../workers/test-agent/src/config.js';
 import { TEST_AGENT_ERRORS } from '../../workers/test-agent/src/errors.js';
 
 // docs/errors.md and docs/operations.md are what an operator reads at 3 a.m.; a code or metric that
@@ -396,6 +407,81 @@ describe('docs/operations.md', () => {
   });
 });
 
+// Each process declares its environment in one table (name, parser, default, line); the README
+// table under its heading must say the same, row for row: one variable a row, the same default
+// cell and the same line. Order is the README's own (grouped for a reader), not the table's.
+
+const ENV_TABLES: [heading: string, schema: EnvSchema][] = [
+  ['### Proxy (`proxy/`)', PROXY_ENV],
+  ['### Media worker (`workers/media/`)', MEDIA_ENV],
+  ['### Test-agent worker (`workers/test-agent/`)', TEST_AGENT_ENV],
+];
+
+/** The variable rows of the README table under `heading`, in the README's order. */
+function readmeEnvRows(readme: string, heading: string): EnvTableRow[] {
+  const start = readme.indexOf(`\n${heading}\n`);
+  expect(start, heading).toBeGreaterThanOrEqual(0);
+  const section = readme.slice(start + heading.length + 2);
+  const end = section.search(/\n#{2,3} /);
+  const rows: EnvTableRow[] = [];
+  for (const line of section.slice(0, end === -1 ? undefined : end).split('\n')) {
+    if (!line.startsWith('| `')) continue;
+    const cells = line.split(' | ');
+    rows.push({
+      name: cells[0]!.replace(/^\| /, ''),
+      shown: cells[1]!.trim(),
+      doc: cells
+        .slice(2)
+        .join(' | ')
+        .replace(/\s*\|$/, '')
+        .trim(),
+    });
+  }
+  return rows;
+}
+
+/** What differs between a README table and a schema, both ways, as readable lines. */
+function envTableProblems(rows: readonly EnvTableRow[], schema: EnvSchema): string[] {
+  const problems: string[] = [];
+  const declared = envTableRows(schema);
+  const byName = new Map(declared.map((d) => [`\`${d.name}\``, d]));
+  const seen = new Set<string>();
+  for (const row of rows) {
+    const want = byName.get(row.name);
+    if (seen.has(row.name)) problems.push(`${row.name}: listed twice in the README`);
+    seen.add(row.name);
+    if (want === undefined) {
+      problems.push(`${row.name}: in the README but not in the table`);
+      continue;
+    }
+    if (row.shown !== want.shown) {
+      problems.push(`${row.name}: README default ${row.shown}, table ${want.shown}`);
+    }
+    if (row.doc !== want.doc) {
+      problems.push(
+        `${row.name}: README line ${JSON.stringify(row.doc)}, table ${JSON.stringify(want.doc)}`,
+      );
+    }
+  }
+  for (const name of byName.keys()) {
+    if (!seen.has(name)) problems.push(`${name}: in the table but not in the README`);
+  }
+  return problems;
+}
+
+describe('README environment tables', () => {
+  const readme = read('README.md');
+
+  it.each(ENV_TABLES)(
+    '%s lists every variable of its table, with its default and line',
+    (heading, schema) => {
+      const rows = readmeEnvRows(readme, heading);
+      expect(rows.length).toBeGreaterThan(10);
+      expect(envTableProblems(rows, schema)).toEqual([]);
+    },
+  );
+});
+
 describe('the scanners', () => {
   it('read codes from literals and table keys, not from prose', () => {
     const codes = sourceCodes([
@@ -481,6 +567,42 @@ describe('the scanners', () => {
     expect(catalogueProblems(doc, 'PROXY', { PROXY_ERR_A: { status: 400 } })).toEqual([]);
     expect(catalogueProblems(doc, 'PROXY', { PROXY_ERR_A: {} })).toEqual([
       'PROXY_ERR_A (line 12): HTTP 400, catalogue undefined',
+    ]);
+  });
+
+  it('compare a README environment table with its schema both ways', () => {
+    const schema = defineEnv({
+      host: env.string('HOST', '0.0.0.0', 'listen address'),
+      port: env.port('PORT', 8080, 'listen port'),
+      agent: env.oneOf('AGENT', ['parrot', 'echo'], 'parrot', 'built-in agent'),
+      agentModule: env.optionalString('AGENT_MODULE', 'your own agent'),
+    });
+    const readme = [
+      '### P',
+      '',
+      '| variable | default | meaning |',
+      '|---|---|---|',
+      '| `PORT` | `8081` | listen port |',
+      '| `HOST` | `0.0.0.0` | listen address, a | in it |',
+      '| `AGENT`, `AGENT_MODULE` | `parrot` | built-in agent |',
+      '| `GONE` | — | |',
+      '',
+      '## Next',
+    ].join('\n');
+    const rows = readmeEnvRows(`\n${readme}`, '### P');
+    expect(rows.map((r) => r.name)).toEqual([
+      '`PORT`',
+      '`HOST`',
+      '`AGENT`, `AGENT_MODULE`',
+      '`GONE`',
+    ]);
+    expect(envTableProblems(rows, schema)).toEqual([
+      '`PORT`: README default `8081`, table `8080`',
+      '`HOST`: README line "listen address, a | in it", table "listen address"',
+      '`AGENT`, `AGENT_MODULE`: in the README but not in the table',
+      '`GONE`: in the README but not in the table',
+      '`AGENT`: in the table but not in the README',
+      '`AGENT_MODULE`: in the table but not in the README',
     ]);
   });
 

@@ -3,8 +3,8 @@ import { isLogLevel, type LogLevel } from './logger.js';
 
 /**
  * One environment variable of a process, declared once: its name, how it is read (an `EnvReader`
- * method, so the problems are word for word the ones the loaders report today), its default as the
- * README's table shows it, and that table's doc line. A process declares all of its variables in
+ * method, so each kind of value has one problem wording everywhere), its default as the README's
+ * table shows it, and that table's doc line. A process declares all of its variables in
  * one `defineEnv` table; `readEnv` reads them and `envTableRows` is what the README table must say.
  */
 export interface EnvVar<T> {
@@ -66,7 +66,7 @@ export const env = {
   },
 
   /**
-   * A value with no default. `minLength` adds today's secret check
+   * A value with no default. `minLength` adds the secret check
    * (`NAME must be at least N characters`); `check` returns any other problem with the value.
    */
   optionalString(
@@ -139,8 +139,19 @@ export const env = {
     return variable(name, doc, shownOf(undefined, options), (r) => r.list(name));
   },
 
-  optionalUrl(name: string, protocols: readonly string[], doc: string, options: Common = {}) {
-    return variable(name, doc, shownOf(undefined, options), (r) => r.optionalUrl(name, protocols));
+  /** `check` returns any other problem with a URL of the right protocol (e.g. a path). */
+  optionalUrl(
+    name: string,
+    protocols: readonly string[],
+    doc: string,
+    options: Common & { check?: (url: URL) => string | undefined } = {},
+  ) {
+    return variable(name, doc, shownOf(undefined, options), (r) => {
+      const url = r.optionalUrl(name, protocols);
+      const problem = url === undefined ? undefined : options.check?.(url);
+      if (problem !== undefined) r.problem(problem);
+      return url;
+    });
   },
 
   /** `LOG_LEVEL`, with the loaders' own problem text. */
@@ -166,7 +177,7 @@ export function defineEnv<const S extends EnvSchema>(schema: S): S {
 
 /**
  * Reads every variable of `schema`, in table order, with `r`. Problems go to `r`: the caller adds
- * its cross-field checks (`r.problem(...)`) and calls `r.done()` as today.
+ * its cross-field checks (`r.problem(...)`) and calls `r.done()`.
  */
 export function readEnv<S extends EnvSchema>(schema: S, r: EnvReader): EnvValues<S> {
   const values: Record<string, unknown> = {};

@@ -1,6 +1,7 @@
 export * from './errors.js';
 export * from './logger.js';
 export * from './config.js';
+export * from './env-schema.js';
 export * from './service.js';
 export * from './metrics.js';
 export * from './run-main.js';

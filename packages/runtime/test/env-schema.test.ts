@@ -133,6 +133,21 @@ describe('readEnv', () => {
     expect(read(SCHEMA, { MAX_SECONDS: '10', DRAIN_MS: '5' }).values.drainMs).toBe(5);
   });
 
+  it('reports what an optionalUrl check finds, after the protocol check', () => {
+    const schema = defineEnv({
+      publicUrl: env.optionalUrl('PUBLIC_URL', ['https:'], 'public origin', {
+        check: (url) => (url.pathname === '/' ? undefined : `PUBLIC_URL has a path: ${url.href}`),
+      }),
+    });
+    expect(read(schema, { PUBLIC_URL: 'https://v.example' }).problems).toEqual([]);
+    expect(read(schema, { PUBLIC_URL: 'https://v.example/x' }).problems).toEqual([
+      'PUBLIC_URL has a path: https://v.example/x',
+    ]);
+    expect(read(schema, { PUBLIC_URL: 'ftp://v.example/x' }).problems).toEqual([
+      'PUBLIC_URL must use https:, got "ftp:"',
+    ]);
+  });
+
   it('leaves cross-field checks and done() to the caller', () => {
     const r = new EnvReader({ PORT: 'x' });
     readEnv(SCHEMA, r);

@@ -4,7 +4,7 @@ export { MediaSession } from './media-session.js';
 export type { StreamResume } from './media-session.js';
 export { MediaCall, resumeSegmentName } from './media-call.js';
 export type { CallEndReason, SessionCounters } from './media-call.js';
-export { loadMediaConfig, SANSPBX_RATES } from './config.js';
+export { loadMediaConfig, MEDIA_ENV, SANSPBX_RATES } from './config.js';
 export type { MediaConfig, MediaConfigDefaults, SansPbxRate } from './config.js';
 export { signCallToken, verifyCallToken } from './call-token.js';
 export type {

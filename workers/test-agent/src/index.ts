@@ -9,7 +9,7 @@ export type { SessionServer, TestAgentSessionOptions } from './test-agent-sessio
 export { SessionTokens, createSessionId, isSessionId, MIN_SECRET_BYTES } from './session-token.js';
 export type { IssuedToken, SessionTokensOptions, TokenCheck } from './session-token.js';
 export { StaticFiles, DEFAULT_PUBLIC_DIR } from './static-files.js';
-export { loadTestAgentConfig } from './config.js';
+export { loadTestAgentConfig, TEST_AGENT_ENV } from './config.js';
 export type { TestAgentConfig, TestAgentConfigDefaults } from './config.js';
 export { createTestAgentMetrics } from './metrics.js';
 export type { TestAgentMetrics } from './metrics.js';
