@@ -123,6 +123,21 @@ type RefusalCode = CodesWith<typeof RUNTIME_ERRORS, 'status'>;
 /** All clients together may hold this many times `maxUnstartedSessions` idle sockets. */
 const UNSTARTED_CLIENTS_FACTOR = 4;
 
+/**
+ * The StreamServer's defaults, in one place: the workers' environment tables take theirs from here
+ * (`HEARTBEAT_INTERVAL_MS`, `MAX_BUFFERED_BYTES`) and their sessions close with the same deadline.
+ */
+export const STREAM_SERVER_DEFAULTS = {
+  /** How long a close handshake may take before the socket is terminated. */
+  closeTimeoutMs: 3000,
+  acceptGraceMs: 0,
+  /** Outbound bytes queued in one WebSocket before its reader is shed with 1013. */
+  maxBufferedBytes: 262_144,
+  /** Twilio's largest message is about 1 KiB; 64 KiB leaves room and bounds memory per socket. */
+  maxPayloadBytes: 65_536,
+  heartbeatIntervalMs: 15_000,
+} as const;
+
 /** Closing every session at `destroy()`: the drain deadline passed, so the worker is restarting. */
 const SERVICE_RESTART = { code: 1012, reason: 'service restart' } as const;
 
@@ -196,13 +211,13 @@ export class StreamServer<Ctx> implements DrainableService {
     validateOptions(options);
     this.#options = options;
     this.#log = options.logger.child({ server: options.name });
-    this.#closeTimeoutMs = options.closeTimeoutMs ?? 3000;
-    this.#acceptGraceMs = options.acceptGraceMs ?? 0;
-    this.#maxBufferedBytes = options.maxBufferedBytes ?? 262144;
+    this.#closeTimeoutMs = options.closeTimeoutMs ?? STREAM_SERVER_DEFAULTS.closeTimeoutMs;
+    this.#acceptGraceMs = options.acceptGraceMs ?? STREAM_SERVER_DEFAULTS.acceptGraceMs;
+    this.#maxBufferedBytes = options.maxBufferedBytes ?? STREAM_SERVER_DEFAULTS.maxBufferedBytes;
     this.#lifecycle = new Lifecycle(`${options.name} stream server`);
     this.#wss = new WebSocketServer({
       noServer: true,
-      maxPayload: options.maxPayloadBytes ?? 65536,
+      maxPayload: options.maxPayloadBytes ?? STREAM_SERVER_DEFAULTS.maxPayloadBytes,
       perMessageDeflate: false,
       clientTracking: true,
     });
@@ -239,7 +254,7 @@ export class StreamServer<Ctx> implements DrainableService {
     });
 
     this.#heartbeat = new Heartbeat({
-      intervalMs: options.heartbeatIntervalMs ?? 15000,
+      intervalMs: options.heartbeatIntervalMs ?? STREAM_SERVER_DEFAULTS.heartbeatIntervalMs,
       log: this.#log,
       countError: (code) => this.countError(code),
       entries: () => this.#sessions.values(),

@@ -6,6 +6,7 @@ import {
   readEnv,
   type Env,
   type EnvValues,
+  STREAM_SERVER_DEFAULTS,
 } from '@callgate/runtime';
 import { DEFAULT_PLAYBACK_LEAD_MS } from '@callgate/agent';
 
@@ -119,14 +120,14 @@ export const MEDIA_ENV = defineEnv({
   ),
   heartbeatIntervalMs: env.int(
     'HEARTBEAT_INTERVAL_MS',
-    15_000,
+    STREAM_SERVER_DEFAULTS.heartbeatIntervalMs,
     { min: 100, max: 600_000 },
     'WebSocket ping interval; a missed pong ends the session',
   ),
   /** A socket whose `ws.bufferedAmount` passes this is shed with 1013. */
   maxBufferedBytes: env.int(
     'MAX_BUFFERED_BYTES',
-    262_144,
+    STREAM_SERVER_DEFAULTS.maxBufferedBytes,
     { min: 16_384, max: 1 << 30 },
     "bytes queued in the worker's WebSocket before a slow reader is shed with 1013. They queue only once the kernel's socket buffers on both hops (0.5–1.5 MB per call, a minute or more of Twilio audio) are full, so the bound that holds is `STUCK_READER_MS`",
   ),

@@ -7,6 +7,7 @@ import {
   type CodesWith,
   type Logger,
   type StreamSession,
+  STREAM_SERVER_DEFAULTS,
 } from '@callgate/runtime';
 import type { WebSocket, RawData } from 'ws';
 import { CloseCode, MEDIA_ERRORS, type MediaCodeWith } from './errors.js';
@@ -32,7 +33,7 @@ export interface StreamResume {
 type SessionState = 'detecting' | 'awaiting-start' | 'live' | 'closing' | 'closed';
 
 // A peer that does not answer our close frame is cut off after this.
-const CLOSE_TIMEOUT_MS = 3000;
+const CLOSE_TIMEOUT_MS = STREAM_SERVER_DEFAULTS.closeTimeoutMs;
 const REPLACED_REASON = 'replaced by a newer stream for this call';
 /**
  * A code that ends the session, with its close code from its catalogue: the media worker's own,

@@ -9,6 +9,7 @@ import {
   readEnv,
   type Env,
   type EnvValues,
+  STREAM_SERVER_DEFAULTS,
 } from '@callgate/runtime';
 import { MIN_SECRET_BYTES } from './session-token.js';
 
@@ -104,14 +105,14 @@ export const TEST_AGENT_ENV = defineEnv({
   ),
   heartbeatIntervalMs: env.int(
     'HEARTBEAT_INTERVAL_MS',
-    15_000,
+    STREAM_SERVER_DEFAULTS.heartbeatIntervalMs,
     { min: 100, max: 600_000 },
     'WebSocket ping interval; a missed pong ends the session',
   ),
   /** A socket whose `ws.bufferedAmount` passes this is shed with 1013. */
   maxBufferedBytes: env.int(
     'MAX_BUFFERED_BYTES',
-    262_144,
+    STREAM_SERVER_DEFAULTS.maxBufferedBytes,
     { min: 16_384, max: 1 << 30 },
     'outbound bytes queued for a browser before it is shed as a slow reader (1013)',
   ),

@@ -24,6 +24,7 @@ import {
   errorCode,
   type Logger,
   type StreamSession,
+  STREAM_SERVER_DEFAULTS,
 } from '@callgate/runtime';
 import type { WebSocket } from 'ws';
 import { TEST_AGENT_ERRORS, TestAgentError } from './errors.js';
@@ -51,7 +52,7 @@ export interface TestAgentSessionOptions {
   metrics: TestAgentMetrics;
   /** The proxy's `X-Tunnel-Id` of the upgrade; on every line of the session when set. */
   tunnelId?: string | undefined;
-  /** How long a close handshake may take before the socket is terminated. Default 3000. */
+  /** How long a close handshake may take before the socket is terminated. Default: the StreamServer's. */
   closeTimeoutMs?: number;
   /** Outbound pacer for the Call; tests may tick by hand. */
   createPacer?: PacerFactory;
@@ -143,7 +144,7 @@ export class TestAgentSession implements StreamSession, CallTransport {
     this.#metrics = options.metrics;
     this.#maxDurationSeconds = options.maxDurationSeconds;
     this.#maxBadMessages = options.maxBadMessages;
-    this.#closeTimeoutMs = options.closeTimeoutMs ?? 3000;
+    this.#closeTimeoutMs = options.closeTimeoutMs ?? STREAM_SERVER_DEFAULTS.closeTimeoutMs;
     this.#agentName = options.agent.name;
     const callOptions: ConstructorParameters<typeof Call>[0] = {
       info: { callId: options.sessionId, transport: 'test-agent', customParameters: {} },
