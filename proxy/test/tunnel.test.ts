@@ -20,8 +20,8 @@ import {
   type TestProxy,
 } from './helpers/index.js';
 
-// Each case reproduces a failure of http-proxy 1.18.1 listed in http-proxy-pitfalls.md §1.3/§1.6
-// and shows the guard around it holding. A crash would surface as an unhandled error in this
+// Each case reproduces a known failure of http-proxy 1.18.1 around WebSocket upgrades (crashes on
+// client resets, upstreams left open, handshakes without a deadline) and shows the guard holding. A crash would surface as an unhandled error in this
 // worker, which fails the run.
 
 async function settled(t: TestProxy): Promise<void> {
