@@ -13,6 +13,8 @@ export const MAX_HEADERS = 100;
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 const GET = Buffer.from('GET ');
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const NOT_PRINTABLE = /[^\x20-\x7e\r\n]/;
+const BARE_CR_OR_LF = /\r(?!\n)|(?<!\r)\n/;
 
 /** True while the bytes so far could still be a WebSocket upgrade (they begin like `GET `). */
 export function couldBeUpgrade(buf: Buffer): boolean {
@@ -38,18 +40,11 @@ export function parseUpgradeHead(
   end: number,
   socket: Socket,
 ): UpgradeRequest | undefined {
-  // Printable ASCII and CR LF only (no tabs, no obs-text, no NUL): anything else goes to Node.
-  for (let i = 0; i < end; i++) {
-    const c = buf[i]!;
-    if (c < 0x20 || c > 0x7e) {
-      if (c === 0x0d && buf[i + 1] === 0x0a) {
-        i++;
-        continue;
-      }
-      return undefined;
-    }
-  }
-  const lines = buf.toString('latin1', 0, end).split('\r\n');
+  const text = buf.toString('latin1', 0, end);
+  // Printable ASCII and CR LF pairs only (no tabs, no obs-text, no NUL, no bare CR or LF):
+  // anything else goes to Node.
+  if (NOT_PRINTABLE.test(text) || BARE_CR_OR_LF.test(text)) return undefined;
+  const lines = text.split('\r\n');
   const requestLine = lines[0]!;
   if (!requestLine.startsWith('GET ') || !requestLine.endsWith(' HTTP/1.1')) return undefined;
   const url = requestLine.slice(4, -9);
