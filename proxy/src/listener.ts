@@ -270,7 +270,12 @@ export class Listener implements Service {
     socket.removeListener('end', onPeekEnd);
   }
 
-  /** Node's HTTP server takes the socket from here, with the bytes read so far put back first. */
+  /**
+   * Node's HTTP server takes the socket from here, with the bytes read so far put back first.
+   * Node's clocks start now: the header deadline stays counted from accept (#checkHeads), but
+   * Node's whole-request deadline (`REQUEST_TIMEOUT_MS`) runs from here, i.e. from the first byte
+   * of anything that is not an upgrade, at most `HEADERS_TIMEOUT_MS` after accept.
+   */
   #handOff(socket: Accepted, data: Buffer): void {
     this.#endPeek(socket);
     // Node installs its own error handler, which reports parse errors through 'clientError'.
