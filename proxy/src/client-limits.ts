@@ -136,7 +136,7 @@ export class ClientLimits {
    * The client a request is from: the socket peer, or, when the peer is a trusted load balancer,
    * the rightmost untrusted address in its header (earlier entries are the client's own claims).
    */
-  clientOf(req: IncomingMessage): string {
+  clientOf(req: Pick<IncomingMessage, 'headers' | 'socket'>): string {
     const peer = normalizeAddress(req.socket.remoteAddress);
     if (!this.isTrusted(peer)) return peer;
     const raw = req.headers[this.#o.clientAddressHeader];
@@ -159,7 +159,7 @@ export class ClientLimits {
    * client its header names until the socket closes; over the limit, answers 429 on the raw socket
    * and returns false. Direct clients were counted at accept.
    */
-  admitUpgrade(req: IncomingMessage, socket: Socket): boolean {
+  admitUpgrade(req: Pick<IncomingMessage, 'headers' | 'socket'>, socket: Socket): boolean {
     this.headersDone(socket);
     const release = this.#admitBehindProxy(req);
     if (release === false) {
@@ -183,7 +183,9 @@ export class ClientLimits {
   }
 
   /** undefined: nothing to count; false: refused; else the release. */
-  #admitBehindProxy(req: IncomingMessage): (() => void) | false | undefined {
+  #admitBehindProxy(
+    req: Pick<IncomingMessage, 'headers' | 'socket'>,
+  ): (() => void) | false | undefined {
     if (!this.isTrusted(req.socket.remoteAddress)) return undefined;
     const client = this.clientOf(req);
     const max = this.#o.maxConnectionsPerClient;

@@ -139,8 +139,70 @@ export class ProxyMetrics {
     });
   }
 
+  // prom-client hashes the label object (its keys sorted and joined) on every inc/observe with
+  // one; a child from `labels()` carries its hash. The label sets on the per-upgrade path are few
+  // (routes × outcomes, pools × backends), so their children are kept here.
+  readonly #children = new Map<string, { inc(v?: number): void; dec?(v?: number): void }>();
+  readonly #observers = new Map<string, { observe(v: number): void }>();
+
   error(code: ProxyErrorCode): void {
-    this.errors.inc({ code });
+    this.#counter(this.errors, 'e', code).inc();
+  }
+
+  upgrade(route: string, outcome: string): void {
+    this.#counter(this.upgrades, 'u', route, outcome).inc();
+  }
+
+  signatureCheck(verdict: string): void {
+    this.#counter(this.signatureChecks, 's', verdict).inc();
+  }
+
+  tunnelBytesCarried(pool: string, direction: string, bytes: number): void {
+    this.#counter(this.tunnelBytes, 'b', pool, direction).inc(bytes);
+  }
+
+  tunnelAssigned(pool: string, backend: string, delta: 1 | -1): void {
+    const child = this.#counter(this.tunnelsOpen, 'o', pool, backend);
+    if (delta === 1) child.inc();
+    else child.dec!();
+  }
+
+  handshakeObserved(pool: string, seconds: number): void {
+    this.#observer(this.handshakeDuration, 'h', pool).observe(seconds);
+  }
+
+  tunnelClosed(pool: string, closedBy: string, seconds: number): void {
+    this.#observer(this.tunnelDuration, 'd', pool, closedBy).observe(seconds);
+  }
+
+  #counter(
+    metric: { labels(...values: string[]): { inc(v?: number): void; dec?(v?: number): void } },
+    tag: string,
+    a: string,
+    b?: string,
+  ): { inc(v?: number): void; dec?(v?: number): void } {
+    const key = b === undefined ? `${tag}\0${a}` : `${tag}\0${a}\0${b}`;
+    let child = this.#children.get(key);
+    if (child === undefined) {
+      child = b === undefined ? metric.labels(a) : metric.labels(a, b);
+      this.#children.set(key, child);
+    }
+    return child;
+  }
+
+  #observer(
+    metric: { labels(...values: string[]): { observe(v: number): void } },
+    tag: string,
+    a: string,
+    b?: string,
+  ): { observe(v: number): void } {
+    const key = b === undefined ? `${tag}\0${a}` : `${tag}\0${a}\0${b}`;
+    let child = this.#observers.get(key);
+    if (child === undefined) {
+      child = b === undefined ? metric.labels(a) : metric.labels(a, b);
+      this.#observers.set(key, child);
+    }
+    return child;
   }
 
   setBackendState(pool: string, backend: string, state: BackendState): void {
@@ -151,5 +213,6 @@ export class ProxyMetrics {
   removeBackend(pool: string, backend: string): void {
     for (const state of BACKEND_STATES) this.backendState.remove({ pool, backend, state });
     this.tunnelsOpen.remove({ pool, backend });
+    this.#children.delete(`o\0${pool}\0${backend}`);
   }
 }

@@ -25,6 +25,7 @@ import {
 import { requestHead } from './upstream-handshake.js';
 import { upstreamHeaders } from './upstream-headers.js';
 import type { TunnelTracker } from './tunnel-tracker.js';
+import type { UpgradeRequest } from './upgrade-head.js';
 
 export interface RouterOptions {
   routes: RouteTable;
@@ -110,7 +111,7 @@ export class Router {
     };
   }
 
-  upgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
+  upgrade(req: UpgradeRequest, socket: Socket, head: Buffer): void {
     if (this.#options.clientLimits?.admitUpgrade(req, socket) === false) return;
     const { metrics, logger, routes, tracker } = this.#options;
     // Behind a trusted load balancer, the client its header names; else the socket peer.
@@ -118,7 +119,7 @@ export class Router {
     const requestId = randomUUID();
     const startedAt = performance.now();
     const reject = (route: RouteName, code: ProxyErrorCode, reason: string): void => {
-      metrics.upgrades.inc({ route, outcome: outcomeOf(code) });
+      metrics.upgrade(route, outcomeOf(code));
       metrics.error(code);
       logger.warn('upgrade', {
         requestId,
@@ -316,11 +317,11 @@ export class Router {
   }
 
   /** True when the upgrade may go on: valid, or invalid in `log` mode (logged and counted). */
-  #signatureAccepted(req: IncomingMessage, pathname: string, requestId: string): boolean {
+  #signatureAccepted(req: UpgradeRequest, pathname: string, requestId: string): boolean {
     const { signature, metrics, logger } = this.#options;
     if (!signature) return true;
     const verdict = signature.verify(pathname, req.headers['x-twilio-signature']);
-    metrics.signatureChecks.inc({ verdict });
+    metrics.signatureCheck(verdict);
     if (verdict === 'valid') return true;
     if (signature.mode === 'enforce') return false;
     metrics.error('PROXY_ERR_BAD_SIGNATURE');
@@ -340,12 +341,12 @@ export class Router {
   ): void {
     const { metrics, logger } = this.#options;
     const outcome = code === undefined ? 'ok' : outcomeOf(code);
-    metrics.upgrades.inc({ route: tunnel.route, outcome });
+    metrics.upgrade(tunnel.route, outcome);
     if (code !== undefined) metrics.error(code);
     const durationMs = elapsed(tunnel.startedAt);
     // The worker answered (101 or not): that is the handshake time; failures say nothing about it.
     if (code === undefined || code === 'PROXY_ERR_UPSTREAM_REJECTED') {
-      metrics.handshakeDuration.observe({ pool: tunnel.pool }, durationMs / 1000);
+      metrics.handshakeObserved(tunnel.pool, durationMs / 1000);
     }
     const fields = {
       requestId: tunnel.id,
@@ -429,7 +430,7 @@ export class Router {
     const durationMs = tunnel.openDurationMs;
     if (durationMs === undefined) return;
     const closedBy = tunnel.closedBy ?? 'client';
-    metrics.tunnelDuration.observe({ pool: tunnel.pool, closed_by: closedBy }, durationMs / 1000);
+    metrics.tunnelClosed(tunnel.pool, closedBy, durationMs / 1000);
     // Codes from before the 101 were counted with the upgrade decision.
     const code = tunnel.code;
     if (code !== undefined) metrics.error(code);

@@ -32,7 +32,8 @@ interface Activity {
 /**
  * Every tunnel from upgrade to close (traefik's connectionTracker): the `proxy_tunnels_open` gauge,
  * the byte counters, the idle watchdog, `waitForEmpty()` for the drain and `destroyAll()` for the
- * deadline. The watchdog (guard 11) is one timer for all tunnels, running only while there are
+ * deadline. The idle watchdog (a peer that vanished without a FIN or reset would otherwise hold
+ * its tunnel forever) is one timer for all tunnels, running only while there are
  * some: the edge cannot see WebSocket pings, but a healthy call carries ~50 messages a second, so
  * silence in both directions means a dead peer.
  */
@@ -76,7 +77,7 @@ export class TunnelTracker extends EventEmitter<TunnelTrackerEvents> {
     const backend = tunnel.backend;
     if (!activity || !backend || activity.isCounted) return;
     activity.isCounted = true;
-    this.#options.metrics.tunnelsOpen.inc({ pool: tunnel.pool, backend: backend.id });
+    this.#options.metrics.tunnelAssigned(tunnel.pool, backend.id, 1);
   }
 
   /** The tunnel left `backend` before its 101 (a 503 retried elsewhere): out of its gauge. */
@@ -84,7 +85,7 @@ export class TunnelTracker extends EventEmitter<TunnelTrackerEvents> {
     const activity = this.#tunnels.get(tunnel);
     if (!activity?.isCounted) return;
     activity.isCounted = false;
-    this.#options.metrics.tunnelsOpen.dec({ pool: tunnel.pool, backend: backend.id });
+    this.#options.metrics.tunnelAssigned(tunnel.pool, backend.id, -1);
   }
 
   /** Called once the client socket has closed. */
@@ -94,7 +95,7 @@ export class TunnelTracker extends EventEmitter<TunnelTrackerEvents> {
     this.#report(tunnel, activity);
     this.#tunnels.delete(tunnel);
     if (activity.isCounted && tunnel.backend) {
-      this.#options.metrics.tunnelsOpen.dec({ pool: tunnel.pool, backend: tunnel.backend.id });
+      this.#options.metrics.tunnelAssigned(tunnel.pool, tunnel.backend.id, -1);
     }
     this.emit('removed', tunnel);
     if (this.#tunnels.size === 0) {
@@ -136,15 +137,15 @@ export class TunnelTracker extends EventEmitter<TunnelTrackerEvents> {
   }
 
   #report(tunnel: Tunnel, activity: Activity): void {
-    const { tunnelBytes } = this.#options.metrics;
+    const { metrics } = this.#options;
     const fromClient = tunnel.bytesFromClient - activity.reportedFromClient;
     const fromBackend = tunnel.bytesFromBackend - activity.reportedFromBackend;
     if (fromClient > 0) {
-      tunnelBytes.inc({ pool: tunnel.pool, direction: 'client_to_backend' }, fromClient);
+      metrics.tunnelBytesCarried(tunnel.pool, 'client_to_backend', fromClient);
       activity.reportedFromClient += fromClient;
     }
     if (fromBackend > 0) {
-      tunnelBytes.inc({ pool: tunnel.pool, direction: 'backend_to_client' }, fromBackend);
+      metrics.tunnelBytesCarried(tunnel.pool, 'backend_to_client', fromBackend);
       activity.reportedFromBackend += fromBackend;
     }
   }

@@ -45,10 +45,11 @@ const END_TO_END = new Set([
 ]);
 
 /**
- * The exact header set sent to a worker (http-proxy-pitfalls.md §1.6 guard 10, §6.4, §6.5):
- * hop-by-hop fields and every field named in `Connection` removed, client `X-Forwarded-*`,
- * `Forwarded` and `X-Real-IP` removed, then `X-Forwarded-For/-Proto/-Host`, `X-Request-Id` (and
- * `X-Tunnel-Id`) written fresh: overwritten, never appended. Upgrades get `Connection: Upgrade`
+ * The exact header set sent to a worker: hop-by-hop fields and every field named in `Connection`
+ * removed (a client could otherwise strip a header the worker relies on by naming it there),
+ * client `X-Forwarded-*`, `Forwarded` and `X-Real-IP` removed, then `X-Forwarded-For/-Proto/-Host`,
+ * `X-Request-Id` (and `X-Tunnel-Id`) written fresh: overwritten, never appended, so a client
+ * cannot make a worker believe it comes from another address or scheme. Upgrades get `Connection: Upgrade`
  * and `Upgrade: websocket` back; plain requests keep their body framing.
  */
 export function upstreamHeaders(

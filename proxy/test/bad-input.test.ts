@@ -15,8 +15,8 @@ const upgrade = (
   body = '',
 ): string => rawRequest(`GET ${target} HTTP/1.1`, { ...handshakeHeaders(), ...changes }, body);
 
-// Every class of bad input a proxy in front of Node workers must stop (ambiguous paths, smuggling
-// headers, malformed handshakes, oversized or slow heads) and the handshake gate, sent over a raw
+// Every class of bad input a reverse proxy is known to mishandle (path tricks, smuggling-shaped
+// framing, odd Host values, broken handshakes) and the handshake gate, sent over a raw
 // socket: each gets its status, the proxy closes the connection itself, no backend is contacted,
 // nothing stays open on either side, and the proxy keeps serving.
 const cases: [string, number, string, string | Buffer][] = [

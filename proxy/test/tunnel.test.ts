@@ -20,8 +20,9 @@ import {
   type TestProxy,
 } from './helpers/index.js';
 
-// Each case reproduces a way http-proxy 1.18.1's WebSocket path failed (crashes on a socket error
-// before or after the 101, leaked sockets, a refusal relayed as a hang) and shows the tunnel holding. A crash would surface as an unhandled error in this
+// Each case reproduces a known failure of http-proxy 1.18.1 around WebSocket upgrades (crashes on
+// client resets, upstreams left open, handshakes without a deadline) and shows the guard holding.
+// A crash would surface as an unhandled error in this
 // worker, which fails the run.
 
 async function settled(t: TestProxy): Promise<void> {

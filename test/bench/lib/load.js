@@ -211,6 +211,7 @@ async function upgrades() {
   const { total, warm, inFlight } = o;
   let done = 0;
   let failed = 0;
+  const start = snapshot();
   let a;
   let b;
   const closeFrame = () => clientFrame(OP_CLOSE, CLOSE_FRAME_PAYLOAD);
@@ -234,6 +235,9 @@ async function upgrades() {
   const d = deltas(a, b);
   return {
     ...d,
+    // The warm-up upgrades: a fresh Node proxy compiles its hot paths during these.
+    warmCpuS: a.target - start.target,
+    warmS: (a.t - start.t) / 1000,
     total,
     measured: total - warm,
     done,
