@@ -13,7 +13,7 @@ export class ProxyMetrics {
   readonly handshakeDuration: Histogram<'pool'>;
   readonly tunnelBytes: Counter<'pool' | 'direction'>;
   readonly backendState: Gauge<'pool' | 'backend' | 'state'>;
-  readonly signatureChecks: Counter<'verdict'>;
+  readonly signatureChecks: Counter<'outcome'>;
   readonly errors: Counter<'code'>;
   readonly draining: Gauge;
   readonly clientLimited: Counter<'at'>;
@@ -73,8 +73,8 @@ export class ProxyMetrics {
     });
     this.signatureChecks = new Counter({
       name: 'proxy_signature_checks_total',
-      help: 'X-Twilio-Signature checks on media-stream upgrades by verdict.',
-      labelNames: ['verdict'],
+      help: 'X-Twilio-Signature checks on media-stream upgrades by outcome.',
+      labelNames: ['outcome'],
       registers,
     });
     this.errors = new Counter({
@@ -153,8 +153,8 @@ export class ProxyMetrics {
     this.#counter(this.upgrades, 'u', route, outcome).inc();
   }
 
-  signatureCheck(verdict: string): void {
-    this.#counter(this.signatureChecks, 's', verdict).inc();
+  signatureCheck(outcome: string): void {
+    this.#counter(this.signatureChecks, 's', outcome).inc();
   }
 
   tunnelBytesCarried(pool: string, direction: string, bytes: number): void {

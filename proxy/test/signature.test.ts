@@ -94,10 +94,10 @@ describe('Twilio signature at the edge', () => {
     }
     expect(backend.upgrades).toHaveLength(2);
     expect(
-      await metricValue(t.adminUrl, 'proxy_signature_checks_total', { verdict: 'invalid' }),
+      await metricValue(t.adminUrl, 'proxy_signature_checks_total', { outcome: 'invalid' }),
     ).toBe(2);
     expect(
-      await metricValue(t.adminUrl, 'proxy_signature_checks_total', { verdict: 'missing' }),
+      await metricValue(t.adminUrl, 'proxy_signature_checks_total', { outcome: 'missing' }),
     ).toBe(1);
   });
 

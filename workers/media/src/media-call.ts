@@ -140,8 +140,8 @@ export class MediaCall {
       marksSent: (n) => metrics.marksSent.inc({ provider }, n),
       clears: (n) => metrics.clears.inc({ provider }, n),
       agentErrors: (n) => metrics.agentErrors.inc({ provider }, n),
-      marksPlayed: (n) => metrics.marksAcked.inc({ provider, result: 'played' }, n),
-      marksCleared: (n) => metrics.marksAcked.inc({ provider, result: 'cleared' }, n),
+      marksPlayed: (n) => metrics.marksAcked.inc({ provider, outcome: 'played' }, n),
+      marksCleared: (n) => metrics.marksAcked.inc({ provider, outcome: 'cleared' }, n),
     };
     call.on('frame-out', (frame) => {
       this.#recorder?.writeAgent(frame);

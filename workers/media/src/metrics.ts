@@ -38,7 +38,7 @@ export interface MediaMetrics {
   inboundProcessing: Histogram<'provider'>;
   marksSent: Counter<'provider'>;
   /** Marks acked by the caller: `played` (the caller heard it) or `cleared` (acked because of a clear). */
-  marksAcked: Counter<'provider' | 'result'>;
+  marksAcked: Counter<'provider' | 'outcome'>;
   clears: Counter<'provider'>;
   agentErrors: Counter<'provider'>;
   /** WebSocket message payload bytes. */
@@ -176,7 +176,7 @@ export function createMediaMetrics(registry: Registry): MediaMetrics {
     marksAcked: new Counter({
       name: 'media_marks_acked_total',
       help: 'Marks acked by the caller: played, or cleared (acked because of a clear, not heard).',
-      labelNames: ['provider', 'result'] as const,
+      labelNames: ['provider', 'outcome'] as const,
       registers,
     }),
     clears: new Counter({

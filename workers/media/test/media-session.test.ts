@@ -64,7 +64,7 @@ describe('MediaSession', () => {
       await waitForMetric(
         h,
         'media_marks_acked_total',
-        { provider: 'twilio', result: 'played' },
+        { provider: 'twilio', outcome: 'played' },
         1,
       );
       expect(await h.metric('media_audio_messages_in_total', { provider: 'twilio' })).toBe(5);
@@ -104,11 +104,11 @@ describe('MediaSession', () => {
       await waitForMetric(
         h,
         'media_marks_acked_total',
-        { provider: 'twilio', result: 'cleared' },
+        { provider: 'twilio', outcome: 'cleared' },
         1,
       );
       expect(
-        await h.metric('media_marks_acked_total', { provider: 'twilio', result: 'played' }),
+        await h.metric('media_marks_acked_total', { provider: 'twilio', outcome: 'played' }),
       ).toBe(0);
       expect(await h.metric('media_clears_total', { provider: 'twilio' })).toBe(1);
       expect(client.count('mark')).toBe(1); // the cleared 2 s utterance never got its mark out
@@ -497,7 +497,7 @@ describe('MediaSession', () => {
       await waitForMetric(
         h,
         'media_marks_acked_total',
-        { provider: 'sanspbx', result: 'played' },
+        { provider: 'sanspbx', outcome: 'played' },
         1,
       );
       await vi.waitFor(() => expect(script.calls[0]!.isSpeaking).toBe(false));

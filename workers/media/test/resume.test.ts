@@ -255,7 +255,7 @@ describe('a call the proxy moves to this worker (X-Callgate-Resume)', () => {
     expect(mark.streamSid).toBe(sids.streamSid);
     // Its own marks still count as played.
     client.send(twilio.mark(sids.streamSid, (mark.mark as { name: string }).name));
-    await waitForMetric(h, 'media_marks_acked_total', { provider: 'twilio', result: 'played' }, 1);
+    await waitForMetric(h, 'media_marks_acked_total', { provider: 'twilio', outcome: 'played' }, 1);
 
     expect(client.ws.readyState).toBe(client.ws.OPEN);
     expect(await h.metric('media_resumed_marks_ignored_total', { provider: 'twilio' })).toBe(2);

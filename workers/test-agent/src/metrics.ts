@@ -19,7 +19,7 @@ export interface TestAgentMetrics {
   lateFrames: Counter;
   marksSent: Counter;
   /** Playback acknowledgements: played, or cleared (acked after a clear). */
-  marksAcked: Counter<'result'>;
+  marksAcked: Counter<'outcome'>;
   clears: Counter;
   dtmf: Counter;
   bytesIn: Counter;
@@ -72,7 +72,7 @@ export function createTestAgentMetrics(registry: Registry): TestAgentMetrics {
     marksAcked: new Counter({
       name: 'test_agent_marks_acked_total',
       help: 'Mark acknowledgements from browsers: played, or cleared.',
-      labelNames: ['result'] as const,
+      labelNames: ['outcome'] as const,
       registers,
     }),
     clears: new Counter({

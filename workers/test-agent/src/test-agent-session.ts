@@ -159,11 +159,11 @@ export class TestAgentSession implements StreamSession, CallTransport {
     const metrics = this.#metrics;
     this.#statsCounters = {
       lateFrames: (n) => metrics.lateFrames.inc(n),
-      marksCleared: (n) => metrics.marksAcked.inc({ result: 'cleared' }, n),
+      marksCleared: (n) => metrics.marksAcked.inc({ outcome: 'cleared' }, n),
     };
     this.#call.on('say', (id, pcm, final) => this.#callOnSay(id, pcm, final));
     this.#call.on('dtmf', (digit) => this.#sendControl({ type: 'event', event: 'dtmf', digit }));
-    this.#call.on('played', () => this.#metrics.marksAcked.inc({ result: 'played' }));
+    this.#call.on('played', () => this.#metrics.marksAcked.inc({ outcome: 'played' }));
     // Late frames are counted as they go out, so a dashboard sees choppy audio during a session.
     this.#call.on('frame-out', () => this.#syncStats());
     // The Call logs each problem once; here it is only counted.

@@ -380,7 +380,7 @@ describe('TestAgentWorker', () => {
       // The page acknowledges the mark once played; the Call counts it as played.
       client.send({ type: 'mark', name: mark.name });
       await expect
-        .poll(() => metricValue(registry, 'test_agent_marks_acked_total', { result: 'played' }))
+        .poll(() => metricValue(registry, 'test_agent_marks_acked_total', { outcome: 'played' }))
         .toBe(1);
       expect(await metricValue(registry, 'test_agent_audio_messages_out_total')).toBe(
         client.frames.length,
@@ -576,7 +576,7 @@ describe('TestAgentWorker', () => {
       await client.next((m) => m.type === 'clear');
       client.send({ type: 'mark', name: mark.name });
       await expect
-        .poll(() => metricValue(registry, 'test_agent_marks_acked_total', { result: 'cleared' }))
+        .poll(() => metricValue(registry, 'test_agent_marks_acked_total', { outcome: 'cleared' }))
         .toBe(1);
       expect(client.ws.readyState).toBe(WebSocket.OPEN);
       expect(await metricValue(registry, 'test_agent_late_frames_total')).toBe(1);
@@ -591,7 +591,7 @@ describe('TestAgentWorker', () => {
         .toBe(1);
       expect(await metricValue(registry, 'test_agent_late_frames_total')).toBe(1);
       expect(
-        await metricValue(registry, 'test_agent_marks_acked_total', { result: 'cleared' }),
+        await metricValue(registry, 'test_agent_marks_acked_total', { outcome: 'cleared' }),
       ).toBe(1);
     });
 
