@@ -85,7 +85,11 @@ export function createParrotAgent(options: ParrotOptions = {}): Agent {
             // Barge-in: the caller talks over the reply, so stop it now rather than at the end
             // of their sentence.
             if (call.isSpeaking) call.clear();
-            recording = new Audio(recent.length - recentStart + rate);
+            // Room for what was kept, a second of speech and the silence that ends it: most
+            // replies never grow (copy) the array.
+            recording = new Audio(
+              recent.length - recentStart + Math.ceil(((1000 + endSilenceMs) * rate) / 1000),
+            );
             recording.append(recent.samples().subarray(recentStart));
             recent.dropFirst(recent.length);
             recentLengths.length = 0;
