@@ -190,8 +190,10 @@ export class Playback {
     if (entry.kind === 'mark') {
       this.#peeked = entry;
     } else {
+      const { pcm, next } = entry;
       const size = this.#samplesPerFrame;
-      this.#peeked = { kind: 'frame', frame: entry.pcm.subarray(entry.next, entry.next + size) };
+      const frame = pcm.length === size ? pcm : pcm.subarray(next, next + size);
+      this.#peeked = { kind: 'frame', frame };
     }
     return this.#peeked;
   }
