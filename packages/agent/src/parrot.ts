@@ -49,14 +49,15 @@ export function createParrotAgent(options: ParrotOptions = {}): Agent {
       // a kept 20 ms frame would outlive the young generation and wait for a full GC, and costs
       // V8 about as much bookkeeping again as its samples. `recent` holds the frames heard before
       // speech started (their lengths in `recentLengths`, oldest first) from `recentStart`;
-      // `recording` the utterance being heard.
-      // Room for the pre-roll and two 20 ms frames: the kept frames move back to the start of
-      // the array every other frame instead of it growing.
-      const recent = new Audio(Math.ceil((keepBeforeMs * rate) / 1000) + 2 * Math.ceil(rate / 50));
+      // `recording` the utterance being heard. `recent` has room for the pre-roll and two 20 ms
+      // frames: what is kept moves back to the start every other frame instead of it growing.
+      const recent = new PcmBuffer(
+        Math.ceil((keepBeforeMs * rate) / 1000) + 2 * Math.ceil(rate / 50),
+      );
       const recentLengths: number[] = [];
       let recentStart = 0;
       let recentMs = 0;
-      let recording: Audio | undefined;
+      let recording: PcmBuffer | undefined;
 
       return {
         onAudio(frame) {
@@ -87,7 +88,7 @@ export function createParrotAgent(options: ParrotOptions = {}): Agent {
             if (call.isSpeaking) call.clear();
             // Room for what was kept, a second of speech and the silence that ends it: most
             // replies never grow (copy) the array.
-            recording = new Audio(
+            recording = new PcmBuffer(
               recent.length - recentStart + Math.ceil(((1000 + endSilenceMs) * rate) / 1000),
             );
             recording.append(recent.samples().subarray(recentStart));
@@ -129,7 +130,7 @@ function samplesMs(samples: number, rate: number): number {
 }
 
 /** PCM16 appended at the end of one array, which grows (doubling) when full. */
-class Audio {
+class PcmBuffer {
   #buffer: Int16Array;
   #length = 0;
 
