@@ -9,8 +9,11 @@
 //   - no inbound gap (every caller frame reached the worker: `media_audio_messages_in_total` equals the
 //     frames sent, and `media_inbound_gaps_total` stayed 0), and no failed or dropped call.
 // Per step it reports the worker's CPU per call-second (utime+stime from /proc over the steady
-// window) and RSS per call (VmRSS growth over the idle worker). The callers are a light raw-socket
-// generator in its own process (test/bench/lib/twilio-load.js); its CPU is reported too.
+// window) and RSS per call (VmRSS growth over the idle worker), and, once the calls have ended,
+// what is left of their memory: the worker's heap and external memory after a full GC, over the
+// idle worker's (a leak shows here; RSS does not go back down, as freed memory stays with the
+// allocator). The callers are a light raw-socket generator in its own process
+// (test/bench/lib/twilio-load.js); its CPU is reported too.
 //
 //   npm run bench:media                       # full ladder, 6 s windows (~5 min)
 //   npm run bench:media -- --quick            # shorter ladder and windows (~2 min)
@@ -88,7 +91,8 @@ async function startWorker(agent, maxCalls, tmp) {
     // Launched as in production (package.json start:media, compose, Kubernetes).
     spawn(
       process.execPath,
-      ['--max-semi-space-size=1', ...nodeArgs, 'workers/media/dist/main.js'],
+      // --expose-gc only lets the probe collect garbage once the calls ended; nothing else calls it.
+      ['--max-semi-space-size=1', '--expose-gc', ...nodeArgs, 'workers/media/dist/main.js'],
       {
         cwd: root,
         env: {
@@ -128,6 +132,24 @@ async function scrape(port) {
   return sums;
 }
 
+/** Heap and external memory of the worker after a full GC (the loop probe, on SIGWINCH). */
+async function memoryAfterGc(worker, tmp) {
+  const file = join(tmp, 'loop.json.mem.json');
+  rmSync(file, { force: true });
+  worker.child.kill('SIGWINCH');
+  for (let i = 0; i < 100; i++) {
+    await delay(50);
+    try {
+      const m = JSON.parse(readFileSync(file, 'utf8'));
+      if (!m.collected) throw new Error('the worker has no gc() (--expose-gc)');
+      return m;
+    } catch (err) {
+      if (err.code !== 'ENOENT' && !(err instanceof SyntaxError)) throw err;
+    }
+  }
+  throw new Error('the worker did not report its memory within 5 s');
+}
+
 let runTag = 1;
 async function runStep(agent, calls) {
   const tmp = mkdtempSync(join(tmpdir(), 'callgate-media-bench-'));
@@ -136,6 +158,7 @@ async function runStep(agent, calls) {
     worker = await startWorker(agent, calls, tmp);
     await delay(300);
     const rssIdle = rssBytes(worker.child.pid);
+    const memIdle = await memoryAfterGc(worker, tmp);
     const before = await scrape(worker.port);
     const gen = track(
       spawn(
@@ -163,7 +186,13 @@ async function runStep(agent, calls) {
     clearTimeout(timer);
     await once(gen, 'exit');
     await delay(300); // the worker counts the last frames and the stops
-    const after = await scrape(worker.port);
+    let after = await scrape(worker.port);
+    for (let i = 0; i < 50 && (after.media_calls_active ?? 0) > 0; i++) {
+      await delay(100);
+      after = await scrape(worker.port);
+    }
+    const memEnd = await memoryAfterGc(worker, tmp);
+    const rssEnd = rssBytes(worker.child.pid);
     const d = (name) => (after[name] ?? 0) - (before[name] ?? 0);
     const framesIn = d('media_audio_messages_in_total');
     const loop = JSON.parse(readFileSync(join(tmp, 'loop.json'), 'utf8'));
@@ -180,6 +209,10 @@ async function runStep(agent, calls) {
       lateFramesWorker: d('media_late_frames_total'),
       cpuMsPerCallSecond: ((result.workerCpuS / result.windowS) * 1000) / calls,
       rssKiBPerCall: (result.rss - rssIdle) / calls / 1024,
+      callsActiveAfter: after.media_calls_active ?? 0,
+      leftMiB:
+        (memEnd.heapUsed + memEnd.external - (memIdle.heapUsed + memIdle.external)) / 2 ** 20,
+      rssAfterKiBPerCall: (rssEnd - rssIdle) / calls / 1024,
     };
     r.pass =
       r.failed === 0 &&
@@ -226,6 +259,8 @@ for (const agent of agents) {
         `lateness p50 ${f(r.workerLateP50, 2)} p99 ${f(r.workerLateP99, 2)} max ${f(r.workerLateMax, 0)} ms ` +
         `(caller-side p99 ${f(r.latenessP99, 2)} max ${f(r.latenessMax, 0)}) | ` +
         `worker ${f(r.cpuMsPerCallSecond, 2)} ms CPU per call-second, ${f(r.rssKiBPerCall)} KiB RSS per call | ` +
+        `after the calls ended: ${f(r.leftMiB, 2)} MiB left on the heap after a full GC ` +
+        `(${r.callsActiveAfter} calls active), RSS ${f(r.rssAfterKiBPerCall)} KiB per call over idle | ` +
         `inbound missing ${r.inboundMissing}, gaps ${r.inboundGaps} | frames out ${r.framesOut} | ` +
         `live ${r.live}/${calls}, failed ${r.failed}, dropped ${r.dropped} | callers ` +
         `${f((r.generatorCpuS / r.windowS) * 100, 0)} % CPU, ELU ${f(r.generatorElu * 100, 0)} % | machine ` +
@@ -240,8 +275,8 @@ for (const agent of agents) {
 }
 
 const lines = [
-  `| agent | calls held (lateness p99 < ${LATENESS_P99_MS} ms, no inbound gap) | calls per core from CPU | worker CPU ms per call-second | RSS KiB per call | lateness p99 ms (caller-side) | callers CPU % | machine busy % |`,
-  '|---|---|---|---|---|---|---|---|',
+  `| agent | calls held (lateness p99 < ${LATENESS_P99_MS} ms, no inbound gap) | calls per core from CPU | worker CPU ms per call-second | RSS KiB per call | left after the calls ended, MiB | lateness p99 ms (caller-side) | callers CPU % | machine busy % |`,
+  '|---|---|---|---|---|---|---|---|---|',
 ];
 for (const s of summary) {
   const r = s.ref;
@@ -250,7 +285,8 @@ for (const s of summary) {
     : `< ${ladder[0]}`;
   lines.push(
     `| ${s.agent} | ${held} | ${r ? f(1000 / r.cpuMsPerCallSecond, 0) : '—'} | ${r ? f(r.cpuMsPerCallSecond, 2) : '—'} | ` +
-      `${r ? f(r.rssKiBPerCall) : '—'} | ${r ? `${f(r.workerLateP99, 2)} (${f(r.latenessP99, 2)})` : '—'} | ` +
+      `${r ? f(r.rssKiBPerCall) : '—'} | ${r ? f(r.leftMiB, 2) : '—'} | ` +
+      `${r ? `${f(r.workerLateP99, 2)} (${f(r.latenessP99, 2)})` : '—'} | ` +
       `${r ? f((r.generatorCpuS / r.windowS) * 100, 0) : '—'} | ${r ? f(r.machineBusy * 100, 0) : '—'} |`,
   );
 }
@@ -258,6 +294,10 @@ const maxBusy = Math.max(0, ...steps.map((s) => s.machineBusy)) * 100;
 const notes = [
   `Measured ${new Date().toISOString()} (${mode} mode), node ${process.version}, ${cpus().length} cores; ` +
     `a fresh worker per step; CPU, RSS and lateness are of the largest passing step (else the first).`,
+  '"left after the calls ended": the worker\'s heap and external memory after a full GC once every ' +
+    "call had ended, minus the idle worker's: the code the first calls compiled (a MiB or two " +
+    'whatever the number of calls); calls that leak show as a figure growing with the calls ' +
+    '(compare the steps).',
   '"calls per core from CPU" is 1000 ms ÷ the worker CPU per call-second: what one fully busy core ' +
     'would carry if nothing else limited it; "calls held" is what this machine showed, with the callers ' +
     'on the same cores.',

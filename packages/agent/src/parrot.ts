@@ -1,4 +1,4 @@
-import { concatPcm, dtmfFrequencies, dtmfTone } from '@callgate/audio';
+import { dtmfFrequencies, dtmfTone } from '@callgate/audio';
 import type { Agent, AgentCall, AgentSession } from './types.js';
 import { EnergyVad } from './vad.js';
 
@@ -45,20 +45,40 @@ export function createParrotAgent(options: ParrotOptions = {}): Agent {
       });
       // Frames before the start event: the voiced onset itself plus the pre-roll.
       const keepBeforeMs = VAD_START_MS + preRollMs;
-      let recent: Int16Array[] = [];
+      // Caller audio is copied into the parrot's own arrays, not kept as the frames it came in:
+      // a kept 20 ms frame would outlive the young generation and wait for a full GC, and costs
+      // V8 about as much bookkeeping again as its samples. `recent` holds the frames heard before
+      // speech started (their lengths in `recentLengths`, oldest first) from `recentStart`;
+      // `recording` the utterance being heard. `recent` has room for the pre-roll and two 20 ms
+      // frames: what is kept moves back to the start every other frame instead of it growing.
+      const recent = new PcmBuffer(
+        Math.ceil((keepBeforeMs * rate) / 1000) + 2 * Math.ceil(rate / 50),
+      );
+      const recentLengths: number[] = [];
+      let recentStart = 0;
       let recentMs = 0;
-      let recording: Int16Array[] | undefined;
+      let recording: PcmBuffer | undefined;
 
       return {
         onAudio(frame) {
           const event = vad.process(frame);
           if (recording) {
-            recording.push(frame);
+            recording.append(frame);
           } else {
-            recent.push(frame);
+            if (recentStart > 0 && recent.length + frame.length > recent.capacity) {
+              recent.dropFirst(recentStart);
+              recentStart = 0;
+            }
+            recent.append(frame);
+            recentLengths.push(frame.length);
             recentMs += (frame.length * 1000) / rate;
-            while (recent.length > 1 && recentMs - frameMs(recent[0]!, rate) >= keepBeforeMs) {
-              recentMs -= frameMs(recent.shift()!, rate);
+            while (
+              recentLengths.length > 1 &&
+              recentMs - samplesMs(recentLengths[0]!, rate) >= keepBeforeMs
+            ) {
+              const dropped = recentLengths.shift()!;
+              recentMs -= samplesMs(dropped, rate);
+              recentStart += dropped;
             }
           }
           if (!event) return;
@@ -66,15 +86,21 @@ export function createParrotAgent(options: ParrotOptions = {}): Agent {
             // Barge-in: the caller talks over the reply, so stop it now rather than at the end
             // of their sentence.
             if (call.isSpeaking) call.clear();
-            recording = recent;
-            recent = [];
+            // Room for what was kept, a second of speech and the silence that ends it: most
+            // replies never grow (copy) the array.
+            recording = new PcmBuffer(
+              recent.length - recentStart + Math.ceil(((1000 + endSilenceMs) * rate) / 1000),
+            );
+            recording.append(recent.samples().subarray(recentStart));
+            recent.dropFirst(recent.length);
+            recentLengths.length = 0;
+            recentStart = 0;
             recentMs = 0;
             return;
           }
-          const frames = recording ?? [];
+          const audio = recording?.samples() ?? new Int16Array(0);
           recording = undefined;
           if (event.type === 'discard') return;
-          const audio = concatPcm(frames);
           const dropMs = Math.max(0, event.trailingMs - tailMs);
           const keep = Math.max(0, audio.length - Math.round((dropMs * rate) / 1000));
           call.log.debug('parrot heard an utterance', {
@@ -99,6 +125,46 @@ export function createParrotAgent(options: ParrotOptions = {}): Agent {
   };
 }
 
-function frameMs(frame: Int16Array, rate: number): number {
-  return (frame.length * 1000) / rate;
+function samplesMs(samples: number, rate: number): number {
+  return (samples * 1000) / rate;
+}
+
+/** PCM16 appended at the end of one array, which grows (doubling) when full. */
+class PcmBuffer {
+  #buffer: Int16Array;
+  #length = 0;
+
+  constructor(capacity = 0) {
+    this.#buffer = new Int16Array(capacity);
+  }
+
+  get length(): number {
+    return this.#length;
+  }
+
+  get capacity(): number {
+    return this.#buffer.length;
+  }
+
+  append(pcm: Int16Array): void {
+    const end = this.#length + pcm.length;
+    if (end > this.#buffer.length) {
+      const grown = new Int16Array(Math.max(end, 2 * this.#buffer.length));
+      grown.set(this.#buffer.subarray(0, this.#length));
+      this.#buffer = grown;
+    }
+    this.#buffer.set(pcm, this.#length);
+    this.#length = end;
+  }
+
+  /** The samples appended so far (a view: valid until the next `append` or `dropFirst`). */
+  samples(): Int16Array {
+    return this.#buffer.subarray(0, this.#length);
+  }
+
+  /** Forgets the first `n` samples, moving the rest to the start. */
+  dropFirst(n: number): void {
+    this.#buffer.copyWithin(0, n, this.#length);
+    this.#length -= n;
+  }
 }

@@ -1,4 +1,4 @@
-import { Framer, createResampler, frameSamples, type PcmResampler } from '@callgate/audio';
+import { createResampler, frameSamples, type PcmResampler } from '@callgate/audio';
 
 export const FRAME_MS = 20;
 
@@ -30,18 +30,41 @@ export interface SayResult {
 const MAX_REMEMBERED_CLEARED = 1000;
 
 /**
+ * Whole frames of one `say()` piece at the transport rate, in one array; `next` is the sample
+ * offset of the first frame not yet taken. One array per piece instead of one per frame: a
+ * 20 ms array costs V8 about as much bookkeeping again as its 320 bytes of samples (an
+ * ArrayBuffer, its backing store and their trackers), and a queued utterance lives long enough
+ * to reach the old generation, where it waits for a full GC after playing.
+ */
+interface Run {
+  readonly kind: 'run';
+  readonly pcm: Int16Array;
+  next: number;
+}
+
+type QueueEntry = Run | { readonly kind: 'mark'; readonly utteranceId: string };
+
+/**
  * The outbound queue of one call: utterances at the agent's rate go in, 20 ms frames at the
  * transport's rate and marks come out, in order. It also tracks each utterance's mark from
  * "queued" through "sent" to "echoed" (played) or "cleared". Pure bookkeeping: no timers and
  * no I/O; the Call paces it and talks to the transport.
+ *
+ * A frame handed out is a view into its piece's array (a piece said with `say()` is copied in
+ * once, at the transport rate): do not write into it.
  */
 export class Playback {
   readonly #callId: string;
   readonly #maxQueuedFrames: number;
   readonly #resampler: PcmResampler | undefined;
-  readonly #framer: Framer;
-  #items: PlaybackItem[] = [];
+  readonly #samplesPerFrame: number;
+  /** Samples of a frame not yet complete (the end of the last piece), `#pendingLength` of them. */
+  #pending: Int16Array | undefined;
+  #pendingLength = 0;
+  #entries: (QueueEntry | undefined)[] = [];
   #head = 0;
+  /** What `peek()` returned for the head entry, so a peek and a take agree. */
+  #peeked: PlaybackItem | undefined;
   #queuedFrames = 0;
   #nextUtterance = 1;
   #open: string | undefined;
@@ -59,7 +82,7 @@ export class Playback {
       options.agentRate === options.transportRate
         ? undefined
         : createResampler(options.agentRate, options.transportRate);
-    this.#framer = new Framer(frameSamples(options.transportRate, FRAME_MS));
+    this.#samplesPerFrame = frameSamples(options.transportRate, FRAME_MS);
   }
 
   /** True while an utterance is open, queued, or sent and not yet echoed. */
@@ -69,7 +92,7 @@ export class Playback {
 
   /** True when nothing is waiting to be sent. */
   get isEmpty(): boolean {
-    return this.#head >= this.#items.length;
+    return this.#head >= this.#entries.length;
   }
 
   /** Whole frames waiting to be sent, in milliseconds. */
@@ -95,51 +118,115 @@ export class Playback {
     }
     const utteranceId = this.#open;
     let droppedFrames = 0;
-    const enqueue = (frames: Iterable<Int16Array>): void => {
-      for (const frame of frames) {
-        if (this.#queuedFrames >= this.#maxQueuedFrames) {
-          droppedFrames++;
-          continue;
-        }
-        this.#items.push({ kind: 'frame', frame });
-        this.#queuedFrames++;
-      }
-    };
-    const atTransportRate = this.#resampler ? this.#resampler.process(pcm) : pcm;
-    enqueue(this.#framer.push(atTransportRate));
-    if (final) {
+    if (this.#resampler) {
+      // The resampler's output is a fresh array nobody else holds: it may become a run as is.
+      droppedFrames += this.#append(this.#resampler.process(pcm), true);
       // The filter holds the last few milliseconds (its group delay); release them with the
       // utterance instead of leaking them into the start of the next one.
-      if (this.#resampler) enqueue(this.#framer.push(this.#resampler.flush()));
-      const last = this.#framer.flush();
-      if (last) enqueue([last]);
-      this.#items.push({ kind: 'mark', utteranceId });
+      if (final) droppedFrames += this.#append(this.#resampler.flush(), true);
+    } else {
+      droppedFrames += this.#append(pcm, false);
+    }
+    if (final) {
+      if (this.#pendingLength > 0) {
+        // The last partial frame, zero-padded.
+        const last = new Int16Array(this.#samplesPerFrame);
+        last.set(this.#pending!.subarray(0, this.#pendingLength));
+        this.#pendingLength = 0;
+        droppedFrames += this.#enqueue(last, 1);
+      }
+      this.#entries.push({ kind: 'mark', utteranceId });
       this.#open = undefined;
     }
     return { utteranceId, isNew, droppedMs: droppedFrames * FRAME_MS };
   }
 
+  /**
+   * Adds samples after the pending ones: every frame they complete is queued (while under
+   * `maxQueuedMs`, the rest dropped), the remainder is kept pending. Returns the frames dropped.
+   */
+  #append(pcm: Int16Array, owned: boolean): number {
+    const size = this.#samplesPerFrame;
+    const pendingLength = this.#pendingLength;
+    const total = pendingLength + pcm.length;
+    const frames = Math.floor(total / size);
+    const used = frames * size - pendingLength; // samples of `pcm` in those frames
+    const room = Math.max(0, this.#maxQueuedFrames - this.#queuedFrames);
+    const kept = Math.min(frames, room);
+    if (kept > 0) {
+      let run: Int16Array;
+      if (owned && pendingLength === 0 && kept === frames && used === pcm.length) {
+        run = pcm;
+      } else {
+        run = new Int16Array(kept * size);
+        if (pendingLength > 0) run.set(this.#pending!.subarray(0, pendingLength));
+        run.set(pcm.subarray(0, kept * size - pendingLength), pendingLength);
+      }
+      this.#enqueue(run, kept);
+    }
+    if (frames > 0) this.#pendingLength = 0;
+    const rest = pcm.length - (frames > 0 ? used : 0);
+    if (rest > 0) {
+      this.#pending ??= new Int16Array(size);
+      this.#pending.set(pcm.subarray(pcm.length - rest), this.#pendingLength);
+      this.#pendingLength += rest;
+    }
+    return frames - kept;
+  }
+
+  /** Queues `frames` whole frames (all of `pcm`), or drops them when the queue is full. */
+  #enqueue(pcm: Int16Array, frames: number): number {
+    if (this.#queuedFrames + frames > this.#maxQueuedFrames) return frames;
+    this.#entries.push({ kind: 'run', pcm, next: 0 });
+    this.#queuedFrames += frames;
+    return 0;
+  }
+
   /** The next item without taking it. */
   peek(): PlaybackItem | undefined {
-    return this.#items[this.#head];
+    if (this.#peeked) return this.#peeked;
+    const entry = this.#entries[this.#head];
+    if (!entry) return undefined;
+    if (entry.kind === 'mark') {
+      this.#peeked = entry;
+    } else {
+      const { pcm, next } = entry;
+      const size = this.#samplesPerFrame;
+      const frame = pcm.length === size ? pcm : pcm.subarray(next, next + size);
+      this.#peeked = { kind: 'frame', frame };
+    }
+    return this.#peeked;
   }
 
   /** Takes the next item; a mark moves its utterance to "sent, awaiting echo". */
   take(): PlaybackItem | undefined {
-    const item = this.#items[this.#head];
+    const item = this.peek();
     if (!item) return undefined;
-    this.#head++;
-    if (this.#head > 256 && this.#head * 2 > this.#items.length) {
-      this.#items = this.#items.slice(this.#head);
-      this.#head = 0;
-    }
-    if (item.kind === 'frame') {
+    this.#peeked = undefined;
+    const entry = this.#entries[this.#head]!;
+    if (entry.kind === 'run') {
       this.#queuedFrames--;
+      entry.next += this.#samplesPerFrame;
+      if (entry.next >= entry.pcm.length) this.#advance();
     } else {
-      this.#unmarked.delete(item.utteranceId);
-      this.#awaitingEcho.set(item.utteranceId, performance.now());
+      this.#advance();
+      this.#unmarked.delete(entry.utteranceId);
+      this.#awaitingEcho.set(entry.utteranceId, performance.now());
     }
     return item;
+  }
+
+  /** Drops the head entry: nothing keeps what was sent alive. */
+  #advance(): void {
+    const entries = this.#entries;
+    entries[this.#head++] = undefined;
+    if (this.#head >= entries.length) {
+      entries.length = 0;
+      this.#head = 0;
+    } else if (this.#head > 64 && this.#head * 2 > entries.length) {
+      this.#entries = entries.slice(this.#head);
+      this.#head = 0;
+    }
   }
 
   /**
@@ -166,12 +253,13 @@ export class Playback {
    * Returns how many sent marks were cleared.
    */
   clear(): number {
-    this.#items = [];
+    this.#entries = [];
     this.#head = 0;
+    this.#peeked = undefined;
     this.#queuedFrames = 0;
     this.#open = undefined;
     this.#unmarked.clear();
-    this.#framer.reset();
+    this.#pendingLength = 0;
     this.#resampler?.reset();
     const cleared = this.#awaitingEcho.size;
     for (const id of this.#awaitingEcho.keys()) this.#cleared.add(id);
@@ -185,6 +273,6 @@ export class Playback {
 
   /** Samples at the transport rate held back until the next frame completes. */
   get pendingSamples(): number {
-    return this.#framer.pendingSamples;
+    return this.#pendingLength;
   }
 }

@@ -1,6 +1,9 @@
 // Preloaded into the media worker by media.bench.js (`--import`): the worker's event-loop delay at
 // 1 ms resolution, which is how late its 20 ms pacer ticks (and so its outbound frames) fire.
 // On SIGUSR2 it writes the percentiles since the last SIGUSR2 to BENCH_LOOP_PROBE_FILE and resets.
+// On SIGWINCH it runs full garbage collections (the bench starts the worker with --expose-gc)
+// and writes what is left on the heap and outside it to BENCH_LOOP_PROBE_FILE + '.mem.json': the
+// bench's check that the calls' memory was freed once they ended.
 import { writeFileSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 
@@ -22,5 +25,22 @@ if (file) {
       }),
     );
     h.reset();
+  });
+  process.on('SIGWINCH', async () => {
+    // ArrayBuffers' memory goes back to the allocator in the background after a GC: give it a
+    // moment, then collect again and read.
+    globalThis.gc?.();
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    globalThis.gc?.();
+    const { heapUsed, external, arrayBuffers } = process.memoryUsage();
+    writeFileSync(
+      `${file}.mem.json`,
+      JSON.stringify({
+        collected: typeof globalThis.gc === 'function',
+        heapUsed,
+        external,
+        arrayBuffers,
+      }),
+    );
   });
 }
