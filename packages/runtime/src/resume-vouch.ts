@@ -1,4 +1,4 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { macMatches, signedMac } from './signed-token.js';
 
 /**
  * The proxy's word that an upgrade is a live call moving to this worker (a resumption), not a
@@ -68,7 +68,10 @@ export function signResumeVouch(options: SignResumeVouchOptions): string {
   if (!Number.isSafeInteger(attempt) || attempt < 1 || attempt > 999_999_999) {
     throw new RangeError(`attempt must be an integer from 1, got ${attempt}`);
   }
-  const tag = secret === undefined ? UNSIGNED : mac(secret, issuedAtMs, attempt, path, tunnelId);
+  const tag =
+    secret === undefined
+      ? UNSIGNED
+      : mac(secret, issuedAtMs, attempt, path, tunnelId).toString('base64url');
   return `${VERSION}.${issuedAtMs}.${attempt}.${tag}`;
 }
 
@@ -91,12 +94,7 @@ export function verifyResumeVouch(options: VerifyResumeVouchOptions): ResumeVouc
   if (tag === UNSIGNED) return { ok: false, reason: 'unsigned' };
   const tunnelId = options.tunnelId;
   if (tunnelId === undefined) return { ok: false, reason: 'bad-signature' };
-  const given = Buffer.from(tag, 'base64url');
-  const expected = Buffer.from(
-    mac(secret, issuedAtMs, attempt, options.path, tunnelId),
-    'base64url',
-  );
-  if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+  if (!macMatches(tag, mac(secret, issuedAtMs, attempt, options.path, tunnelId))) {
     return { ok: false, reason: 'bad-signature' };
   }
   const nowMs = options.nowMs ?? Date.now();
@@ -114,10 +112,6 @@ function mac(
   attempt: number,
   path: string,
   tunnelId: string,
-): string {
-  // The domain prefix keeps this MAC from ever matching a call token (or any other use) made
-  // with the same secret.
-  return createHmac('sha256', secret)
-    .update(`callgate-resume|${VERSION}|${issuedAtMs}|${attempt}|${path}|${tunnelId}`, 'utf8')
-    .digest('base64url');
+): Buffer {
+  return signedMac(secret, 'callgate-resume', [VERSION, issuedAtMs, attempt, path, tunnelId]);
 }

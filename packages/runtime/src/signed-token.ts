@@ -38,6 +38,28 @@ export interface IssuedSignedToken {
 }
 
 const VERSION = 'v1';
+
+/**
+ * The one MAC construction of callgate's signed values (tokens, the resume vouch, the
+ * `<Connect action>` state): HMAC-SHA256 over `<purpose>|<field>|<field>...`, raw bytes. The
+ * purpose comes first, so a MAC made for one use never verifies for another under the same secret;
+ * callers pass fields that cannot contain `|` (digits, base64url, ids, paths) or come last.
+ */
+export function signedMac(
+  secret: string | Uint8Array,
+  purpose: string,
+  fields: readonly (string | number)[],
+): Buffer {
+  return createHmac('sha256', secret)
+    .update(`${purpose}|${fields.join('|')}`, 'utf8')
+    .digest();
+}
+
+/** Whether `given` (base64url) is `expected`, compared in constant time. */
+export function macMatches(given: string, expected: Buffer): boolean {
+  const bytes = Buffer.from(given, 'base64url');
+  return bytes.length === expected.length && timingSafeEqual(bytes, expected);
+}
 const MAC_CHARS = 43; // HMAC-SHA256 (32 bytes) in unpadded base64url
 const MAX_EXPIRY_DIGITS = 12;
 
@@ -108,9 +130,8 @@ export class SignedToken {
     if (!m) return { ok: false, reason: 'malformed' };
     const expiresAt = Number(m[1]);
     const nonce = this.#nonceBytes === 0 ? '' : m[2]!;
-    const given = Buffer.from(m[m.length - 1]!, 'base64url');
     const expected = this.#mac(options.secret, options.subject, expiresAt, nonce);
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+    if (!macMatches(m[m.length - 1]!, expected)) {
       return { ok: false, reason: 'bad-signature' };
     }
     const expiresAtMs = expiresAt * 1000;
@@ -119,8 +140,6 @@ export class SignedToken {
   }
 
   #mac(secret: string | Uint8Array, subject: string, expiresAt: number, nonce: string): Buffer {
-    return createHmac('sha256', secret)
-      .update(`${this.#purpose}|${VERSION}|${subject}|${expiresAt}|${nonce}`, 'utf8')
-      .digest();
+    return signedMac(secret, this.#purpose, [VERSION, subject, expiresAt, nonce]);
   }
 }

@@ -1,4 +1,4 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { macMatches, signedMac } from '@callgate/runtime';
 
 /**
  * State of the `<Connect action>` loop for one call, carried in the action URL's own query string
@@ -38,7 +38,7 @@ export function encodeStreamActionState(
   state: StreamActionState,
 ): string {
   const q = new URLSearchParams({ r: String(state.reconnects), at: String(state.offeredAtMs) });
-  if (secret !== undefined) q.set('sig', mac(secret, callSid, state));
+  if (secret !== undefined) q.set('sig', mac(secret, callSid, state).toString('base64url'));
   return q.toString();
 }
 
@@ -60,9 +60,7 @@ export function decodeStreamActionState(
   const sig = query.get('sig');
   if (sig === null) return { ok: false, reason: 'unsigned' };
   if (!SIG_RE.test(sig)) return { ok: false, reason: 'malformed' };
-  const given = Buffer.from(sig, 'base64url');
-  const expected = Buffer.from(mac(secret, callSid, state), 'base64url');
-  if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+  if (!macMatches(sig, mac(secret, callSid, state))) {
     return { ok: false, reason: 'bad-signature' };
   }
   return { ok: true, state, signed: true };
@@ -90,9 +88,11 @@ export function decideStreamAction(
   return { kind: 'reconnect', reconnects: before + 1, streamLastedMs, stable };
 }
 
-function mac(secret: string, callSid: string, state: StreamActionState): string {
-  // A domain prefix keeps this MAC from ever matching a call token or a resume vouch.
-  return createHmac('sha256', secret)
-    .update(`callgate-stream-action|v1|${callSid}|${state.reconnects}|${state.offeredAtMs}`, 'utf8')
-    .digest('base64url');
+function mac(secret: string, callSid: string, state: StreamActionState): Buffer {
+  return signedMac(secret, 'callgate-stream-action', [
+    'v1',
+    callSid,
+    state.reconnects,
+    state.offeredAtMs,
+  ]);
 }

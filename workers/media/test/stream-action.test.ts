@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import { getExpectedTwilioSignature } from 'twilio/lib/webhooks/webhooks.js';
 import { describe, expect, it } from 'vitest';
 import {
@@ -79,6 +80,16 @@ const SIGNED: Partial<MediaWorkerConfig> = {
 };
 
 describe('stream action state', () => {
+  it('signs exactly "callgate-stream-action|v1|<CallSid>|<r>|<at>" (workers of other versions agree)', () => {
+    const query = new URLSearchParams(
+      encodeStreamActionState(secret, callSid, { reconnects: 2, offeredAtMs: 1_700_000_000_123 }),
+    );
+    const expected = createHmac('sha256', secret)
+      .update(`callgate-stream-action|v1|${callSid}|2|1700000000123`, 'utf8')
+      .digest('base64url');
+    expect(query.get('sig')).toBe(expected);
+  });
+
   it('round-trips, signed and unsigned', () => {
     const q = new URLSearchParams(encodeStreamActionState(secret, callSid, s(2, 1234)));
     expect(decodeStreamActionState(secret, callSid, q)).toEqual({
