@@ -73,7 +73,7 @@ export class MediaCall {
   #expectedTs: number | undefined;
   #gaps = 0;
   #gapMs = 0;
-  #mediaMessagesIn = 0;
+  #audioMessagesIn = 0;
   #foreignMarks = 0;
   #audioMsIn = 0;
   #finished = false;
@@ -177,7 +177,7 @@ export class MediaCall {
     const ms = (pcm.length * 1000) / this.#rate;
     if (ms > this.#aheadBudgetMs()) return false;
     this.#audioMsIn += ms;
-    this.#mediaMessagesIn++;
+    this.#audioMessagesIn++;
     const metrics = this.#metrics;
     const provider = this.provider;
     metrics.tallies.audioMessagesIn.add(provider);
@@ -246,7 +246,7 @@ export class MediaCall {
     metrics.callDuration.observe({ provider }, durationMs / 1000);
     const stats = {
       ...call.stats,
-      mediaMessagesIn: this.#mediaMessagesIn,
+      audioMessagesIn: this.#audioMessagesIn,
       inboundGaps: this.#gaps,
       inboundGapMs: this.#gapMs,
       ...(this.resume === undefined ? {} : { foreignMarksIgnored: this.#foreignMarks }),

@@ -261,7 +261,7 @@ describe('recording a call through the worker', () => {
       provider: 'twilio',
       workerId: 'test-worker',
       reason: 'caller-hangup',
-      stats: { mediaMessagesIn: 10, framesOut: 5, marksSent: 1 },
+      stats: { audioMessagesIn: 10, framesOut: 5, marksSent: 1 },
     });
     expect(typeof summary.startedAt).toBe('string');
     expect(typeof summary.endedAt).toBe('string');
