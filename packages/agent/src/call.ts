@@ -238,21 +238,21 @@ export class Call extends EventEmitter<CallEvents> {
     else this.#inbound?.holdDigit(digit);
   }
 
-  /** How long the oldest sent mark has waited for its echo (ms); undefined when none waits. */
-  get markEchoWaitMs(): number | undefined {
-    return this.#playback?.oldestEchoWaitMs();
+  /** How long the oldest sent mark has waited for its ack (ms); undefined when none waits. */
+  get markAckWaitMs(): number | undefined {
+    return this.#playback?.oldestAckWaitMs();
   }
 
   /**
-   * A mark echo from the transport: "played" unless its utterance was cleared. Returns what the
-   * echo was (undefined once the call ended). An `unknown` mark is left to the caller: on a fresh
+   * A mark acked by the peer (Twilio sends it back; the page sends `mark`): "played" unless its
+   * utterance was cleared. Returns what the ack was (undefined once the call ended). An `unknown` mark is left to the caller: on a fresh
    * call the media session counts it as a bad message; on a resumed call (`info.resumed`) it is
    * normal, an echo of audio an earlier worker sent, ignored here without a warning and counted
    * by the caller of this method.
    */
   receiveMark(name: string): MarkOutcome | undefined {
     if (this.isEnded || !this.#playback) return undefined;
-    const outcome = this.#playback.markEchoed(name);
+    const outcome = this.#playback.markAcked(name);
     if (outcome === 'cleared') {
       this.#stats.marksCleared++;
       return outcome;

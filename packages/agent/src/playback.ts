@@ -47,7 +47,7 @@ type QueueEntry = Run | { readonly kind: 'mark'; readonly utteranceId: string };
 /**
  * The outbound queue of one call: utterances at the agent's rate go in, 20 ms frames at the
  * transport's rate and marks come out, in order. It also tracks each utterance's mark from
- * "queued" through "sent" to "echoed" (played) or "cleared". Pure bookkeeping: no timers and
+ * "queued" through "sent" to "acked" (played) or "cleared". Pure bookkeeping: no timers and
  * no I/O; the Call paces it and talks to the transport.
  *
  * A frame handed out is a view into its piece's array (a piece said with `say()` is copied in
@@ -85,7 +85,7 @@ export class Playback {
     this.#samplesPerFrame = frameSamples(options.transportRate, FRAME_MS);
   }
 
-  /** True while an utterance is open, queued, or sent and not yet echoed. */
+  /** True while an utterance is open, queued, or sent and not yet acked. */
   get isSpeaking(): boolean {
     return this.#unmarked.size > 0 || this.#awaitingEcho.size > 0;
   }
@@ -234,13 +234,13 @@ export class Playback {
    * Marks go out right behind their audio, a moment ahead of real time, so a caller that reads
    * and plays its audio echoes each within a fraction of a second: a long wait is a stuck reader.
    */
-  oldestEchoWaitMs(now: number = performance.now()): number | undefined {
+  oldestAckWaitMs(now: number = performance.now()): number | undefined {
     for (const sentAt of this.#awaitingEcho.values()) return now - sentAt;
     return undefined;
   }
 
   /** Classifies a mark echo and forgets the utterance. */
-  markEchoed(name: string): MarkOutcome {
+  markAcked(name: string): MarkOutcome {
     if (this.#awaitingEcho.delete(name)) return 'played';
     if (this.#cleared.delete(name)) return 'cleared';
     return 'unknown';

@@ -224,7 +224,7 @@ export class MediaCall {
 
   /** How long the oldest sent mark has waited for its ack (ms); undefined when none waits. */
   get markAckWaitMs(): number | undefined {
-    return this.call.markEchoWaitMs;
+    return this.call.markAckWaitMs;
   }
 
   /**
