@@ -79,19 +79,16 @@ export class Listener implements Service {
 
   constructor(options: ListenerOptions) {
     this.#options = options;
+    // How often the header deadlines are checked, Node's and this class's (Node's default is 30 s).
+    this.#checkInterval = Math.min(1000, Math.max(50, Math.floor(options.headersTimeoutMs / 4)));
     this.#server = createServer({
       maxHeaderSize: options.maxHeaderBytes,
       // The router checks Host itself (presence and syntax), with a code and a log line.
       requireHostHeader: false,
       headersTimeout: options.headersTimeoutMs,
       requestTimeout: options.requestTimeoutMs,
-      // How often the two deadlines above are checked (Node's default is 30 s).
-      connectionsCheckingInterval: Math.min(
-        1000,
-        Math.max(50, Math.floor(options.headersTimeoutMs / 4)),
-      ),
+      connectionsCheckingInterval: this.#checkInterval,
     });
-    this.#checkInterval = Math.min(1000, Math.max(50, Math.floor(options.headersTimeoutMs / 4)));
     this.#server.maxConnections = options.maxConnections;
     // A handshake has a dozen headers; Node keeps only the first 100 of a flood (ws CVE-2024-37890).
     this.#server.maxHeadersCount = MAX_HEADERS;
