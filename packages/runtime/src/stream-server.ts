@@ -6,6 +6,7 @@ import { Counter, Gauge } from 'prom-client';
 import type { Registry } from 'prom-client';
 import { WebSocket, WebSocketServer } from 'ws';
 import { closeOrTerminate } from './close-or-terminate.js';
+import { env } from './env-schema.js';
 import {
   CallgateError,
   NotStartedError,
@@ -137,6 +138,30 @@ export const STREAM_SERVER_DEFAULTS = {
   maxPayloadBytes: 65_536,
   heartbeatIntervalMs: 15_000,
 } as const;
+
+/**
+ * The environment variables behind a StreamServer's settings, read the same way by every worker:
+ * name, default and bounds live here; each worker words its own README line where the meaning
+ * differs (calls or sessions). `ACCEPT_GRACE_MS` defaults to 5000 in a deployed worker (the library
+ * default is 0): long enough for the proxies' next readiness probe with their default timings.
+ */
+export const streamServerEnv = {
+  acceptGraceMs: (doc: string) => env.int('ACCEPT_GRACE_MS', 5000, { min: 0, max: 600_000 }, doc),
+  heartbeatIntervalMs: () =>
+    env.int(
+      'HEARTBEAT_INTERVAL_MS',
+      STREAM_SERVER_DEFAULTS.heartbeatIntervalMs,
+      { min: 100, max: 600_000 },
+      'WebSocket ping interval; a missed pong ends the session',
+    ),
+  maxBufferedBytes: (doc: string) =>
+    env.int(
+      'MAX_BUFFERED_BYTES',
+      STREAM_SERVER_DEFAULTS.maxBufferedBytes,
+      { min: 16_384, max: 1 << 30 },
+      doc,
+    ),
+};
 
 /** Closing every session at `destroy()`: the drain deadline passed, so the worker is restarting. */
 const SERVICE_RESTART = { code: 1012, reason: 'service restart' } as const;

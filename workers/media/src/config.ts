@@ -6,7 +6,7 @@ import {
   readEnv,
   type Env,
   type EnvValues,
-  STREAM_SERVER_DEFAULTS,
+  streamServerEnv,
 } from '@callgate/runtime';
 import { DEFAULT_PLAYBACK_LEAD_MS } from '@callgate/agent';
 
@@ -112,23 +112,12 @@ export const MEDIA_ENV = defineEnv({
    * proxies route here until their next readiness probe. Above the proxy's
    * HEALTH_CHECK_INTERVAL_MS + HEALTH_CHECK_TIMEOUT_MS.
    */
-  acceptGraceMs: env.int(
-    'ACCEPT_GRACE_MS',
-    5000,
-    { min: 0, max: 600_000 },
+  acceptGraceMs: streamServerEnv.acceptGraceMs(
     "on SIGTERM, `/readyz` turns 503 at once but new calls are still accepted this long, until every proxy has probed and stopped sending them here. Must exceed the proxy's `HEALTH_CHECK_INTERVAL_MS` + `HEALTH_CHECK_TIMEOUT_MS` (3000 by default); `0` refuses new calls from the SIGTERM on",
   ),
-  heartbeatIntervalMs: env.int(
-    'HEARTBEAT_INTERVAL_MS',
-    STREAM_SERVER_DEFAULTS.heartbeatIntervalMs,
-    { min: 100, max: 600_000 },
-    'WebSocket ping interval; a missed pong ends the session',
-  ),
+  heartbeatIntervalMs: streamServerEnv.heartbeatIntervalMs(),
   /** A socket whose `ws.bufferedAmount` passes this is shed with 1013. */
-  maxBufferedBytes: env.int(
-    'MAX_BUFFERED_BYTES',
-    STREAM_SERVER_DEFAULTS.maxBufferedBytes,
-    { min: 16_384, max: 1 << 30 },
+  maxBufferedBytes: streamServerEnv.maxBufferedBytes(
     "bytes queued in the worker's WebSocket before a slow reader is shed with 1013. They queue only once the kernel's socket buffers on both hops (0.5–1.5 MB per call, a minute or more of Twilio audio) are full, so the bound that holds is `STUCK_READER_MS`",
   ),
   /** How long a socket may stay open without a `start` (or SansPBX `answer`). */

@@ -9,7 +9,7 @@ import {
   readEnv,
   type Env,
   type EnvValues,
-  STREAM_SERVER_DEFAULTS,
+  streamServerEnv,
 } from '@callgate/runtime';
 import { MIN_SECRET_BYTES } from './session-token.js';
 
@@ -97,23 +97,12 @@ export const TEST_AGENT_ENV = defineEnv({
    * the proxies route here until their next readiness probe. Above the proxy's
    * HEALTH_CHECK_INTERVAL_MS + HEALTH_CHECK_TIMEOUT_MS.
    */
-  acceptGraceMs: env.int(
-    'ACCEPT_GRACE_MS',
-    5000,
-    { min: 0, max: 600_000 },
+  acceptGraceMs: streamServerEnv.acceptGraceMs(
     "as for the media worker: after SIGTERM, new sessions (`POST /test-agent/sessions`) and their sockets are still accepted this long. Must exceed the proxy's `HEALTH_CHECK_INTERVAL_MS` + `HEALTH_CHECK_TIMEOUT_MS`",
   ),
-  heartbeatIntervalMs: env.int(
-    'HEARTBEAT_INTERVAL_MS',
-    STREAM_SERVER_DEFAULTS.heartbeatIntervalMs,
-    { min: 100, max: 600_000 },
-    'WebSocket ping interval; a missed pong ends the session',
-  ),
+  heartbeatIntervalMs: streamServerEnv.heartbeatIntervalMs(),
   /** A socket whose `ws.bufferedAmount` passes this is shed with 1013. */
-  maxBufferedBytes: env.int(
-    'MAX_BUFFERED_BYTES',
-    STREAM_SERVER_DEFAULTS.maxBufferedBytes,
-    { min: 16_384, max: 1 << 30 },
+  maxBufferedBytes: streamServerEnv.maxBufferedBytes(
     'outbound bytes queued for a browser before it is shed as a slow reader (1013)',
   ),
   /** Malformed messages tolerated per session; one more closes it with 1008. */
