@@ -30,6 +30,10 @@ describe('leastTunnels', () => {
   });
 });
 
+// rendezvousScore of ('session-1', '10.0.0.1:8080') and ('CAfeed', 'media:8081').
+const PINNED_SESSION_1 = 73360506767196;
+const PINNED_CAFEED = 77612432374112;
+
 describe('rendezvous', () => {
   const pool = [b('10.0.0.1:8080', 0), b('10.0.0.2:8080', 9), b('10.0.0.3:8080', 4)];
 
@@ -64,7 +68,42 @@ describe('rendezvous', () => {
     expect(moved).toBeLessThan(150);
   });
 
+  it('spreads keys evenly: 16,000 CallSids over 16 workers, each within 15 % of its share', () => {
+    const workers = Array.from({ length: 16 }, (_, i) => b(`10.0.${i >> 2}.${i}:8081`, 0));
+    const counts = new Map<string, number>();
+    for (let i = 0; i < 16_000; i++) {
+      const sid = `CA${i.toString(16).padStart(32, '0')}`;
+      const id = rendezvous(sid, workers)!.id;
+      counts.set(id, (counts.get(id) ?? 0) + 1);
+    }
+    expect(counts.size).toBe(16);
+    for (const n of counts.values()) {
+      expect(n).toBeGreaterThan(850);
+      expect(n).toBeLessThan(1150);
+    }
+  });
+
+  it('gives 48-bit scores that move with every character of either string', () => {
+    const base = rendezvousScore('CA0123456789abcdef0123456789abcdef', '10.0.0.1:8081');
+    expect(Number.isInteger(base)).toBe(true);
+    expect(base).toBeGreaterThanOrEqual(0);
+    expect(base).toBeLessThan(2 ** 48);
+    // One character changed, on either side, anywhere: a different score each time.
+    const scores = new Set([base]);
+    for (let i = 0; i < 34; i++) {
+      const key = 'CA0123456789abcdef0123456789abcdef';
+      scores.add(rendezvousScore(key.slice(0, i) + 'z' + key.slice(i + 1), '10.0.0.1:8081'));
+    }
+    for (const id of ['10.0.0.2:8081', '10.0.0.1:8082', '11.0.0.1:8081']) {
+      scores.add(rendezvousScore('CA0123456789abcdef0123456789abcdef', id));
+    }
+    expect(scores.size).toBe(38);
+  });
+
   it('has a stable score (the same on every proxy replica and version)', () => {
+    // Pinned: every replica must agree, so a change here sends calls elsewhere during a rollout.
+    expect(rendezvousScore('session-1', '10.0.0.1:8080')).toBe(PINNED_SESSION_1);
+    expect(rendezvousScore('CAfeed', 'media:8081')).toBe(PINNED_CAFEED);
     expect(rendezvousScore('session-1', '10.0.0.1:8080')).toBe(
       rendezvousScore('session-1', '10.0.0.1:8080'),
     );
