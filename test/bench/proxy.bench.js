@@ -89,6 +89,16 @@ const TARGETS = [
   },
   { name: 'nginx', label: 'nginx', kind: 'nginx', route: 'media' },
   {
+    // Only with --targets=...: lib/bare-relay.js, the least a Node relay can do with documented
+    // APIs (no guard, route, log or metric), launched with the proxy's V8 flags: the part of the
+    // gap to nginx that is Node's own.
+    name: 'node-floor',
+    label: 'bare Node relay',
+    kind: 'floor',
+    route: 'media',
+    optional: true,
+  },
+  {
     // Only with --targets=...: the media route with frame tracking off (CALL_CONTINUITY=false),
     // everything else the same, to price call continuity on its own.
     name: 'callgate-media-untracked',
@@ -352,6 +362,17 @@ async function startTarget(t, backendPort, tmp) {
       child.stopGraceMs = 15_000;
     }
     return { port: listening.port, pids: [child.pid], children: [child] };
+  }
+  if (t.kind === 'floor') {
+    const child = track(
+      spawn(
+        process.execPath,
+        [...PROXY_NODE_FLAGS, ...nodeArgs, join(here, 'lib/bare-relay.js'), String(backendPort)],
+        { stdio: ['ignore', 'pipe', 'inherit'] },
+      ),
+    );
+    const { port } = await firstLine(child, (l) => 'port' in l, 'bare relay');
+    return { port, pids: [child.pid], children: [child] };
   }
   // nginx: a private prefix, its own config, never the system service.
   const port = await freePort();
@@ -626,7 +647,7 @@ function buildTable(results) {
       }
     }
   }
-  const callgates = targets.filter((t) => t.kind === 'callgate');
+  const callgates = targets.filter((t) => t.kind === 'callgate' || t.kind === 'floor');
   const hasNginx = targets.some((t) => t.kind === 'nginx');
   const header = ['figure', ...targets.map((t) => t.label)];
   if (hasNginx) header.push(...callgates.map((t) => `${t.label} ÷ nginx`));
