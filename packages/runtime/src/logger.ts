@@ -229,8 +229,9 @@ function makeLogger(
   const write = (level: LogLevel, msg: string, fields?: LogFields): void => {
     if (LEVELS[level] < minLevel) return;
     if (throttle && !throttle.admit(level, msg, base, fields)) return;
-    const line: LogFields = { time: new Date().toISOString(), level, msg, ...base };
-    if (fields) for (const [k, v] of Object.entries(fields)) line[k] = serialize(v);
+    const line: LogFields = { time: isoNow(), level, msg, ...base };
+    // for-in, not Object.entries: no array of pairs per line (a busy proxy writes two a call).
+    if (fields) for (const k in fields) line[k] = serialize(fields[k]);
     let text: string;
     try {
       text = JSON.stringify(line);
@@ -246,6 +247,18 @@ function makeLogger(
     error: (msg, fields) => write('error', msg, fields),
     child: (fields) => makeLogger(minLevel, stream, { ...base, ...fields }, throttle),
   };
+}
+
+let isoMs = -1;
+let iso = '';
+/** The time as ISO 8601, formatted once per millisecond (lines come in bursts: 0.5 µs each). */
+function isoNow(): string {
+  const ms = Date.now();
+  if (ms !== isoMs) {
+    isoMs = ms;
+    iso = new Date(ms).toISOString();
+  }
+  return iso;
 }
 
 function serialize(value: unknown): unknown {
