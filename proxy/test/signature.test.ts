@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { getExpectedTwilioSignature, validateRequest } from 'twilio/lib/webhooks/webhooks.js';
 import { SignatureCheck } from '../src/signature.js';
 import {
   closed,
@@ -54,6 +55,30 @@ describe('SignatureCheck', () => {
     expect(plain.signedUrl('/media-stream/abc')).toBe('ws://edge.example.com/media-stream/abc');
     expect(plain.verify('/media-stream/abc', VECTOR)).toBe('invalid');
   });
+
+  // The exact URL is checked with one HMAC first; the verdict must stay exactly twilio's.
+  it.each([
+    ['https://edge.example.com', 'wss://edge.example.com/media-stream/abc'],
+    ['https://edge.example.com', 'wss://edge.example.com:80/media-stream/abc'],
+    ['https://edge.example.com', 'wss://edge.example.com:443/media-stream/abc'],
+    ['https://edge.example.com', 'wss://edge.example.com/media-stream/abd'],
+    ['https://edge.example.com', 'https://edge.example.com/media-stream/abc'],
+    ['https://edge.example.com:8443', 'wss://edge.example.com:8443/media-stream/abc'],
+    ['https://edge.example.com:8443', 'wss://edge.example.com/media-stream/abc'],
+    ['http://edge.example.com', 'ws://edge.example.com:80/media-stream/abc'],
+  ])(
+    'with PUBLIC_URL %s, a signature over %s gets twilio.validateRequest verdict',
+    (origin, signed) => {
+      const c = new SignatureCheck({
+        authToken: TOKEN,
+        publicUrl: new URL(origin),
+        mode: 'enforce',
+      });
+      const header = getExpectedTwilioSignature(TOKEN, signed, {});
+      const twilio = validateRequest(TOKEN, header, c.signedUrl('/media-stream/abc'), {});
+      expect(c.verify('/media-stream/abc', header)).toBe(twilio ? 'valid' : 'invalid');
+    },
+  );
 
   it('keeps a non-default port of PUBLIC_URL in the signed URL', () => {
     const ported = new SignatureCheck({

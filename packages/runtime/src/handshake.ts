@@ -62,7 +62,7 @@ export function checkWebSocketHandshake<Area extends string>(
     return bad('an upgrade request carries no body');
   }
   if (req.headLength !== 0) return bad('bytes sent before the 101');
-  return checkHost(area, req);
+  return hostVerdict(area, req.headers.host, counts.get('host'));
 }
 
 /**
@@ -74,14 +74,25 @@ export function checkHost<Area extends string>(
   area: Area,
   req: Pick<HandshakeRequest, 'headers' | 'rawHeaders'>,
 ): HandshakeResult<Area> {
+  let sent = 0;
+  for (let i = 0; i < req.rawHeaders.length; i += 2) {
+    if (req.rawHeaders[i]!.toLowerCase() === 'host') sent++;
+  }
+  return hostVerdict(area, req.headers.host, sent);
+}
+
+/** `sent`: how many Host headers came (the handshake check has counted them already). */
+function hostVerdict<Area extends string>(
+  area: Area,
+  host: string | undefined,
+  sent: number | undefined,
+): HandshakeResult<Area> {
   const bad = (reason: string): HandshakeResult<Area> => ({
     ok: false,
     code: `${area}_ERR_BAD_HOST`,
     reason,
   });
-  const counts = headerCounts(req.rawHeaders);
-  const host = req.headers.host;
-  if (counts.get('host') !== 1 || host === undefined) return bad('exactly one Host header needed');
+  if (sent !== 1 || host === undefined) return bad('exactly one Host header needed');
   if (host.length > 255) return bad('Host too long');
   const m = HOST.exec(host);
   if (!m) return bad('Host is not host[:port]');
