@@ -89,14 +89,12 @@ const TARGETS = [
   },
   { name: 'nginx', label: 'nginx', kind: 'nginx', route: 'media' },
   {
-    // Only with --targets=...: lib/bare-relay.js, the least a Node relay can do with documented
-    // APIs (no guard, route, log or metric), launched with the proxy's V8 flags: the part of the
-    // gap to nginx that is Node's own.
+    // lib/bare-relay.js, the least a Node relay can do with documented APIs (no guard, route, log
+    // or metric), launched with the proxy's V8 flags: the part of the gap to nginx that is Node's.
     name: 'node-floor',
     label: 'bare Node relay',
     kind: 'floor',
     route: 'media',
-    optional: true,
   },
   {
     // Only with --targets=...: the media route with frame tracking off (CALL_CONTINUITY=false),

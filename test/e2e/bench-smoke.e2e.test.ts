@@ -47,7 +47,7 @@ describe('benchmark smoke runs', () => {
     expect(code, output).toBe(0);
     const md = readFileSync(out, 'utf8');
     const header = md.split('\n')[0] ?? '';
-    for (const target of ['direct', 'callgate media', 'callgate test-agent']) {
+    for (const target of ['direct', 'callgate media', 'callgate test-agent', 'bare Node relay']) {
       expect(header).toContain(target);
     }
     const rows = tableRows(md);
