@@ -59,7 +59,9 @@ export function upstreamHeaders(
 ): IncomingHttpHeaders {
   const nominated = new Set(tokens(headers.connection).filter((name) => !END_TO_END.has(name)));
   const out: IncomingHttpHeaders = {};
-  for (const [name, value] of Object.entries(headers)) {
+  // for-in, not Object.entries: no array of pairs on every upgrade.
+  for (const name in headers) {
+    const value = headers[name];
     if (value === undefined) continue;
     if (HOP_BY_HOP.has(name) || PROXY_OWNED.has(name) || nominated.has(name)) continue;
     if (name.startsWith('x-forwarded-') || name.startsWith('proxy-')) continue;
