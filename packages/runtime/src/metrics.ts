@@ -9,8 +9,8 @@ type DefaultMetric = (registry: Registry, config: Record<string, unknown>) => vo
 /**
  * prom-client's default process and Node.js metrics (`process_*`, `nodejs_*`) on `registry`, all
  * but one: `nodejs_gc_duration_seconds`. That histogram needs a `PerformanceObserver` on GC
- * events, and with one installed, even one that does nothing, Node 20 adds to every pause: at 200
- * calls through the proxy, the round trip p99 went from 1.0–1.2 ms to 1.25–2.0 ms and p99.9 from
+ * events, and with one installed, even one that does nothing, every call's round trip grew a tail:
+ * at 200 calls through the proxy, p99 went from 1.0–1.2 ms to 1.25–2.0 ms and p99.9 from
  * 2–3 ms to 4–7 ms (the same proxy, the observer the only difference). Every process collects
  * through here. GC still shows in `nodejs_heap_*` and in the event-loop lag metrics.
  */
