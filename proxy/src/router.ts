@@ -138,13 +138,7 @@ export class Router {
       reject('none', 'PROXY_ERR_DRAINING', 'the proxy is draining');
       return;
     }
-    const gate = checkWebSocketHandshake('PROXY', {
-      method: req.method,
-      httpVersion: req.httpVersion,
-      headers: req.headers,
-      rawHeaders: req.rawHeaders,
-      headLength: head.length,
-    });
+    const gate = checkWebSocketHandshake('PROXY', req, head.length);
     if (!gate.ok) {
       reject('none', gate.code, gate.reason);
       return;

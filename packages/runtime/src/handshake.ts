@@ -1,14 +1,13 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { isIPv6 } from 'node:net';
 
+/** What the check reads of a request: Node's `IncomingMessage` has it, and so has the proxy's. */
 export interface HandshakeRequest {
-  method: string | undefined;
+  method?: string | undefined;
   httpVersion: string;
   headers: IncomingHttpHeaders;
   /** Alternating names and values, as received: duplicates are only visible here. */
   rawHeaders: readonly string[];
-  /** Bytes the client sent after the request head (`head` of the `upgrade` event). */
-  headLength: number;
 }
 
 /** The two refusals, named in the caller's area: `<AREA>_ERR_BAD_HANDSHAKE`, `<AREA>_ERR_BAD_HOST`. */
@@ -35,6 +34,8 @@ const HOST = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9_][A-Za-z0-9._-]*))(?::(\d{1,5
 export function checkWebSocketHandshake<Area extends string>(
   area: Area,
   req: HandshakeRequest,
+  /** Bytes the client sent after the request head (`head` of the `upgrade` event). */
+  headLength: number,
 ): HandshakeResult<Area> {
   const bad = (reason: string): HandshakeResult<Area> => ({
     ok: false,
@@ -61,7 +62,7 @@ export function checkWebSocketHandshake<Area extends string>(
   if (counts.has('content-length') || counts.has('transfer-encoding')) {
     return bad('an upgrade request carries no body');
   }
-  if (req.headLength !== 0) return bad('bytes sent before the 101');
+  if (headLength !== 0) return bad('bytes sent before the 101');
   return hostVerdict(area, req.headers.host, counts.get('host'));
 }
 

@@ -532,13 +532,7 @@ export class StreamServer<Ctx> implements DrainableService {
       this.#refuse(socket, 'bad_handshake', 'RUNTIME_ERR_BAD_HANDSHAKE', 'invalid request target');
       return;
     }
-    const handshake = checkWebSocketHandshake('RUNTIME', {
-      method: req.method,
-      httpVersion: req.httpVersion,
-      headers: req.headers,
-      rawHeaders: req.rawHeaders,
-      headLength: head.length,
-    });
+    const handshake = checkWebSocketHandshake('RUNTIME', req, head.length);
     if (!handshake.ok) {
       this.#refuse(socket, 'bad_handshake', handshake.code, handshake.reason, {}, url, req);
       return;

@@ -4,11 +4,14 @@ import { checkHost, checkWebSocketHandshake, type HandshakeRequest } from '../sr
 
 const KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
 
+/** A request and how many bytes came after its head. */
+type TestRequest = HandshakeRequest & { headLength: number };
+
 /** A valid handshake as Node would hand it over, with `changes` applied (undefined deletes). */
 function request(
   changes: Record<string, string | string[] | undefined> = {},
-  extra: Partial<Omit<HandshakeRequest, 'headers' | 'rawHeaders'>> = {},
-): HandshakeRequest {
+  extra: Partial<Omit<TestRequest, 'headers' | 'rawHeaders'>> = {},
+): TestRequest {
   const fields: [string, string][] = [
     ['Host', 'edge.example.com'],
     ['Upgrade', 'websocket'],
@@ -36,13 +39,18 @@ function request(
   };
 }
 
+/** The check on a test request, with the bytes it says came after its head. */
+function check(area: string, r: TestRequest) {
+  return checkWebSocketHandshake(area, r, r.headLength);
+}
+
 function lower(o: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(Object.entries(o).map(([k, v]) => [k.toLowerCase(), v]));
 }
 
 describe('checkWebSocketHandshake', () => {
   it('accepts a well-formed RFC 6455 handshake', () => {
-    expect(checkWebSocketHandshake('PROXY', request())).toEqual({ ok: true });
+    expect(check('PROXY', request())).toEqual({ ok: true });
   });
 
   it.each([
@@ -55,10 +63,10 @@ describe('checkWebSocketHandshake', () => {
     ['Host with an underscore (Docker names)', { Host: 'callgate_proxy' }],
     ['a subprotocol offer', { 'Sec-WebSocket-Protocol': 'audio.twilio.com' }],
   ])('accepts %s', (_what, changes) => {
-    expect(checkWebSocketHandshake('PROXY', request(changes))).toEqual({ ok: true });
+    expect(check('PROXY', request(changes))).toEqual({ ok: true });
   });
 
-  it.each<[string, Record<string, string | string[] | undefined>, Partial<HandshakeRequest>]>([
+  it.each<[string, Record<string, string | string[] | undefined>, Partial<TestRequest>]>([
     ['method POST', {}, { method: 'POST' }],
     ['method HEAD', {}, { method: 'HEAD' }],
     ['HTTP/1.0', {}, { httpVersion: '1.0' }],
@@ -79,7 +87,7 @@ describe('checkWebSocketHandshake', () => {
     ['Transfer-Encoding', { 'Transfer-Encoding': 'chunked' }, {}],
     ['bytes sent before the 101', {}, { headLength: 12 }],
   ])('rejects %s as PROXY_ERR_BAD_HANDSHAKE', (_what, changes, extra) => {
-    expect(checkWebSocketHandshake('PROXY', request(changes, extra))).toMatchObject({
+    expect(check('PROXY', request(changes, extra))).toMatchObject({
       ok: false,
       code: 'PROXY_ERR_BAD_HANDSHAKE',
     });
@@ -100,7 +108,7 @@ describe('checkWebSocketHandshake', () => {
     ['two Host headers', { Host: ['a.example', 'b.example'] }],
     ['Host too long', { Host: `${'a'.repeat(300)}.example` }],
   ])('rejects %s as PROXY_ERR_BAD_HOST', (_what, changes) => {
-    expect(checkWebSocketHandshake('PROXY', request(changes))).toMatchObject({
+    expect(check('PROXY', request(changes))).toMatchObject({
       ok: false,
       code: 'PROXY_ERR_BAD_HOST',
     });
@@ -180,13 +188,11 @@ describe('checkWebSocketHandshake in the RUNTIME area (StreamServer)', () => {
     const rawHeaders = Object.entries(headers).flatMap(([k, v]) =>
       v === undefined ? [] : [k, String(v)],
     );
-    const result = checkWebSocketHandshake('RUNTIME', {
-      method,
-      httpVersion: '1.1',
-      headers,
-      rawHeaders,
-      headLength: 0,
-    });
+    const result = checkWebSocketHandshake(
+      'RUNTIME',
+      { method, httpVersion: '1.1', headers, rawHeaders },
+      0,
+    );
     expect(result).toEqual(
       problem === undefined
         ? { ok: true }
