@@ -22,7 +22,7 @@ export interface PickOptions {
    */
   affinityKey?: string | undefined;
   /** Backends already tried for this request. */
-  exclude?: ReadonlySet<Backend>;
+  exclude?: ReadonlySet<Backend> | undefined;
 }
 
 export interface BackendAddress {

@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { errorCode, signResumeVouch, RESUME_HEADER, type Logger } from '@callgate/runtime';
 import type { Backend, Lease } from './backend.js';
-import { ConnectCancel, type Connector } from './connector.js';
+import { ConnectCancel, type ConnectResult, type Connector } from './connector.js';
 import type { ProxyErrorCode } from './errors.js';
 import type { Pool } from './pool.js';
 import { endSocket, rawErrorResponse, statusOf } from './responses.js';
@@ -339,8 +339,27 @@ export class Tunnel {
   // ---- connecting and the handshake ----
 
   #startConnect(): void {
-    this.#abort = new ConnectCancel();
-    this.#connect().catch((err: unknown) => this.#internalError(err));
+    const abort = new ConnectCancel();
+    this.#abort = abort;
+    const move = this.#move;
+    this.#connector.open(
+      this.#pool,
+      {
+        sessionId: this.#sessionId,
+        affinityKey: this.#affinityKey,
+        exclude: move ? move.tried : this.#busy,
+        signal: abort,
+        requestId: this.id,
+        onread: onUpstreamRead,
+      },
+      (result) => {
+        try {
+          this.#connected(result, move, abort);
+        } catch (err) {
+          this.#internalError(err);
+        }
+      },
+    );
   }
 
   #internalError(err: unknown): void {
@@ -350,17 +369,7 @@ export class Tunnel {
     else this.destroy('PROXY_ERR_INTERNAL');
   }
 
-  async #connect(): Promise<void> {
-    const move = this.#move;
-    const abort = this.#abort!;
-    const result = await this.#connector.connect(this.#pool, {
-      sessionId: this.#sessionId,
-      affinityKey: this.#affinityKey,
-      exclude: move ? move.tried : this.#busy,
-      signal: abort,
-      requestId: this.id,
-      onread: onUpstreamRead,
-    });
+  #connected(result: ConnectResult, move: Move | undefined, abort: ConnectCancel): void {
     const wanted = move
       ? this.#state === 'moving' && this.#move === move
       : this.#state === 'connecting';

@@ -9,8 +9,6 @@ import type { IncomingHttpHeaders } from 'node:http';
 export const MAX_RESPONSE_HEAD_BYTES = 16_384;
 
 const CRLF_CRLF = Buffer.from('\r\n\r\n');
-const STATUS_LINE = /^HTTP\/1\.[01] (\d{3})(?: [^\r\n]*)?$/;
-const HEADER_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*(.*?)[ \t]*$/;
 
 /** The request head, ready to write: `GET <url> HTTP/1.1`, the headers, a blank line. */
 export function requestHead(url: string, headers: IncomingHttpHeaders, extra = ''): Buffer {
@@ -58,21 +56,71 @@ export class ResponseHeadReader {
     if (end < 0) return this.#length > MAX_RESPONSE_HEAD_BYTES ? 'malformed' : 'more';
     if (end + 4 > MAX_RESPONSE_HEAD_BYTES) return 'malformed';
     const lines = all.toString('latin1', 0, end).split('\r\n');
-    const status = STATUS_LINE.exec(lines[0] ?? '');
-    if (!status) return 'malformed';
+    const status = statusOf(lines[0]!);
+    if (status < 0) return 'malformed';
     const headers: Array<[string, string]> = [];
     for (let i = 1; i < lines.length; i++) {
-      const m = HEADER_LINE.exec(lines[i]!);
-      if (!m) return 'malformed';
-      headers.push([m[1]!.toLowerCase(), m[2]!]);
+      const header = headerOf(lines[i]!);
+      if (header === undefined) return 'malformed';
+      headers.push(header);
     }
     return {
-      status: Number(status[1]),
+      status,
       headers,
       raw: all.subarray(0, end + 4),
       rest: all.subarray(end + 4),
     };
   }
+}
+
+// Read with character tests rather than regular expressions: a match array and its strings per
+// line were a tenth of what an upgrade allocates. The grammar is the same as before:
+// `HTTP/1.<0|1> <3 digits>[ <reason>]` and `<token>:[ \t]*<value>[ \t]*`, no CR or LF inside.
+
+/** Characters of an RFC 9110 token (a header name), by char code. */
+const TOKEN_CHARS = new Uint8Array(256);
+for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") {
+  TOKEN_CHARS[c.charCodeAt(0)] = 1;
+}
+
+function hasCrOrLf(line: string, from: number): boolean {
+  for (let i = from; i < line.length; i++) {
+    const c = line.charCodeAt(i);
+    if (c === 13 || c === 10) return true;
+  }
+  return false;
+}
+
+/** The status code of a status line, or -1 when the line is not one. */
+export function statusOf(line: string): number {
+  if (line.length < 12 || !line.startsWith('HTTP/1.')) return -1;
+  const minor = line.charCodeAt(7);
+  if ((minor !== 48 && minor !== 49) || line.charCodeAt(8) !== 32) return -1;
+  let status = 0;
+  for (let i = 9; i < 12; i++) {
+    const digit = line.charCodeAt(i) - 48;
+    if (digit < 0 || digit > 9) return -1;
+    status = status * 10 + digit;
+  }
+  if (line.length > 12 && (line.charCodeAt(12) !== 32 || hasCrOrLf(line, 13))) return -1;
+  return status;
+}
+
+/** A header line as [lower-case name, value without surrounding blanks], or undefined. */
+export function headerOf(line: string): [string, string] | undefined {
+  const colon = line.indexOf(':');
+  if (colon <= 0) return undefined;
+  for (let i = 0; i < colon; i++) if (TOKEN_CHARS[line.charCodeAt(i)] !== 1) return undefined;
+  if (hasCrOrLf(line, colon + 1)) return undefined;
+  let from = colon + 1;
+  let to = line.length;
+  while (from < to && isBlank(line.charCodeAt(from))) from++;
+  while (to > from && isBlank(line.charCodeAt(to - 1))) to--;
+  return [line.slice(0, colon).toLowerCase(), line.slice(from, to)];
+}
+
+function isBlank(c: number): boolean {
+  return c === 32 || c === 9;
 }
 
 export function headerValue(head: ResponseHead, name: string): string | undefined {
