@@ -1,6 +1,6 @@
 // Only the webhook helpers: `import twilio from 'twilio'` loads the whole REST client. twilio@6 has
 // no `exports` map, so this path is public.
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { validateRequest } from 'twilio/lib/webhooks/webhooks.js';
 import type { SignatureMode } from './config.js';
 
@@ -23,11 +23,14 @@ export interface SignatureCheckOptions {
 export class SignatureCheck {
   readonly mode: Exclude<SignatureMode, 'off'>;
   readonly #authToken: string;
+  /** The token as a key object, made once: a string key is converted on every HMAC. */
+  readonly #key: KeyObject;
   readonly #origin: string;
 
   constructor(options: SignatureCheckOptions) {
     this.mode = options.mode;
     this.#authToken = options.authToken;
+    this.#key = createSecretKey(Buffer.from(options.authToken, 'utf8'));
     // A plain-http origin (a local run without TLS) is dialled as ws://; production is wss://.
     const secure = options.publicUrl.protocol === 'https:' || options.publicUrl.protocol === 'wss:';
     this.#origin = `${secure ? 'wss' : 'ws'}://${options.publicUrl.host}`;
@@ -46,7 +49,7 @@ export class SignatureCheck {
     // Only a mismatch goes to twilio.validateRequest, which also tries the URL with and without
     // a default port and in normalized forms (up to six HMACs and two URL parses): the set of
     // accepted signatures is exactly twilio's, and a valid upgrade pays for one HMAC.
-    const expected = createHmac('sha1', this.#authToken).update(url).digest('base64');
+    const expected = createHmac('sha1', this.#key).update(url).digest('base64');
     if (header.length === expected.length) {
       const given = Buffer.from(header, 'latin1');
       if (given.length === expected.length && timingSafeEqual(given, Buffer.from(expected))) {
